@@ -1,0 +1,68 @@
+# kerasweep: `make sweep SPACE=cnn` runs a sweep, `make test` runs the tests.
+# The first target that needs it creates .venv and installs the locked stack (skipped when up to date).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+SPACE   ?= cnn
+ENGINE  ?= optuna
+STORE   ?= $(or $(KERASWEEP_STORE),runs)
+PORT    ?= 5000
+TRIALS  ?=
+EPOCHS  ?=
+NAME    ?=
+WORKERS ?=
+SWEEP   ?=
+CONFIG  ?=
+
+SWEEP_FLAGS = --engine $(ENGINE) --store $(STORE) \
+	$(if $(TRIALS),--trials $(TRIALS)) $(if $(EPOCHS),--epochs $(EPOCHS)) \
+	$(if $(NAME),--name $(NAME)) $(if $(WORKERS),--workers $(WORKERS))
+
+.DEFAULT_GOAL := help
+.PHONY: help install lock sweep status export train ui test test-slow clean
+
+help: ## List the targets with one line each
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+	@echo "  variables: SPACE=$(SPACE) ENGINE=$(ENGINE) STORE=$(STORE) TRIALS EPOCHS NAME WORKERS SWEEP CONFIG PORT"
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "Installing kerasweep and its locked dependencies into $(VENV)/ (first time: about 2 minutes) ..."
+	@$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	@$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the locked stack (pyproject.toml + constraints.txt)
+
+lock: $(STAMP) ## Re-pin constraints.txt from the current .venv (after changing dependencies)
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^kerasweep' > constraints.txt
+
+sweep: $(STAMP) ## Run or resume a sweep: make sweep SPACE=cnn [ENGINE TRIALS EPOCHS NAME WORKERS STORE]
+	$(BIN)/kerasweep sweep $(SPACE) $(SWEEP_FLAGS)
+
+status: $(STAMP) ## Sweeps in the store with counts per state and best value [SWEEP=name]
+	$(BIN)/kerasweep status $(SWEEP) --store $(STORE)
+
+export: $(STAMP) ## Export the best trial of a sweep: make export SWEEP=cnn
+	@test -n "$(SWEEP)" || { echo "usage: make export SWEEP=<sweep name>"; exit 2; }
+	$(BIN)/kerasweep export $(SWEEP) --store $(STORE)
+
+train: $(STAMP) ## Train an exported config: make train CONFIG=runs/exports/cnn.yaml
+	@test -n "$(CONFIG)" || { echo "usage: make train CONFIG=<exported yaml>"; exit 2; }
+	$(BIN)/kerasweep train $(CONFIG) --store $(STORE) $(if $(EPOCHS),--epochs $(EPOCHS))
+
+ui: $(STAMP) ## Serve the MLflow UI over the store on http://127.0.0.1:$(PORT)
+	$(BIN)/kerasweep ui --store $(STORE) --port $(PORT)
+
+test: $(STAMP) ## Run the test suite (what CI runs)
+	$(BIN)/python -m pytest
+
+test-slow: $(STAMP) ## Run the slow checks too (full default sweeps)
+	$(BIN)/python -m pytest -m slow
+
+clean: ## Remove the store (runs/), caches and build files; keeps .venv
+	rm -rf $(STORE) .pytest_cache build *.egg-info
+	find . -name __pycache__ -type d -not -path './$(VENV)/*' -exec rm -rf {} +

@@ -1,0 +1,198 @@
+"""`kerasweep sweep | status | export | train | ui`: parse arguments, call library functions, print.
+
+Exit codes: 0 success, 2 bad input (space file, flags, data, unknown sweep), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from search.errors import KerasweepError
+from search.quiet import silence
+from search.space import PRUNERS, SAMPLERS
+
+ENGINE_NAMES = ("optuna",)
+console = Console()
+err_console = Console(stderr=True)
+
+store_option = click.option(
+    "--store", type=click.Path(path_type=Path), envvar="KERASWEEP_STORE", default="runs", show_default=True,
+    help="Folder for all local state: Optuna storage, MLflow store, checkpoints, exports (env KERASWEEP_STORE).",
+)
+
+
+def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn kerasweep's own errors into one clear message and the right exit code, no traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except KerasweepError as exc:
+            for line in str(exc).splitlines():
+                err_console.print(f"[red]error:[/] {line}", highlight=False, markup=True, soft_wrap=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            err_console.print("Interrupted. Re-run the same command to resume.")
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="kerasweep")
+def main() -> None:
+    """Hyperparameter sweeps for Keras models: one space file, every trial in MLflow."""
+
+
+@main.command()
+@click.argument("space")
+@click.option("--engine", type=click.Choice(ENGINE_NAMES), default="optuna", show_default=True, help="Search engine.")
+@click.option("--trials", type=click.IntRange(min=1), help="Budget of complete + pruned trials (overrides the space).")
+@click.option("--epochs", type=click.IntRange(min=1), help="Most epochs a trial may train (overrides the space).")
+@click.option("--name", help="Sweep name (default: the space's name). The same name resumes the sweep.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Parallel trial processes.")
+@click.option("--sampler", type=click.Choice(SAMPLERS), help="Sampler (overrides the space; default tpe).")
+@click.option("--pruner", type=click.Choice(PRUNERS), help="Pruner (overrides the space; default hyperband).")
+@click.option("--seed", type=int, help="Seed for sampling, data split and weights (overrides the space).")
+@store_option
+@click.option("--storage", help="Optuna storage URL (sqlite:///..., postgresql://...) or a *.journal file.")
+@click.option("--verbose", is_flag=True, help="Show TensorFlow, Optuna and MLflow logs.")
+@reports_errors
+def sweep(space: str, engine: str, trials: int | None, epochs: int | None, name: str | None, workers: int,
+          sampler: str | None, pruner: str | None, seed: int | None, store: Path, storage: str | None,
+          verbose: bool) -> None:
+    """Run (or resume) a sweep of SPACE: a name under spaces/ or a path to a YAML file."""
+    silence(verbose)
+    from search.space import load_space
+    from search.sweep import make_config
+
+    parsed = load_space(space).with_overrides(trials=trials, epochs=epochs, sampler=sampler, pruner=pruner, seed=seed)
+    config = make_config(parsed, name=name, store=store, engine=engine, workers=workers, storage=storage, verbose=verbose)
+
+    from search.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    from search.export import export_best
+    from search.progress import ConsoleReporter, counts_line, summary_table
+    from search.sweep import run_sweep
+
+    metric = parsed.objective.metric
+    console.print(
+        f"Sweep [bold]{config.name}[/]: {parsed.model} on {parsed.data}, engine {engine}, "
+        f"{parsed.budget.trials} trials x {parsed.budget.epochs} epochs, {workers} worker(s), store {store}/"
+    )
+    with ConsoleReporter(config.name, parsed.budget.trials, metric, console) as reporter:
+        result = run_sweep(config, reporter)
+    console.print(counts_line(result))
+    if result.best is None:
+        console.print("No trial completed: nothing to export. Check failures with: kerasweep status " + config.name)
+        return
+    console.print(summary_table(result, metric, parsed.params))
+    path = export_best(config.name, store)[0]
+    console.print(f"Best {metric} {result.best.value:.4f} (trial {result.best.number}); config exported to {path}")
+    console.print(f"Next: [bold]make ui[/] to browse the runs, [bold]make train CONFIG={path}[/] to train it.")
+
+
+@main.command()
+@click.argument("name", required=False)
+@store_option
+@reports_errors
+def status(name: str | None, store: Path) -> None:
+    """Sweeps in the store with counts per state and the best value (or one sweep, in detail)."""
+    silence()
+    from rich.table import Table
+
+    from search.progress import summary_table
+    from search.sweep import list_sweeps, load_config, sweep_results
+
+    names = [name] if name else list_sweeps(store)
+    if not names:
+        console.print(f"No sweeps in {store}/ yet. Start one with: make sweep SPACE=cnn")
+        return
+    table = Table(title=f"Sweeps in {store}/")
+    for column in ("sweep", "engine", "budget", "complete", "pruned", "failed", "running", "best"):
+        table.add_column(column, justify="left" if column in ("sweep", "engine") else "right")
+    results = []
+    for sweep_name in names:
+        config = load_config(sweep_name, store)
+        result = sweep_results(config)
+        results.append((config, result))
+        c, best = result.counts, result.best
+        table.add_row(sweep_name, result.engine, str(result.budget), str(c["complete"]), str(c["pruned"]),
+                      str(c["failed"]), str(c["running"]),
+                      f"{best.value:.4f} (#{best.number})" if best else "-")
+    console.print(table)
+    if name:
+        config, result = results[0]
+        console.print(summary_table(result, config.space.objective.metric, config.space.params))
+
+
+@main.command()
+@click.argument("name")
+@click.option("--output", type=click.Path(path_type=Path), help="File to write (default <store>/exports/NAME.yaml).")
+@click.option("--top", type=click.IntRange(min=1), default=1, show_default=True, help="Export the K best trials.")
+@store_option
+@reports_errors
+def export(name: str, output: Path | None, top: int, store: Path) -> None:
+    """Write the best trial of sweep NAME as a config that `kerasweep train` takes as it is."""
+    silence()
+    from search.export import export_best
+
+    for path in export_best(name, store, output, top):
+        console.print(f"Exported {path}")
+
+
+@main.command()
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--epochs", type=click.IntRange(min=1), help="Epochs to train (default: the config's).")
+@click.option("--output", type=click.Path(path_type=Path), help="Model file (default <store>/models/<config>.keras).")
+@store_option
+@click.option("--verbose", is_flag=True, help="Show Keras progress and TensorFlow logs.")
+@reports_errors
+def train(config: Path, epochs: int | None, output: Path | None, store: Path, verbose: bool) -> None:
+    """Train an exported CONFIG with the sweep's own trainer and save the best model."""
+    silence(verbose)
+    import dataclasses
+
+    from search.export import load_export
+
+    spec = load_export(config)
+    if epochs:
+        spec = dataclasses.replace(spec, epochs=epochs)
+    from search.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    from trainers.fit import train as fit
+
+    model_path = output or store / "models" / f"{config.stem}.keras"
+    console.print(f"Training {spec.model} on {spec.data} for up to {spec.epochs} epochs ...")
+    result = fit(spec, checkpoint_path=model_path, verbose=2 if verbose else 0)
+    console.print(f"Best {spec.monitor} {result.best_value:.4f} at epoch {result.best_epoch + 1}; model saved to {model_path}")
+
+
+@main.command()
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
+@store_option
+def ui(port: int, store: Path) -> None:
+    """Serve the MLflow UI over the store's tracking data on 127.0.0.1."""
+    from search.tracking import tracking_uri_for
+
+    uri = tracking_uri_for(store)
+    console.print(f"MLflow UI on http://127.0.0.1:{port} (tracking store {uri}); Ctrl-C to stop.")
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", "127.0.0.1",
+               "--port", str(port), "--workers", "1"]
+    sys.exit(subprocess.call(command, env={**os.environ, "PYTHONWARNINGS": "ignore"}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,352 @@
+"""Optuna engine: ask/tell over an RDB (SQLite by default) or journal storage, N worker processes.
+
+The only place that translates a `Space` into Optuna's terms (`_suggest`, `make_sampler`,
+`make_pruner`). Each epoch is reported to the trial; the pruner's decision stops that trial's
+training. The budget counts complete + pruned trials, so failed or crashed trials never eat it.
+Crash safety: each running trial records its owner (host:pid) and a heartbeat; on the next start,
+trials whose owner is gone are marked failed in both Optuna and MLflow.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import multiprocessing
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+import optuna
+from optuna.trial import TrialState as OptunaState
+
+from search.errors import SweepAborted, UserInputError
+from search.results import SweepResult, TrialResult, TrialState
+from search.space import CategoricalParam, FloatParam, IntParam, Space
+from search.trial import resolve_values, run_trial
+
+if TYPE_CHECKING:
+    from search.engines import ProgressCallback
+    from search.sweep import SweepConfig
+
+STATES = {
+    OptunaState.COMPLETE: TrialState.COMPLETE,
+    OptunaState.PRUNED: TrialState.PRUNED,
+    OptunaState.FAIL: TrialState.FAILED,
+    OptunaState.RUNNING: TrialState.RUNNING,
+}
+OWNER_ATTR, RUN_ATTR, DISCARDED_ATTR = "kerasweep.owner", "kerasweep.mlflow_run_id", "kerasweep.discarded"
+HEARTBEAT_S, GRACE_S = 10, 60  # a trial whose worker stopped beating for a minute is stale
+
+
+# --- translating the space ------------------------------------------------------------------
+def make_sampler(space: Space, worker: int = 0, workers: int = 1) -> optuna.samplers.BaseSampler:
+    """The space's sampler; each worker gets its own seed so parallel workers do not repeat each other."""
+    seed = space.search.seed + worker
+    name = space.search.sampler
+    if name == "tpe":
+        # Few random start-up trials (the default 10 wastes a small budget), grouped multivariate TPE
+        # for conditional spaces, and constant liar so parallel workers spread out.
+        startup = max(3, min(10, space.budget.trials // 4))
+        return optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=startup, multivariate=True, group=True, constant_liar=workers > 1
+        )
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+
+
+def make_pruner(space: Space) -> optuna.pruners.BasePruner:
+    """The space's pruner with epochs (1..budget.epochs) as the resource."""
+    name, epochs = space.search.pruner, space.budget.epochs
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3)
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    if name == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+def _suggest(trial: optuna.Trial, space: Space) -> dict[str, Any]:
+    """Sample the active params in declaration order (parents before children, inactive ones absent)."""
+    values: dict[str, Any] = {}
+    for name, param in space.params.items():
+        if not space.is_active(name, values):
+            continue
+        if isinstance(param, FloatParam):
+            values[name] = trial.suggest_float(name, param.low, param.high, log=param.log, step=param.step)
+        elif isinstance(param, IntParam):
+            values[name] = trial.suggest_int(name, param.low, param.high, log=param.log, step=param.step or 1)
+        elif isinstance(param, CategoricalParam):
+            values[name] = trial.suggest_categorical(name, param.choices)
+    return values
+
+
+# --- storage ----------------------------------------------------------------------------------
+def storage_url(sweep: SweepConfig) -> str:
+    """`--storage` when given, else the store's SQLite file."""
+    return sweep.storage or f"sqlite:///{(sweep.store / 'optuna.db').resolve()}"
+
+
+def make_storage(sweep: SweepConfig) -> optuna.storages.BaseStorage:
+    """RDB storage with heartbeats (SQLite, PostgreSQL, MySQL), or a journal file for `*.journal`."""
+    url = storage_url(sweep)
+    if url.endswith((".journal", ".log")) and "://" not in url:
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        Path(url).parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(url))
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    try:
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
+        )
+    except Exception as exc:  # noqa: BLE001 - bad URLs surface as many different driver errors
+        raise UserInputError(f"--storage: cannot open {url!r}: {str(exc).splitlines()[0]}") from None
+
+
+def _study(sweep: SweepConfig, storage: optuna.storages.BaseStorage, worker: int = 0) -> optuna.Study:
+    space = sweep.space
+    return optuna.create_study(
+        study_name=sweep.name,
+        storage=storage,
+        direction=space.objective.direction,
+        sampler=make_sampler(space, worker, sweep.workers),
+        pruner=make_pruner(space),
+        load_if_exists=True,
+    )
+
+
+def results(sweep: SweepConfig) -> SweepResult:
+    """Every trial of the sweep's study (discarded over-budget asks left out)."""
+    storage = make_storage(sweep)
+    try:
+        study = optuna.load_study(study_name=sweep.name, storage=storage)
+        trials = study.get_trials(deepcopy=False)
+    except KeyError:
+        trials = []
+    found = tuple(
+        TrialResult(
+            number=t.number,
+            state=STATES.get(t.state, TrialState.FAILED),
+            value=t.value if t.values else _last_value(t),
+            params={**sweep.space.fixed, **t.params},
+            mlflow_run_id=t.user_attrs.get(RUN_ATTR),
+            epochs=max(t.intermediate_values, default=0),
+            error=t.user_attrs.get("kerasweep.error"),
+        )
+        for t in trials
+        if not t.system_attrs.get(DISCARDED_ATTR) and t.state is not OptunaState.WAITING
+    )
+    return SweepResult(sweep.name, "optuna", sweep.space.objective.direction, sweep.space.budget.trials, found)
+
+
+def _last_value(trial: optuna.trial.FrozenTrial) -> float | None:
+    steps = trial.intermediate_values
+    return steps[max(steps)] if steps else None
+
+
+# --- running ------------------------------------------------------------------------------------
+def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
+    """Fail what a dead process left running, then run the workers until the budget is met."""
+    storage = make_storage(sweep)
+    study = _study(sweep, storage)
+    if not study.get_trials(deepcopy=False):
+        defaults = sweep.space.default_values()
+        if defaults:  # a known-good first trial: the space's declared defaults
+            study.enqueue_trial(defaults, skip_if_exists=True)
+    _fail_orphans(sweep, study)
+    if sweep.workers == 1:
+        work(sweep, 0, on_progress)
+        return
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_worker_main, args=(sweep, i), daemon=False) for i in range(sweep.workers)]
+    gpus, visible = _gpu_ids(), os.environ.get("CUDA_VISIBLE_DEVICES")
+    for index, process in enumerate(processes):
+        if gpus:  # each worker sees one GPU, round robin
+            os.environ["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
+        process.start()
+    if gpus:
+        os.environ.pop("CUDA_VISIBLE_DEVICES") if visible is None else os.environ.update(CUDA_VISIBLE_DEVICES=visible)
+    try:
+        while any(p.is_alive() for p in processes):
+            on_progress(results(sweep))
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join(10)
+        _fail_orphans(sweep, study)
+        raise
+    for process in processes:
+        process.join()
+    codes = [p.exitcode for p in processes]
+    if all(code != 0 for code in codes):
+        raise SweepAborted(f"all {len(codes)} workers stopped with errors (exit codes {codes}); rerun with --verbose to see why")
+
+
+def _gpu_ids() -> list[str]:
+    """The GPUs workers may be pinned to: CUDA_VISIBLE_DEVICES when set, else what nvidia-smi lists."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [g for g in visible.split(",") if g.strip() and g.strip() != "-1"]
+    if shutil.which("nvidia-smi") is None:
+        return []
+    listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, check=False).stdout
+    return [str(i) for i, line in enumerate(listing.splitlines()) if line.startswith("GPU")]
+
+
+def _worker_main(sweep: SweepConfig, worker: int) -> None:
+    from search.quiet import import_tensorflow_quietly, silence
+
+    silence(sweep.verbose)
+    import_tensorflow_quietly()
+    work(sweep, worker, lambda result: None)
+
+
+def work(sweep: SweepConfig, worker: int, on_progress: ProgressCallback) -> None:
+    """One worker's loop: ask, train with pruning and logging, tell; until the budget is met."""
+    from trainers.fit import configure_runtime
+
+    configure_runtime(parallel_trials=sweep.workers)
+    storage = make_storage(sweep)
+    study = _study(sweep, storage, worker)
+    tracker = sweep.tracker()
+    budget = sweep.space.budget.trials
+    recent_errors: collections.deque[str] = collections.deque(maxlen=sweep.max_failures_in_a_row)
+    while True:
+        optuna.storages.fail_stale_trials(study)
+        trials = study.get_trials(deepcopy=False)
+        counted = sum(1 for t in trials if t.state in (OptunaState.COMPLETE, OptunaState.PRUNED))
+        running = sum(1 for t in trials if t.state is OptunaState.RUNNING)
+        if counted + running >= budget:
+            return
+        trial = study.ask()
+        if _over_budget(study, trial, budget):
+            return
+        error = _run_one(sweep, study, trial, tracker)
+        on_progress(results(sweep))
+        recent_errors.append(error or "")
+        if len(recent_errors) == recent_errors.maxlen and all(recent_errors):
+            common, times = collections.Counter(e.split(":")[0] for e in recent_errors).most_common(1)[0]
+            raise SweepAborted(
+                f"the last {len(recent_errors)} trials all failed (most often: {common!r}, {times}x; last: "
+                f"{recent_errors[-1]}); fix the cause and re-run the same command to resume"
+            )
+
+
+def _over_budget(study: optuna.Study, trial: optuna.Trial, budget: int) -> bool:
+    """Another worker may have asked at the same moment; the later trial number gives way."""
+    trials = study.get_trials(deepcopy=False)
+    taken = sum(
+        1
+        for t in trials
+        if t.state in (OptunaState.COMPLETE, OptunaState.PRUNED)
+        or (t.state is OptunaState.RUNNING and t.number <= trial.number and not t.system_attrs.get(DISCARDED_ATTR))
+    )
+    if taken <= budget:
+        return False
+    study._storage.set_trial_system_attr(trial._trial_id, DISCARDED_ATTR, True)
+    study.tell(trial, state=OptunaState.FAIL)
+    return True
+
+
+def _run_one(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, tracker: Any) -> str | None:
+    """Train one asked trial, tell Optuna and MLflow how it ended; returns the error, if any."""
+    space = sweep.space
+    trial.set_user_attr(OWNER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
+    values = resolve_values(space, _suggest(trial, space))
+    run_id = tracker.start_trial(sweep.parent_run_id, sweep.name, trial.number, values)
+    trial.set_user_attr(RUN_ATTR, run_id)
+    metric = space.objective.metric
+
+    def log_epoch(epoch: int, metrics: dict[str, float]) -> bool:
+        tracker.log_epoch(run_id, epoch, metrics)
+        return False
+
+    def report(epoch: int, metrics: dict[str, float]) -> bool:
+        value = metrics.get(metric)
+        if value is None or not math.isfinite(value):
+            return False
+        trial.report(value, step=epoch)
+        return trial.should_prune()
+
+    checkpoint = sweep.checkpoints / f"trial-{trial.number}" / "model.keras"
+    with _heartbeat(study, trial):
+        try:
+            outcome = run_trial(space, values, hooks=[log_epoch, report], checkpoint_path=checkpoint)
+        except KeyboardInterrupt:
+            study.tell(trial, state=OptunaState.FAIL)
+            tracker.finish_trial(run_id, TrialState.FAILED, error="interrupted: the sweep was stopped (Ctrl-C)")
+            raise
+    if outcome.state is TrialState.COMPLETE:
+        study.tell(trial, outcome.value)
+    elif outcome.state is TrialState.PRUNED:
+        study.tell(trial, state=OptunaState.PRUNED)
+    else:
+        trial.set_user_attr("kerasweep.error", outcome.error)
+        study.tell(trial, state=OptunaState.FAIL)
+    tracker.finish_trial(run_id, outcome.state, outcome.value, outcome.checkpoint, outcome.error, outcome.details)
+    if outcome.checkpoint is not None:
+        outcome.checkpoint.unlink(missing_ok=True)  # MLflow holds it now
+    return outcome.error
+
+
+@contextmanager
+def _heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
+    """Beat for a running trial so other workers can tell a live trial from a dead one."""
+    storage = study._storage
+    if not getattr(storage, "get_heartbeat_interval", lambda: None)():
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.is_set():
+            storage.record_heartbeat(trial._trial_id)
+            stop.wait(HEARTBEAT_S)
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _fail_orphans(sweep: SweepConfig, study: optuna.Study) -> None:
+    """Trials left RUNNING by a process of this machine that no longer exists end as failed, everywhere."""
+    host = socket.gethostname()
+    tracker = sweep.tracker()
+    live_runs = set()
+    for t in study.get_trials(deepcopy=False, states=(OptunaState.RUNNING,)):
+        owner_host, _, pid = str(t.user_attrs.get(OWNER_ATTR, ":")).partition(":")
+        if owner_host == host and pid.isdigit() and not _alive(int(pid)):
+            try:
+                study._storage.set_trial_state_values(t._trial_id, state=OptunaState.FAIL)
+            except Exception:  # noqa: BLE001 - finished by someone else meanwhile
+                pass
+        elif t.user_attrs.get(RUN_ATTR):
+            live_runs.add(t.user_attrs[RUN_ATTR])
+    if sweep.parent_run_id:
+        tracker.fail_unfinished_trials(sweep.parent_run_id, "worker process died during the trial", keep=live_runs)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

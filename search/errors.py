@@ -1,0 +1,35 @@
+"""Exceptions that steer the sweep: what the CLI reports, and what the trial runner does next.
+
+- `UserInputError` (exit 2): the user can fix it (a space file, a flag, a data file). Raised before any
+  compute and before anything is written to a store.
+- `TrialFailed`: record this trial as failed and go on with the sweep.
+- `TrialPruned`: the engine decided to stop this trial early; it counts towards the budget.
+- `SweepAborted` (exit 1): stop the whole sweep with one clear message (for example every recent
+  trial failed, so going on would only burn compute).
+"""
+
+from __future__ import annotations
+
+
+class KerasweepError(Exception):
+    """Base class for every error kerasweep raises on purpose."""
+
+    exit_code = 1
+
+
+class UserInputError(KerasweepError):
+    """Bad input the user can fix; the message names the file, the field, the value and the rule."""
+
+    exit_code = 2
+
+
+class TrialFailed(KerasweepError):
+    """One trial cannot finish (NaN loss, out of memory, a bug in a builder); the sweep goes on."""
+
+
+class TrialPruned(KerasweepError):
+    """The engine's pruner stopped this trial early."""
+
+
+class SweepAborted(KerasweepError):
+    """Going on would waste compute; the message says why and what to check."""

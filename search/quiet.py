@@ -1,0 +1,58 @@
+"""Silence TensorFlow, absl, Optuna, MLflow and Ray unless the user asks for `--verbose`.
+
+Called first thing by the CLI and by every worker process, before TensorFlow is imported: most of
+TensorFlow's noise is printed by C++ at import time, so environment variables must already be set.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+
+def silence(verbose: bool = False) -> None:
+    """Keep logs for people: progress and results, not library warnings."""
+    if verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    os.environ.setdefault("GLOG_minloglevel", "3")
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    warnings.filterwarnings("ignore")
+    for name in ("tensorflow", "absl", "optuna", "mlflow", "alembic", "sqlalchemy", "ray", "keras_tuner", "h5py"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+    except ImportError:  # pragma: no cover - optuna is a dependency
+        pass
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with the C++ start-up lines (CUDA probing, absl preamble) sent to /dev/null."""
+    import sys
+
+    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+        import keras  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(devnull)
+        os.close(saved)
+    import absl.logging
+
+    absl.logging.set_verbosity(absl.logging.ERROR)

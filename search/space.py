@@ -1,0 +1,307 @@
+"""Load a space file, validate it, and answer which params are active for a set of values.
+
+This is the only place that reads `spaces/*.yaml`. Everything downstream (engines, export, status)
+works on the validated `Space`, so a bad file fails here, before any compute and before anything is
+written to a store, with one line per problem:
+
+    spaces/cnn.yaml: params.learning_rate.low: must be > 0 when log: true, got 0.0
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+
+from search.errors import UserInputError
+from trainers import catalog
+
+Scalar = Union[StrictBool, StrictInt, float, StrictStr]
+SAMPLERS = ("tpe", "random", "cmaes", "qmc")
+PRUNERS = ("hyperband", "median", "successive_halving", "none")
+PROJECT_SPACES = Path(__file__).resolve().parents[1] / "spaces"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _ParamBase(_Strict):
+    # `when: {optimizer: sgd}` or `when: {optimizer: [sgd, rmsprop]}`: the param exists only then.
+    when: dict[str, Union[Scalar, list[Scalar]]] | None = None
+
+
+class FloatParam(_ParamBase):
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+    default: float | None = None  # used by the first trial of a new sweep (a known-good start)
+
+
+class IntParam(_ParamBase):
+    type: Literal["int"]
+    low: StrictInt
+    high: StrictInt
+    log: bool = False
+    step: StrictInt | None = None
+    default: StrictInt | None = None
+
+
+class CategoricalParam(_ParamBase):
+    type: Literal["categorical"]
+    choices: list[Scalar]
+    default: Scalar | None = None
+
+
+Param = Annotated[Union[FloatParam, IntParam, CategoricalParam], Field(discriminator="type")]
+PARAM_TYPES = {"float": FloatParam, "int": IntParam, "categorical": CategoricalParam}
+
+
+class Objective(_Strict):
+    metric: str = "val_accuracy"  # a Keras history key; validation metrics avoid overfitting the sweep
+    direction: Literal["maximize", "minimize"] = "maximize"
+
+
+class Budget(_Strict):
+    trials: int = Field(20, ge=1)  # complete + pruned trials; failed ones do not eat the budget
+    epochs: int = Field(10, ge=1)  # the most a trial may train, and the pruners' resource
+
+
+class SearchSettings(_Strict):
+    sampler: Literal["tpe", "random", "cmaes", "qmc"] = "tpe"
+    pruner: Literal["hyperband", "median", "successive_halving", "none"] = "hyperband"
+    seed: int = 0
+
+
+class Space(_Strict):
+    """A validated search space: what to train, what to search, how long, and how to judge it."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    model: str
+    data: str
+    validation_split: float = Field(0.2, gt=0.0, lt=1.0)
+    objective: Objective = Objective()
+    budget: Budget = Budget()
+    search: SearchSettings = SearchSettings()
+    params: dict[str, Param] = Field(min_length=1)
+    fixed: dict[str, Any] = {}
+    source: str = ""  # the file it was loaded from; set by load_space, for messages and provenance
+
+    def is_active(self, name: str, values: dict[str, Any]) -> bool:
+        """True when every `when:` condition of param `name` holds for the values sampled so far."""
+        when = self.params[name].when or {}
+        for parent, wanted in when.items():
+            allowed = wanted if isinstance(wanted, list) else [wanted]
+            if parent not in values or values[parent] not in allowed:
+                return False
+        return True
+
+    def default_values(self) -> dict[str, Any]:
+        """The declared defaults of the active params: the first trial of a new sweep."""
+        values: dict[str, Any] = {}
+        for name, param in self.params.items():
+            if param.default is not None and self.is_active(name, values):
+                values[name] = param.default
+        return values
+
+    def with_overrides(self, **overrides: Any) -> Space:
+        """A copy with CLI overrides applied (`trials`, `epochs`, `sampler`, `pruner`, `seed`); None keeps."""
+        data = self.model_dump()
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            section = "budget" if key in ("trials", "epochs") else "search"
+            data[section][key] = value
+        return Space.model_validate(data)
+
+
+def resolve_space_path(space: str | os.PathLike[str]) -> Path:
+    """Find a space file: a path as given, else `<name>.yaml` in ./spaces or the project's spaces/."""
+    given = Path(space)
+    if given.suffix in (".yaml", ".yml") or given.exists() or len(given.parts) > 1:
+        if not given.is_file():
+            raise UserInputError(f"{given}: space file not found; pass a path to a YAML file or a name under spaces/")
+        return given
+    for folder in (Path("spaces"), PROJECT_SPACES):
+        candidate = folder / f"{given}.yaml"
+        if candidate.is_file():
+            return candidate
+    names = sorted({p.stem for folder in (Path("spaces"), PROJECT_SPACES) if folder.is_dir() for p in folder.glob("*.yaml")})
+    raise UserInputError(f"space '{space}' not found under spaces/; available: {', '.join(names) or 'none'}")
+
+
+def load_space(space: str | os.PathLike[str]) -> Space:
+    """Read and validate a space file (by name or path); raise UserInputError listing every problem."""
+    path = resolve_space_path(space)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise UserInputError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(raw, dict):
+        raise UserInputError(f"{path}: expected a mapping with keys {', '.join(_fields(Space))}, got {type(raw).__name__}")
+    if "source" in raw:
+        raise UserInputError(f"{path}: source: unknown key; valid keys: {', '.join(_fields(Space))}")
+    try:
+        parsed = Space.model_validate({**raw, "source": str(path)})
+    except ValidationError as exc:
+        raise UserInputError("\n".join(f"{path}: {line}" for line in _describe(exc))) from None
+    problems = check_space(parsed, base_dir=path.parent)
+    if problems:
+        raise UserInputError("\n".join(f"{path}: {line}" for line in problems))
+    return parsed
+
+
+def resolve_data_path(data: str, base_dir: Path | None = None) -> Path | None:
+    """A user data path as it exists (as given, or relative to the space file); None for bundled names."""
+    if data in catalog.BUNDLED_DATASETS:
+        return None
+    for candidate in (Path(data), (base_dir or Path(".")) / data):
+        if candidate.exists():
+            return candidate.resolve()
+    return Path(data)
+
+
+def check_space(space: Space, base_dir: Path | None = None) -> list[str]:
+    """Rules across fields that a schema cannot say; one message per problem, in file order."""
+    problems: list[str] = []
+    if space.model not in catalog.MODEL_PARAMS:
+        problems.append(f"model: unknown model {space.model!r}; expected one of {', '.join(catalog.MODEL_PARAMS)}")
+    problems += _check_data(space.data, base_dir)
+    if space.objective.metric not in catalog.METRICS:
+        hint = difflib.get_close_matches(space.objective.metric, catalog.METRICS, n=1)
+        problems.append(
+            f"objective.metric: training does not produce {space.objective.metric!r}; expected one of "
+            f"{', '.join(catalog.METRICS)}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+        )
+    known = catalog.known_params(space.model) if space.model in catalog.MODEL_PARAMS else None
+    declared: list[str] = []
+    for name, param in space.params.items():
+        problems += [f"params.{name}.{line}" for line in _check_param(param)]
+        problems += _check_when(name, param, space, declared)
+        problems += _check_name(f"params.{name}", name, known)
+        if name in catalog.NAMED_VALUES:
+            values = param.choices if isinstance(param, CategoricalParam) else []
+            problems += _check_named_values(f"params.{name}.choices", name, values)
+        declared.append(name)
+    for name, value in space.fixed.items():
+        problems += _check_name(f"fixed.{name}", name, known)
+        if name in space.params:
+            problems.append(f"fixed.{name}: also declared under params; keep it in one place")
+        if name in catalog.NAMED_VALUES:
+            problems += _check_named_values(f"fixed.{name}", name, [value])
+    return problems
+
+
+def _check_data(data: str, base_dir: Path | None) -> list[str]:
+    path = resolve_data_path(data, base_dir)
+    if path is None:
+        return []
+    if not path.exists():
+        return [
+            f"data: {data!r} is neither a bundled dataset ({', '.join(catalog.BUNDLED_DATASETS)}) "
+            "nor an existing file or folder"
+        ]
+    if path.is_file() and path.suffix not in catalog.DATA_FILE_SUFFIXES:
+        return [f"data: {data!r} has suffix {path.suffix!r}; expected {' or '.join(catalog.DATA_FILE_SUFFIXES)} or a folder of images per class"]
+    return []
+
+
+def _check_param(param: FloatParam | IntParam | CategoricalParam) -> list[str]:
+    if isinstance(param, CategoricalParam):
+        if not param.choices:
+            return ["choices: must list at least one value, got []"]
+        if len(set(map(repr, param.choices))) != len(param.choices):
+            return [f"choices: values must be unique, got {param.choices}"]
+        if param.default is not None and param.default not in param.choices:
+            return [f"default: must be one of the choices {param.choices}, got {param.default!r}"]
+        return []
+    problems = []
+    if param.low >= param.high:
+        problems.append(f"low: low < high must hold, got low={param.low}, high={param.high}")
+    if param.log and param.low <= 0:
+        problems.append(f"low: must be > 0 when log: true, got {param.low}")
+    if param.step is not None and param.step <= 0:
+        problems.append(f"step: must be > 0, got {param.step}")
+    if param.step is not None and param.log:
+        problems.append("step: cannot be combined with log: true; drop one of them")
+    if param.default is not None and not param.low <= param.default <= param.high:
+        problems.append(f"default: must lie in [low, high] = [{param.low}, {param.high}], got {param.default}")
+    return problems
+
+
+def _check_when(name: str, param: Any, space: Space, declared: list[str]) -> list[str]:
+    problems = []
+    for parent, wanted in (param.when or {}).items():
+        where = f"params.{name}.when.{parent}"
+        if parent not in space.params:
+            problems.append(f"{where}: names no declared param; expected one of {', '.join(declared) or '(none declared before it)'}")
+            continue
+        if parent not in declared:
+            problems.append(f"{where}: {parent!r} must be declared before {name!r} (parents come before children)")
+            continue
+        parent_param = space.params[parent]
+        if not isinstance(parent_param, CategoricalParam):
+            problems.append(f"{where}: a condition needs a categorical parent, but {parent!r} is {parent_param.type}")
+            continue
+        for value in wanted if isinstance(wanted, list) else [wanted]:
+            if value not in parent_param.choices:
+                problems.append(f"{where}: {parent!r} cannot take {value!r}; its choices are {parent_param.choices}")
+    return problems
+
+
+def _check_name(where: str, name: str, known: dict[str, str] | None) -> list[str]:
+    if known is None or name in known:
+        return []
+    hint = difflib.get_close_matches(name, known, n=1)
+    suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+    return [f"{where}: unknown param {name!r}{suggestion}; the model reads {', '.join(sorted(known))}"]
+
+
+def _check_named_values(where: str, name: str, values: list[Any]) -> list[str]:
+    allowed = catalog.NAMED_VALUES[name]
+    bad = [v for v in values if v not in allowed]
+    if not bad:
+        return []
+    return [f"{where}: unknown {name} {', '.join(map(repr, bad))}; Keras knows {', '.join(sorted(allowed))}"]
+
+
+_SECTIONS: dict[str, type[BaseModel]] = {"objective": Objective, "budget": Budget, "search": SearchSettings}
+
+
+def _fields(model: type[BaseModel]) -> list[str]:
+    return [name for name in model.model_fields if name != "source"]
+
+
+def _describe(exc: ValidationError) -> list[str]:
+    """Turn pydantic's errors into `field.path: what is wrong, got X` lines."""
+    lines = []
+    for err in exc.errors():
+        loc = [str(part) for part in err["loc"]]
+        owner: type[BaseModel] = Space
+        if loc[:1] == ["params"] and len(loc) >= 3 and loc[2] in PARAM_TYPES:
+            owner = PARAM_TYPES[loc.pop(2)]
+        elif loc[:1] and loc[0] in _SECTIONS:
+            owner = _SECTIONS[loc[0]]
+        path = ".".join(loc)
+        kind, got = err["type"], err.get("input")
+        if kind == "extra_forbidden":
+            lines.append(f"{path}: unknown key; valid keys: {', '.join(_fields(owner))}")
+        elif kind == "missing":
+            lines.append(f"{path}: missing required field")
+        elif kind == "union_tag_invalid":
+            lines.append(f"{path}.type: expected one of {', '.join(PARAM_TYPES)}, got {got.get('type')!r}")
+        elif kind == "union_tag_not_found":
+            lines.append(f"{path}.type: missing; expected one of {', '.join(PARAM_TYPES)}")
+        elif kind == "model_type" or kind == "dict_type":
+            lines.append(f"{path}: expected a mapping, got {got!r}")
+        else:
+            lines.append(f"{path}: {err['msg'].removeprefix('Value error, ')}, got {got!r}")
+    return lines

@@ -1,0 +1,175 @@
+"""`SweepConfig` and `run_sweep`: check everything, open the MLflow parent run, let the engine work.
+
+The order matters: every check on user input (space, flags, data, store, name) runs before anything
+is written or trained, so a typo costs nothing. Re-running the same sweep name resumes it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from search.engines import ENGINES, get_engine
+from search.errors import UserInputError
+from search.results import SweepResult
+from search.space import Space, resolve_data_path
+from search.tracking import Tracker, tracking_uri_for
+
+DEFAULT_STORE = Path(os.environ.get("KERASWEEP_STORE", "runs"))
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """One sweep: the parsed space (with CLI overrides applied) and where and how to run it."""
+
+    space: Space
+    name: str
+    engine: str = "optuna"
+    store: Path = DEFAULT_STORE
+    storage: str | None = None  # engine storage URL; None = a file in the store
+    workers: int = 1  # parallel trial processes on this machine
+    max_failures_in_a_row: int = 5  # stop the sweep when this many trials in a row failed
+    verbose: bool = False
+    parent_run_id: str | None = None  # filled in by run_sweep once the MLflow parent run exists
+    tracking_uri: str | None = None
+    artifact_root: Path | None = None
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.store / "checkpoints" / self.name
+
+    @property
+    def record_path(self) -> Path:
+        return self.store / "sweeps" / f"{self.name}.json"
+
+    def tracker(self) -> Tracker:
+        """A tracker for this sweep's MLflow store (one per process)."""
+        return Tracker(self.tracking_uri or tracking_uri_for(self.store), self.artifact_root)
+
+
+def make_config(space: Space, name: str | None = None, store: Path | str | None = None, **options: Any) -> SweepConfig:
+    """Build and check a SweepConfig (name, store, engine, workers, data) without writing anything."""
+    name = name or space.name
+    if not NAME_PATTERN.match(name):
+        raise UserInputError(f"--name: {name!r} is not a valid sweep name; use letters, digits, '_', '-', '.' (no spaces or slashes)")
+    store_path = Path(store) if store is not None else DEFAULT_STORE
+    if store_path.exists() and not store_path.is_dir():
+        raise UserInputError(f"--store: {store_path} exists and is not a folder; pass a folder path (default runs/)")
+    engine = options.get("engine", "optuna")
+    if engine not in ENGINES:
+        raise UserInputError(f"--engine: unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    if options.get("workers", 1) < 1:
+        raise UserInputError(f"--workers: must be >= 1, got {options['workers']}")
+    check_data(space)
+    local_mlflow = not os.environ.get("MLFLOW_TRACKING_URI")
+    return SweepConfig(
+        space=space,
+        name=name,
+        store=store_path,
+        artifact_root=(store_path / "mlartifacts") if local_mlflow else None,
+        **options,
+    )
+
+
+def check_data(space: Space) -> None:
+    """Load the space's data once (NumPy only) so that bad files fail before any training."""
+    from trainers.data import DataError, load_arrays
+
+    base = Path(space.source).parent if space.source else None
+    path = resolve_data_path(space.data, base)
+    try:
+        load_arrays(str(path) if path else space.data, space.validation_split, space.search.seed)
+    except DataError as exc:
+        raise UserInputError(f"{space.source or 'space'}: data: {exc}") from None
+
+
+def _write_record(config: SweepConfig) -> None:
+    """Remember which engine and space a sweep name belongs to (status and export read this)."""
+    record = {"name": config.name, "engine": config.engine, "storage": config.storage, "space": config.space.model_dump()}
+    if config.record_path.exists():
+        previous = json.loads(config.record_path.read_text())
+        if previous["engine"] != config.engine:
+            raise UserInputError(
+                f"--engine: sweep {config.name!r} was run with engine {previous['engine']!r}; "
+                f"pass --engine {previous['engine']} to resume it, or --name for a new sweep"
+            )
+    config.record_path.parent.mkdir(parents=True, exist_ok=True)
+    config.record_path.write_text(json.dumps(record, indent=2, default=str))
+
+
+def load_config(name: str, store: Path | str | None = None) -> SweepConfig:
+    """The SweepConfig of an existing sweep in the store (for status and export)."""
+    store_path = Path(store) if store is not None else DEFAULT_STORE
+    path = store_path / "sweeps" / f"{name}.json"
+    if not path.exists():
+        known = sorted(p.stem for p in (store_path / "sweeps").glob("*.json"))
+        raise UserInputError(f"sweep {name!r} not found in store {store_path}/; known sweeps: {', '.join(known) or 'none'}")
+    record = json.loads(path.read_text())
+    space = Space.model_validate(record["space"])
+    return make_config(space, name=name, store=store_path, engine=record["engine"], storage=record["storage"])
+
+
+def list_sweeps(store: Path | str | None = None) -> list[str]:
+    """Names of the sweeps recorded in a store."""
+    folder = (Path(store) if store is not None else DEFAULT_STORE) / "sweeps"
+    return sorted(p.stem for p in folder.glob("*.json"))
+
+
+def sweep_results(config: SweepConfig) -> SweepResult:
+    """Every trial of a sweep so far, read from its engine's storage."""
+    return get_engine(config.engine).results(config)
+
+
+def run_sweep(config: SweepConfig, reporter: Any | None = None) -> SweepResult:
+    """Run (or resume) a sweep to its budget; returns all its trials.
+
+    `reporter` receives `resumed(result)`, `already_done(result)`, `progress(result)` and
+    `finished(result)`; the CLI passes a live console view, notebooks may pass None.
+    """
+    engine = get_engine(config.engine)
+    config.store.mkdir(parents=True, exist_ok=True)
+    _write_record(config)
+    tracker = config.tracker()
+    settings = {"engine": config.engine, "space": config.space.name, "budget_trials": config.space.budget.trials}
+    space_file = Path(config.space.source) if config.space.source and Path(config.space.source).exists() else None
+    parent = tracker.start_sweep(config.space.name, config.name, space_file, settings)
+    config = dataclasses.replace(config, parent_run_id=parent, tracking_uri=tracker.tracking_uri)
+
+    before = engine.results(config)
+    if before.done >= config.space.budget.trials:
+        _finish(config, tracker, before)
+        if reporter:
+            reporter.already_done(before)
+        return before
+    if before.trials and reporter:
+        reporter.resumed(before)
+    interrupted = False
+    try:
+        engine.run(config, reporter.progress if reporter else (lambda result: None))
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        after = engine.results(config)
+        _finish(config, tracker, after, interrupted=interrupted)
+    if reporter:
+        reporter.finished(after)
+    return after
+
+
+def _finish(config: SweepConfig, tracker: Tracker, result: SweepResult, interrupted: bool = False) -> None:
+    best = result.best
+    tracker.finish_sweep(
+        config.parent_run_id,
+        result.counts,
+        config.space.objective.metric,
+        best.value if best else None,
+        best.number if best else None,
+        interrupted=interrupted,
+    )

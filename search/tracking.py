@@ -1,0 +1,174 @@
+"""MLflow, and only here: a parent run per sweep, a nested run per trial, one shape for every engine.
+
+Every call goes through `MlflowClient` with explicit run ids (no global active run), so parallel
+workers log side by side without a lock. The shape, which a contract test checks:
+
+- experiment = the space's name; parent run named after the sweep, tags `kerasweep.sweep=<name>`,
+  `kerasweep.role=sweep`, the space file as an artifact, and at the end counts, best value and trial;
+- trial run `trial-<n>` with `mlflow.parentRunId`, tags `kerasweep.trial=<n>` and `kerasweep.state`,
+  every resolved param, per-epoch metrics at step = epoch, run status FINISHED (complete),
+  KILLED (pruned) or FAILED (failed, with `kerasweep.error`), and `checkpoint/model.keras` when complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from search.results import TrialState
+
+RUN_STATUS = {
+    TrialState.COMPLETE: "FINISHED",
+    TrialState.PRUNED: "KILLED",
+    TrialState.FAILED: "FAILED",
+    TrialState.RUNNING: "RUNNING",
+}
+SWEEP_TAG, TRIAL_TAG, STATE_TAG, ROLE_TAG, ERROR_TAG = (
+    "kerasweep.sweep",
+    "kerasweep.trial",
+    "kerasweep.state",
+    "kerasweep.role",
+    "kerasweep.error",
+)
+
+
+def tracking_uri_for(store: Path) -> str:
+    """`MLFLOW_TRACKING_URI` when set (a team server), else the store's own SQLite file."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(store / 'mlflow.db').resolve()}"
+
+
+class Tracker:
+    """Writes sweeps and trials to one MLflow tracking store; cheap to create once per worker process."""
+
+    def __init__(self, tracking_uri: str, artifact_root: Path | None = None) -> None:
+        for noisy in ("mlflow", "alembic", "sqlalchemy"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+        from mlflow.tracking import MlflowClient
+
+        self.tracking_uri = tracking_uri
+        self.artifact_root = artifact_root
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+
+    @classmethod
+    def for_store(cls, store: Path) -> Tracker:
+        uri = tracking_uri_for(store)
+        return cls(uri, artifact_root=None if os.environ.get("MLFLOW_TRACKING_URI") else store / "mlartifacts")
+
+    # --- sweep (parent run) -------------------------------------------------------------------
+    def experiment_id(self, name: str) -> str:
+        """The experiment for a space, created on first use (artifacts under the store when local)."""
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        location = (self.artifact_root / name).resolve().as_uri() if self.artifact_root else None
+        try:
+            return self.client.create_experiment(name, artifact_location=location)
+        except Exception:  # noqa: BLE001 - another worker created it first
+            return self.client.get_experiment_by_name(name).experiment_id
+
+    def find_sweep_run(self, experiment: str, sweep: str) -> str | None:
+        """The parent run of sweep `sweep`, if one exists (a resumed sweep reuses it)."""
+        found = self.client.get_experiment_by_name(experiment)
+        if found is None:
+            return None
+        runs = self.client.search_runs(
+            [found.experiment_id],
+            filter_string=f"tags.`{SWEEP_TAG}` = '{sweep}' and tags.`{ROLE_TAG}` = 'sweep'",
+            max_results=1,
+        )
+        return runs[0].info.run_id if runs else None
+
+    def start_sweep(self, experiment: str, sweep: str, space_file: Path | None, settings: dict[str, Any]) -> str:
+        """Create the sweep's parent run, or reopen it when resuming; returns its run id."""
+        run_id = self.find_sweep_run(experiment, sweep)
+        if run_id is not None:
+            self.client.update_run(run_id, status="RUNNING")
+            return run_id
+        run = self.client.create_run(
+            self.experiment_id(experiment),
+            run_name=sweep,
+            tags={SWEEP_TAG: sweep, ROLE_TAG: "sweep", **{f"kerasweep.{k}": str(v) for k, v in settings.items()}},
+        )
+        if space_file is not None:
+            self.client.log_artifact(run.info.run_id, str(space_file), "space")
+        return run.info.run_id
+
+    def finish_sweep(self, run_id: str, counts: dict[str, int], metric: str, best_value: float | None,
+                     best_trial: int | None, interrupted: bool = False) -> None:
+        """Final counts per state and the best trial on the parent run, then close it."""
+        now = int(time.time() * 1000)
+        from mlflow.entities import Metric
+
+        metrics = [Metric(f"trials_{state}", float(n), now, 0) for state, n in counts.items() if state != "running"]
+        if best_value is not None:
+            metrics.append(Metric(f"best_{metric}", float(best_value), now, 0))
+            self.client.set_tag(run_id, "kerasweep.best_trial", str(best_trial))
+            self.client.set_tag(run_id, "kerasweep.best_value", f"{best_value:.6g}")
+        self.client.log_batch(run_id, metrics=metrics)
+        self.client.set_terminated(run_id, status="KILLED" if interrupted else "FINISHED")
+
+    # --- trials (nested runs) -----------------------------------------------------------------
+    def start_trial(self, parent_run_id: str, sweep: str, number: int, params: dict[str, Any]) -> str:
+        """Open trial `number`'s nested run with its resolved params; returns the run id."""
+        parent = self.client.get_run(parent_run_id)
+        run = self.client.create_run(
+            parent.info.experiment_id,
+            run_name=f"trial-{number}",
+            tags={
+                "mlflow.parentRunId": parent_run_id,
+                SWEEP_TAG: sweep,
+                TRIAL_TAG: str(number),
+                ROLE_TAG: "trial",
+                STATE_TAG: TrialState.RUNNING.value,
+            },
+        )
+        from mlflow.entities import Param
+
+        self.client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in sorted(params.items())])
+        return run.info.run_id
+
+    def log_epoch(self, run_id: str, epoch: int, metrics: dict[str, float]) -> None:
+        """One epoch's metrics at step = epoch (0-based, as Keras counts)."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, epoch) for k, v in metrics.items() if isinstance(v, (int, float))]
+        if batch:
+            self.client.log_batch(run_id, metrics=batch)
+
+    def finish_trial(self, run_id: str, state: TrialState, value: float | None = None,
+                     checkpoint: Path | None = None, error: str | None = None, details: str | None = None) -> None:
+        """Record how the trial ended: state tag, run status, checkpoint (complete), error (failed)."""
+        self.client.set_tag(run_id, STATE_TAG, state.value)
+        if value is not None:
+            self.client.set_tag(run_id, "kerasweep.value", f"{value:.6g}")
+        if error:
+            self.client.set_tag(run_id, ERROR_TAG, error[:4000])
+        if details:
+            self.client.log_text(run_id, details, "error.txt")
+        if checkpoint is not None and Path(checkpoint).exists():
+            self.client.log_artifact(run_id, str(checkpoint), "checkpoint")
+        self.client.set_terminated(run_id, status=RUN_STATUS[state])
+
+    def fail_unfinished_trials(self, parent_run_id: str, reason: str, keep: set[str] = frozenset()) -> int:
+        """Mark trial runs still RUNNING under a parent as failed (their process died); returns how many."""
+        parent = self.client.get_run(parent_run_id)
+        runs = self.client.search_runs(
+            [parent.info.experiment_id],
+            filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}' and attributes.status = 'RUNNING'",
+        )
+        stale = [r for r in runs if r.info.run_id not in keep]
+        for run in stale:
+            self.finish_trial(run.info.run_id, TrialState.FAILED, error=reason)
+        return len(stale)
+
+    def trial_runs(self, parent_run_id: str) -> list[Any]:
+        """All nested trial runs of a sweep (for status, export provenance and tests)."""
+        parent = self.client.get_run(parent_run_id)
+        return self.client.search_runs(
+            [parent.info.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
+            max_results=10000,
+        )

@@ -1,0 +1,99 @@
+"""Run one trial from sampled values: resolve the config, train, and say how it ended.
+
+Engines call `run_trial` with the values they sampled and the epoch hooks they need (a pruning
+reporter, the MLflow epoch logger). A hook gets `(epoch, metrics)` after every epoch and returns True
+to stop the trial early (pruned). Exceptions inside training become a failed outcome with the reason,
+so one bad trial never loses the sweep; KeyboardInterrupt still stops everything.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from search.results import TrialState
+from search.space import Space
+from trainers.fit import TrainSpec
+
+EpochHook = Callable[[int, dict[str, float]], bool]
+
+
+@dataclass
+class TrialOutcome:
+    """How one trial ended, with what the engine and the tracker need to record it."""
+
+    state: TrialState
+    value: float | None = None
+    best_epoch: int | None = None
+    epochs: int = 0
+    history: dict[str, list[float]] = field(default_factory=dict)
+    checkpoint: Path | None = None
+    error: str | None = None
+    details: str | None = None
+
+
+def resolve_values(space: Space, sampled: dict[str, Any]) -> dict[str, Any]:
+    """The full set of values a trainer gets: fixed settings, then the sampled ones (active only)."""
+    return {**space.fixed, **sampled}
+
+
+def train_spec(space: Space, values: dict[str, Any]) -> TrainSpec:
+    """The trainer's plain config for this space and these values (the same object export writes)."""
+    return TrainSpec(
+        model=space.model,
+        data=space.data,
+        params=values,
+        epochs=space.budget.epochs,
+        seed=space.search.seed,
+        validation_split=space.validation_split,
+        monitor=space.objective.metric,
+        direction=space.objective.direction,
+    )
+
+
+def _epoch_callback(hooks: Sequence[EpochHook]) -> Any:
+    import keras
+
+    class EpochHooks(keras.callbacks.Callback):
+        """Hands each finished epoch's metrics to the hooks; any True stops training (pruned)."""
+
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            self.stopped = False
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            metrics = {k: float(v) for k, v in (logs or {}).items()}
+            decisions = [hook(epoch + 1, metrics) for hook in hooks]  # epochs count from 1
+            if any(decisions):
+                self.stopped = True
+                self.model.stop_training = True
+
+    return EpochHooks()
+
+
+def run_trial(space: Space, values: dict[str, Any], hooks: Sequence[EpochHook] = (),
+              checkpoint_path: Path | None = None) -> TrialOutcome:
+    """Train `values` on the space's model and data; returns complete, pruned or failed."""
+    from trainers.fit import TrainingDiverged, train
+
+    reporter = _epoch_callback(hooks)
+    try:
+        result = train(train_spec(space, values), callbacks=[reporter], checkpoint_path=checkpoint_path)
+    except TrainingDiverged as exc:
+        return TrialOutcome(TrialState.FAILED, error=f"diverged: {exc}", details=traceback.format_exc())
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any error in one trial is that trial's failure
+        kind = "out of memory" if type(exc).__name__ == "ResourceExhaustedError" else type(exc).__name__
+        return TrialOutcome(TrialState.FAILED, error=f"{kind}: {exc}".strip()[:1000], details=traceback.format_exc())
+    state = TrialState.PRUNED if reporter.stopped else TrialState.COMPLETE
+    return TrialOutcome(
+        state,
+        value=result.best_value,
+        best_epoch=result.best_epoch,
+        epochs=result.epochs_run,
+        history=result.history,
+        checkpoint=checkpoint_path if state is TrialState.COMPLETE else None,
+    )

@@ -1,0 +1,65 @@
+"""Shared fixtures: run the real CLI in a subprocess, read the real stores it wrote."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run `kerasweep ARGS` exactly as a user would (console script in this venv)."""
+    full_env = {**os.environ, **QUIET_ENV, **(env or {})}
+    full_env.pop("MLFLOW_TRACKING_URI", None) if "MLFLOW_TRACKING_URI" not in (env or {}) else None
+    command = [str(Path(sys.executable).with_name("kerasweep")), *args]
+    return subprocess.run(command, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def write_space(folder: Path, text: str, name: str = "space.yaml") -> Path:
+    """Write a space file from an indented literal; returns its path."""
+    path = folder / name
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def mlflow_client(store: Path):
+    """A client on the store's own MLflow SQLite file."""
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{(store / 'mlflow.db').resolve()}")
+
+
+def sweep_runs(client, experiment: str, sweep: str) -> tuple[list, list]:
+    """(parent runs, trial runs) of a sweep, found by tags as a user would in the UI."""
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], filter_string=f"tags.`kerasweep.sweep` = '{sweep}'", max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("kerasweep.role") == "sweep"]
+    trials = [r for r in runs if r.data.tags.get("kerasweep.role") == "trial"]
+    return parents, trials
+
+
+def optuna_trials(store: Path, study: str):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    storage = f"sqlite:///{(store / 'optuna.db').resolve()}"
+    return optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    return tmp_path / "store"

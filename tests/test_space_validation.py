@@ -1,0 +1,115 @@
+"""Bad space files fail before any compute, with one line naming file, field, value and rule (exit 2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from search.cli import main
+from tests.conftest import run_cli, write_space
+
+GOOD = """
+name: t
+model: cnn
+data: digits
+params:
+  learning_rate: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}
+  optimizer: {type: categorical, choices: [adam, sgd]}
+  momentum: {type: float, low: 0.0, high: 0.9, when: {optimizer: sgd}}
+"""
+
+# (what is wrong, the file's text, fragments the one-line message must hold)
+BAD_SPACES = [
+    ("unknown top-level key", GOOD + "budgett: {trials: 3}\n", ["budgett: unknown key", "valid keys:", "budget"]),
+    ("unknown param key", GOOD.replace("log: true}", "log: true, lo: 1}"), ["params.learning_rate.lo: unknown key", "low"]),
+    ("missing model", GOOD.replace("model: cnn\n", ""), ["model: missing required field"]),
+    ("missing params", "name: t\nmodel: cnn\ndata: digits\n", ["params: missing required field"]),
+    ("wrong type of low", GOOD.replace("low: 1.0e-4", "low: abc"), ["params.learning_rate.low", "'abc'"]),
+    ("low >= high", GOOD.replace("high: 1.0e-1", "high: 1.0e-5"), ["params.learning_rate.low", "low < high", "low=0.0001"]),
+    ("log with low <= 0", GOOD.replace("low: 1.0e-4", "low: 0.0"), ["params.learning_rate.low", "> 0 when log: true", "0.0"]),
+    ("empty choices", GOOD.replace("[adam, sgd]", "[]"), ["params.optimizer.choices", "at least one"]),
+    ("unknown param type", GOOD.replace("type: float, low: 1.0e-4", "type: floaty, low: 1.0e-4"), ["params.learning_rate.type", "float, int, categorical", "'floaty'"]),
+    ("when names unknown param", GOOD.replace("when: {optimizer: sgd}", "when: {optimiser: sgd}"), ["params.momentum.when.optimiser", "names no declared param"]),
+    ("when value parent cannot take", GOOD.replace("when: {optimizer: sgd}", "when: {optimizer: sgdd}"), ["params.momentum.when.optimizer", "cannot take 'sgdd'"]),
+    ("unknown optimizer", GOOD.replace("[adam, sgd]", "[adam, sgd, adamax2]"), ["params.optimizer.choices", "'adamax2'", "Keras knows"]),
+    ("unknown activation", GOOD + "fixed: {activation: relux}\n", ["fixed.activation", "'relux'", "relu"]),
+    ("unknown model", GOOD.replace("model: cnn", "model: resnet9000"), ["model: unknown model 'resnet9000'", "cnn, mlp"]),
+    ("unknown dataset", GOOD.replace("data: digits", "data: mnist_offline"), ["data: 'mnist_offline'", "bundled dataset"]),
+    ("missing data file", GOOD.replace("data: digits", "data: nowhere/train.npz"), ["data: 'nowhere/train.npz'", "existing file"]),
+    ("objective metric typo", GOOD + "objective: {metric: val_acc}\n", ["objective.metric", "'val_acc'", "did you mean 'val_accuracy'"]),
+    ("objective direction", GOOD + "objective: {direction: up}\n", ["objective.direction", "'up'", "maximize"]),
+    ("unknown sampler", GOOD + "search: {sampler: grid}\n", ["search.sampler", "'grid'", "tpe"]),
+    ("zero trials", GOOD + "budget: {trials: 0}\n", ["budget.trials", "greater than or equal to 1", "0"]),
+    ("misspelled param name", GOOD.replace("momentum:", "momentun:"), ["params.momentun", "did you mean 'momentum'"]),
+    ("not a mapping", "- just\n- a list\n", ["expected a mapping"]),
+    ("not YAML", "name: [unclosed\n", ["not valid YAML", "line"]),
+    ("param both fixed and searched", GOOD + "fixed: {learning_rate: 0.1}\n", ["fixed.learning_rate", "also declared under params"]),
+    ("child before parent", GOOD.replace(
+        "  optimizer: {type: categorical, choices: [adam, sgd]}\n  momentum: {type: float, low: 0.0, high: 0.9, when: {optimizer: sgd}}\n",
+        "  momentum: {type: float, low: 0.0, high: 0.9, when: {optimizer: sgd}}\n  optimizer: {type: categorical, choices: [adam, sgd]}\n",
+    ), ["params.momentum.when.optimizer", "must be declared before"]),
+    ("bad sweep name in space", GOOD.replace("name: t", "name: 'my sweep/1'"), ["name:", "pattern"]),
+]
+
+
+@pytest.mark.parametrize("case, text, fragments", BAD_SPACES, ids=[c[0] for c in BAD_SPACES])
+def test_bad_space_fails_fast_with_a_clear_message(tmp_path: Path, case: str, text: str, fragments: list[str]) -> None:
+    space = write_space(tmp_path, text, "bad.yaml")
+    store = tmp_path / "store"
+    result = CliRunner().invoke(main, ["sweep", str(space), "--store", str(store)])
+    # Rule: bad input exits 2, and the message names the file and the field
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert str(space) in message
+    for fragment in fragments:
+        assert fragment in message, f"{case}: {fragment!r} not in {message!r}"
+    # Rule: nothing was written: validation happens before any store exists
+    assert not store.exists()
+    assert "Traceback" not in result.output
+
+
+def test_there_are_enough_cases() -> None:
+    # Rule (issue 2): at least 15 bad space files are checked
+    assert len(BAD_SPACES) >= 15
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["sweep", "no_such_space"], "space 'no_such_space' not found"),
+        (["sweep", "cnn", "--trials", "0"], "--trials"),
+        (["sweep", "cnn", "--engine", "nope"], "--engine"),
+        (["sweep", "cnn", "--sampler", "grid"], "--sampler"),
+        (["sweep", "cnn", "--name", "a b/c"], "--name"),
+        (["export", "never_ran"], "sweep 'never_ran' not found"),
+        (["train", "missing.yaml"], "missing.yaml: config file not found"),
+    ],
+)
+def test_bad_flags_exit_2_before_any_work(tmp_path: Path, args: list[str], fragment: str) -> None:
+    store = tmp_path / "store"
+    result = CliRunner().invoke(main, [*args, "--store", str(store)])
+    # Rule: bad flags are bad input: exit 2, a message naming the flag, no store written
+    assert result.exit_code == 2, result.output
+    assert fragment in " ".join(result.output.split())
+    assert not (store / "optuna.db").exists()
+
+
+def test_store_that_is_a_file_is_rejected(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    store.write_text("not a folder")
+    result = CliRunner().invoke(main, ["sweep", "cnn", "--store", str(store)])
+    # Rule: a store path that cannot be a folder is bad input
+    assert result.exit_code == 2
+    assert "exists and is not a folder" in result.output
+
+
+def test_console_script_reports_one_line_without_traceback(tmp_path: Path) -> None:
+    space = write_space(tmp_path, GOOD.replace("low: 1.0e-4", "low: 0.0"))
+    proc = run_cli("sweep", str(space), "--store", str(tmp_path / "store"))
+    # Rule: the installed command exits 2 with one line per problem on stderr, no traceback
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "params.learning_rate.low" in lines[0]
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,202 @@
+"""A real sweep end to end: CLI -> Optuna (SQLite) -> Keras -> MLflow (SQLite) -> export, then resume."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from search.tracking import ROLE_TAG, STATE_TAG
+from tests.conftest import mlflow_client, optuna_trials, run_cli, sweep_runs, write_space
+
+TRIALS, EPOCHS = 8, 4
+OPTUNA_TO_STATE = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}
+STATE_TO_STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One tiny sweep of the bundled cnn space, shared by the assertions below."""
+    store = tmp_path_factory.mktemp("e2e") / "store"
+    proc = run_cli("sweep", "cnn", "--trials", str(TRIALS), "--epochs", str(EPOCHS), "--name", "tiny",
+                   "--store", str(store))
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    return {"store": store, "proc": proc}
+
+
+def test_optuna_holds_exactly_the_budget(swept: dict) -> None:
+    trials = optuna_trials(swept["store"], "tiny")
+    done = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+    # Rule: the budget counts complete + pruned trials, and no trial is left running
+    assert len(done) == TRIALS
+    assert not [t for t in trials if t.state.name == "RUNNING"]
+    assert len({t.number for t in trials}) == len(trials)
+
+
+def test_first_trial_uses_the_space_defaults(swept: dict) -> None:
+    first = optuna_trials(swept["store"], "tiny")[0]
+    # Rule: a new sweep starts from the space's declared defaults (a known-good first trial)
+    assert first.params["learning_rate"] == pytest.approx(3.0e-3)
+    assert first.params["optimizer"] == "adam"
+    assert "momentum" not in first.params  # inactive conditional: not sampled
+
+
+def test_mlflow_has_one_parent_and_a_nested_run_per_trial(swept: dict) -> None:
+    client = mlflow_client(swept["store"])
+    parents, trial_runs = sweep_runs(client, "cnn", "tiny")
+    trials = optuna_trials(swept["store"], "tiny")
+    # Rule: one parent run per sweep, named after it, closed at the end with counts and best
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.run_name == "tiny" and parent.info.status == "FINISHED"
+    assert parent.data.metrics["trials_complete"] + parent.data.metrics["trials_pruned"] == TRIALS
+    assert "kerasweep.best_trial" in parent.data.tags
+    assert [a.path for a in client.list_artifacts(parent.info.run_id, "space")] == ["space/cnn.yaml"]
+    # Rule: one nested run per Optuna trial, linked to the parent, named trial-<n>
+    assert len(trial_runs) == len(trials)
+    by_number = {int(r.data.tags["kerasweep.trial"]): r for r in trial_runs}
+    assert set(by_number) == {t.number for t in trials}
+    for trial in trials:
+        run = by_number[trial.number]
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.info.run_name == f"trial-{trial.number}"
+        state = OPTUNA_TO_STATE[trial.state.name]
+        # Rule: the state tag matches Optuna, and the run status follows the state
+        assert run.data.tags[STATE_TAG] == state
+        assert run.info.status == STATE_TO_STATUS[state]
+        # Rule: every sampled param is logged; inactive conditionals are not
+        for name, value in trial.params.items():
+            assert run.data.params[name] == str(value)
+        assert ("momentum" in run.data.params) == (trial.params.get("optimizer") == "sgd")
+        assert run.data.params["blocks"] == "2"  # fixed values are logged too
+
+
+def test_per_epoch_metric_history(swept: dict) -> None:
+    client = mlflow_client(swept["store"])
+    _, trial_runs = sweep_runs(client, "cnn", "tiny")
+    trials = {t.number: t for t in optuna_trials(swept["store"], "tiny")}
+    for run in trial_runs:
+        trial = trials[int(run.data.tags["kerasweep.trial"])]
+        history = client.get_metric_history(run.info.run_id, "val_accuracy")
+        steps = [m.step for m in history]
+        # Rule: one point per trained epoch, step = epoch (1-based), matching what Optuna saw
+        assert steps == list(range(1, len(steps) + 1))
+        assert steps == sorted(trial.intermediate_values)
+        for m in history:
+            assert m.value == pytest.approx(trial.intermediate_values[m.step])
+        if run.data.tags[STATE_TAG] == "pruned":
+            assert len(steps) < EPOCHS  # pruned trials were stopped early
+
+
+def test_checkpoints_load_and_score_what_was_logged(swept: dict) -> None:
+    import keras
+
+    from trainers.data import load_arrays
+
+    client = mlflow_client(swept["store"])
+    _, trial_runs = sweep_runs(client, "cnn", "tiny")
+    data = load_arrays("digits", 0.2, 0)
+    complete = [r for r in trial_runs if r.data.tags[STATE_TAG] == "complete"]
+    assert complete
+    for run in complete:
+        # Rule: every completed trial has its best-epoch checkpoint, and it scores the logged best value
+        path = client.download_artifacts(run.info.run_id, "checkpoint/model.keras")
+        model = keras.models.load_model(path)
+        _, accuracy = model.evaluate(data.x_val, data.y_val, verbose=0)
+        best_logged = max(m.value for m in client.get_metric_history(run.info.run_id, "val_accuracy"))
+        assert accuracy == pytest.approx(best_logged, abs=1e-6)
+        assert float(run.data.tags["kerasweep.value"]) == pytest.approx(best_logged, rel=1e-5)
+    for run in trial_runs:
+        if run.data.tags[STATE_TAG] != "complete":
+            assert not [a for a in client.list_artifacts(run.info.run_id) if a.path == "checkpoint"]
+
+
+def test_export_round_trips(swept: dict) -> None:
+    from search.export import load_export
+
+    store = swept["store"]
+    exported = store / "exports" / "tiny.yaml"
+    # Rule: the sweep exports its best trial at the end
+    assert exported.exists()
+    document = yaml.safe_load(exported.read_text())
+    trials = [t for t in optuna_trials(store, "tiny") if t.state.name == "COMPLETE"]
+    best = max(trials, key=lambda t: t.value)
+    assert document["provenance"]["trial"] == best.number
+    assert document["provenance"]["objective"]["value"] == pytest.approx(best.value)
+    spec = load_export(exported)
+    # Rule: every sampled and fixed value is in the export, exactly
+    assert {k: spec.params[k] for k in best.params} == best.params
+    assert spec.params["blocks"] == 2 and spec.params["dense_units"] == 64
+    assert (spec.model, spec.data, spec.epochs, spec.seed) == ("cnn", "digits", EPOCHS, 0)
+
+    proc = run_cli("export", "tiny", "--top", "2", "--output", str(store / "x" / "best.yaml"), "--store", str(store))
+    assert proc.returncode == 0, proc.stderr
+    assert (store / "x" / "best.yaml").exists() and (store / "x" / "best-2.yaml").exists()
+
+
+def test_status_lists_counts_and_best(swept: dict) -> None:
+    store = swept["store"]
+    proc = run_cli("status", "--store", str(store))
+    assert proc.returncode == 0, proc.stderr
+    trials = optuna_trials(store, "tiny")
+    complete = sum(t.state.name == "COMPLETE" for t in trials)
+    row = next(line for line in proc.stdout.splitlines() if "tiny" in line)
+    cells = [c.strip() for c in row.split("│") if c.strip()]
+    # Rule: status shows the sweep with its counts per state and the best value
+    assert cells[:4] == ["tiny", "optuna", str(TRIALS), str(complete)]
+    best = max(t.value for t in trials if t.state.name == "COMPLETE")
+    assert f"{best:.4f}" in row
+
+
+def test_rerun_resumes_and_only_adds_the_remaining_trials(swept: dict) -> None:
+    store = swept["store"]
+    before = optuna_trials(store, "tiny")
+    proc = run_cli("sweep", "cnn", "--trials", str(TRIALS + 2), "--epochs", str(EPOCHS), "--name", "tiny",
+                   "--store", str(store))
+    assert proc.returncode == 0, proc.stderr
+    # Rule: the same command resumes the sweep and says so
+    assert "Resuming sweep tiny" in " ".join(proc.stdout.split())
+    after = optuna_trials(store, "tiny")
+    done = [t for t in after if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(done) == TRIALS + 2
+    assert [t.number for t in after[: len(before)]] == [t.number for t in before]
+    parents, trial_runs = sweep_runs(mlflow_client(store), "cnn", "tiny")
+    # Rule: the parent run is reused, never a second one
+    assert len(parents) == 1 and len(trial_runs) == len(after)
+
+    again = run_cli("sweep", "cnn", "--trials", str(TRIALS + 2), "--epochs", str(EPOCHS), "--name", "tiny",
+                    "--store", str(store))
+    # Rule: a sweep that met its budget prints its best and exits 0 without training
+    assert again.returncode == 0
+    assert "already met its budget" in again.stdout
+    assert len(optuna_trials(store, "tiny")) == len(after)
+
+
+def test_pruning_stops_hopeless_trials(tmp_path: Path) -> None:
+    # A space where half the learning rates cannot learn: the median pruner must stop those early.
+    space = write_space(tmp_path, """
+        name: hopeless
+        model: mlp
+        data: digits
+        budget: {trials: 8, epochs: 5}
+        search: {sampler: random, pruner: median, seed: 3}
+        params:
+          learning_rate: {type: categorical, choices: [0.01, 1.0e-7], default: 0.01}
+          units: {type: categorical, choices: [32, 64], default: 64}
+        fixed: {optimizer: adam, patience: 10}
+    """)
+    store = tmp_path / "store"
+    proc = run_cli("sweep", str(space), "--store", str(store))
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    trials = optuna_trials(store, "hopeless")
+    pruned = [t for t in trials if t.state.name == "PRUNED"]
+    # Rule: weak trials are stopped before their last epoch, and only weak ones
+    assert pruned, [(t.params, t.state.name) for t in trials]
+    assert all(t.params["learning_rate"] == 1.0e-7 for t in pruned)
+    assert all(max(t.intermediate_values) < 5 for t in pruned)
+    good = [t for t in trials if t.params["learning_rate"] == 0.01]
+    assert all(t.state.name == "COMPLETE" for t in good)
+    assert not math.isnan(np.mean([t.value for t in good]))

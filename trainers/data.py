@@ -1,0 +1,175 @@
+"""Datasets by name or path, split and scaled once per process, served as `tf.data` pipelines.
+
+`load_arrays` needs only NumPy and scikit-learn, so a sweep can check a data file (shape, labels,
+non-numeric columns) before it starts any compute. `make_pipeline` turns the cached arrays into a
+`tf.data.Dataset` per trial (batch size is a searched param, so batching is per trial).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainers import catalog
+
+IMAGE_FOLDER_SIZE = (32, 32)  # images from a class-per-folder tree are resized to this (HxW)
+
+
+class DataError(ValueError):
+    """The data cannot be used for training; the message says which file and what is wrong."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A deterministic, scaled train/validation split with integer class labels."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    classes: tuple[Any, ...]
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+
+@functools.lru_cache(maxsize=8)
+def load_arrays(data: str, validation_split: float = 0.2, seed: int = 0) -> Dataset:
+    """Load `data` (bundled name or path), split it stratified by `seed`, scale on the train part only.
+
+    Cached per process: every trial of a worker reuses the same arrays.
+    """
+    x, y = _read(data)
+    x, y_index, classes = _check_and_encode(data, x, y)
+    from sklearn.model_selection import train_test_split
+
+    min_count = int(np.bincount(y_index).min())
+    if min_count < 2:
+        raise DataError(f"{data}: every class needs at least 2 examples to split train/validation, found a class with {min_count}")
+    try:
+        x_train, x_val, y_train, y_val = train_test_split(
+            x, y_index, test_size=validation_split, random_state=seed, stratify=y_index
+        )
+    except ValueError as exc:
+        raise DataError(f"{data}: cannot split with validation_split={validation_split}: {exc}") from None
+    x_train, x_val = _scale(x_train, x_val)
+    return Dataset(data, x_train, y_train.astype("int32"), x_val, y_val.astype("int32"), classes)
+
+
+def make_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int = 0) -> Any:
+    """A `tf.data` pipeline: cache, shuffle (training only), batch, prefetch."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).cache()
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(int(batch_size)).prefetch(tf.data.AUTOTUNE)
+
+
+def _read(data: str) -> tuple[np.ndarray, np.ndarray]:
+    if data in catalog.BUNDLED_DATASETS:
+        import sklearn.datasets
+
+        bunch = getattr(sklearn.datasets, f"load_{data}")()
+        if catalog.BUNDLED_DATASETS[data] == "image":
+            return bunch.images[..., np.newaxis].astype("float32"), bunch.target
+        return bunch.data.astype("float32"), bunch.target
+    path = Path(data)
+    if not path.exists():
+        raise DataError(f"{data}: no such file or folder; pass a bundled name ({', '.join(catalog.BUNDLED_DATASETS)}) or an existing path")
+    if path.is_dir():
+        return _read_image_folder(path)
+    if path.suffix == ".npz":
+        return _read_npz(path)
+    if path.suffix == ".csv":
+        return _read_csv(path)
+    raise DataError(f"{data}: unsupported suffix {path.suffix!r}; expected .npz, .csv or a folder of images per class")
+
+
+def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        arrays = np.load(path, allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user problem
+        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+    missing = {"x", "y"} - set(arrays.files)
+    if missing:
+        raise DataError(f"{path}: missing array(s) {', '.join(sorted(missing))}; expected arrays 'x' (features) and 'y' (labels), found {arrays.files}")
+    x = arrays["x"]
+    if x.ndim == 3:  # grayscale images without a channel axis
+        x = x[..., np.newaxis]
+    return x, arrays["y"]
+
+
+def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path)
+    except Exception as exc:  # noqa: BLE001
+        raise DataError(f"{path}: not a readable CSV file ({exc})") from None
+    if "label" not in frame.columns:
+        raise DataError(f"{path}: no 'label' column; expected a header row with a 'label' column, found {list(frame.columns)}")
+    features = frame.drop(columns=["label"])
+    bad = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
+    if bad:
+        raise DataError(f"{path}: non-numeric feature column(s) {', '.join(map(str, bad))}; encode them as numbers first")
+    return features.to_numpy(dtype="float32"), frame["label"].to_numpy()
+
+
+def _read_image_folder(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    from PIL import Image
+
+    images, labels = [], []
+    class_dirs = sorted(p for p in path.iterdir() if p.is_dir())
+    for class_dir in class_dirs:
+        for file in sorted(class_dir.iterdir()):
+            try:
+                with Image.open(file) as img:
+                    images.append(np.asarray(img.convert("RGB").resize(IMAGE_FOLDER_SIZE), dtype="float32"))
+            except Exception:  # noqa: BLE001 - skip non-images (README, .DS_Store) quietly
+                continue
+            labels.append(class_dir.name)
+    if not images:
+        raise DataError(f"{path}: no images found; expected one sub-folder per class holding image files")
+    return np.stack(images), np.asarray(labels)
+
+
+def _check_and_encode(data: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[Any, ...]]:
+    if len(x) == 0:
+        raise DataError(f"{data}: no examples; expected at least one row per class")
+    if x.ndim not in (2, 4):
+        raise DataError(f"{data}: features have shape {x.shape}; expected (n, features) or (n, height, width[, channels])")
+    y = np.asarray(y)
+    if y.ndim != 1 or len(y) != len(x):
+        raise DataError(f"{data}: labels have shape {y.shape}; expected ({len(x)},), one label per example")
+    if not np.issubdtype(x.dtype, np.number):
+        raise DataError(f"{data}: features are {x.dtype}, not numbers; encode them as numbers first")
+    if np.issubdtype(y.dtype, np.floating) and not np.all(np.mod(y, 1) == 0):
+        raise DataError(f"{data}: labels are fractional numbers, not classes; expected integers or names per class")
+    classes, y_index = np.unique(y, return_inverse=True)
+    if len(classes) < 2:
+        raise DataError(f"{data}: found {len(classes)} class; expected at least 2 classes")
+    x = x.astype("float32")
+    if not np.all(np.isfinite(x)):
+        raise DataError(f"{data}: features hold NaN or infinite values; clean or impute them first")
+    return x, y_index, tuple(classes.tolist())
+
+
+def _scale(x_train: np.ndarray, x_val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Standardise per feature (tabular) or divide by the train maximum (images), fitted on train only."""
+    if x_train.ndim == 2:
+        mean, std = x_train.mean(axis=0), x_train.std(axis=0)
+        std[std == 0] = 1.0
+        return (x_train - mean) / std, (x_val - mean) / std
+    peak = float(x_train.max()) or 1.0
+    return x_train / peak, x_val / peak

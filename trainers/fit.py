@@ -1,0 +1,148 @@
+"""The one training loop: sweep trials and production training both call `train`.
+
+It knows nothing of search engines or tracking: an engine reaches it only through the Keras callbacks
+it hands in (a reporter that prunes, a logger that records metrics). Usable alone:
+
+    from trainers.fit import TrainSpec, train
+    result = train(TrainSpec(model="cnn", data="digits", params={"learning_rate": 1e-3}, epochs=10))
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainers import catalog
+
+TRAINING_DEFAULTS = {
+    "learning_rate": 1e-3,  # Adam's own default: a safe start
+    "optimizer": "adam",
+    "momentum": 0.0,
+    "weight_decay": 0.004,  # AdamW's Keras default
+    "batch_size": 64,  # small data here; keeps steps per epoch meaningful
+    "patience": 5,  # EarlyStopping: epochs without improvement before a trial ends itself
+}
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the model is useless and training stopped at once."""
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """Everything needed to train one model; an exported config is exactly this plus provenance."""
+
+    model: str
+    data: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    epochs: int = 10
+    seed: int = 0
+    validation_split: float = 0.2
+    monitor: str = "val_accuracy"  # the metric that picks the best epoch
+    direction: str = "maximize"
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: per-epoch history, the best epoch and its value, and the best model."""
+
+    history: dict[str, list[float]]
+    best_epoch: int
+    best_value: float
+    model: Any
+    epochs_run: int
+
+
+_configured = False
+
+
+def configure_runtime(parallel_trials: int = 1, mixed_precision: bool | None = None) -> None:
+    """Set up TensorFlow once per process, before the first op: GPU memory growth and mixed precision,
+    or CPU thread pools sized so `parallel_trials` trials share the cores instead of fighting for them."""
+    global _configured
+    if _configured:
+        return
+    import keras
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    try:
+        if gpus:
+            for gpu in gpus:
+                tf.config.experimental.set_memory_growth(gpu, True)
+        else:
+            threads = max(1, (os.cpu_count() or 1) // max(1, parallel_trials))
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+    except RuntimeError:  # the runtime already started (e.g. in a notebook); keep its settings
+        pass
+    use_mixed = bool(gpus) if mixed_precision is None else mixed_precision
+    keras.mixed_precision.set_global_policy("mixed_float16" if use_mixed else "float32")
+    _configured = True
+
+
+def make_optimizer(values: Mapping[str, Any]) -> Any:
+    """An optimizer by name with its learning rate and the extras that name takes."""
+    import keras
+
+    name = values["optimizer"]
+    if name not in catalog.OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; expected one of {', '.join(catalog.OPTIMIZERS)}")
+    kwargs: dict[str, Any] = {"learning_rate": float(values["learning_rate"])}
+    if name in ("sgd", "rmsprop"):
+        kwargs["momentum"] = float(values["momentum"])
+    if name == "adamw":
+        kwargs["weight_decay"] = float(values["weight_decay"])
+    return getattr(keras.optimizers, catalog.OPTIMIZERS[name])(**kwargs)
+
+
+def train(
+    spec: TrainSpec,
+    callbacks: Sequence[Any] = (),
+    checkpoint_path: str | os.PathLike[str] | None = None,
+    verbose: int = 0,
+) -> TrainResult:
+    """Train `spec` on its dataset, keep the best epoch's weights, save them to `checkpoint_path`.
+
+    The handed `callbacks` run after the loop's own (EarlyStopping, TerminateOnNaN), so a reporter
+    sees every finished epoch and may set `model.stop_training` to prune. Raises TrainingDiverged
+    when the loss stops being finite.
+    """
+    import keras
+
+    from trainers.data import load_arrays, make_pipeline
+    from trainers.models import build
+
+    configure_runtime()
+    values = {**TRAINING_DEFAULTS, **spec.params}
+    keras.utils.set_random_seed(spec.seed)
+    data = load_arrays(spec.data, spec.validation_split, spec.seed)
+    train_ds = make_pipeline(data.x_train, data.y_train, values["batch_size"], shuffle=True, seed=spec.seed)
+    val_ds = make_pipeline(data.x_val, data.y_val, values["batch_size"], shuffle=False)
+
+    model = build(spec.model, values, data.input_shape, data.n_classes)
+    model.compile(optimizer=make_optimizer(values), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    mode = "max" if spec.direction == "maximize" else "min"
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor=spec.monitor, mode=mode, patience=int(values["patience"]), restore_best_weights=True
+    )
+    own = [keras.callbacks.TerminateOnNaN(), early_stopping]
+    history = model.fit(
+        train_ds, validation_data=val_ds, epochs=spec.epochs, verbose=verbose, callbacks=[*own, *callbacks]
+    ).history
+
+    losses = history.get("loss", [])
+    if losses and not math.isfinite(losses[-1]):
+        raise TrainingDiverged(f"loss became {losses[-1]} at epoch {len(losses) - 1}; try a lower learning rate")
+    if spec.monitor not in history:
+        raise KeyError(f"training did not produce metric {spec.monitor!r}; it produced {', '.join(history)}")
+    scores = history[spec.monitor]
+    best_epoch = scores.index(max(scores) if mode == "max" else min(scores))
+    if checkpoint_path is not None:
+        Path(checkpoint_path).parent.mkdir(parents=True, exist_ok=True)
+        model.save(checkpoint_path)
+    return TrainResult(history, best_epoch, float(scores[best_epoch]), model, len(scores))
