@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -63,3 +68,40 @@ def optuna_trials(store: Path, study: str):
 @pytest.fixture
 def store(tmp_path: Path) -> Path:
     return tmp_path / "store"
+
+
+@contextlib.contextmanager
+def serving(command: list[str], port: int, timeout: float = 90.0, env: dict[str, str] | None = None):
+    """Start a real server process on 127.0.0.1:`port`, wait until /health answers, stop it afterwards."""
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **QUIET_ENV, **(env or {})}, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                log.seek(0)
+                raise RuntimeError(f"server {command[:4]} did not start:\n{log.read().decode()[-3000:]}")
+            time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def mlflow_server(backend: Path, artifacts: Path, port: int):
+    """A real MLflow tracking server (SQLite backend, proxied artifacts) on 127.0.0.1."""
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{backend}",
+               "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port),
+               "--workers", "1"]
+    return serving(command, port)

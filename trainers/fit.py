@@ -100,6 +100,20 @@ def make_optimizer(values: Mapping[str, Any]) -> Any:
     return getattr(keras.optimizers, catalog.OPTIMIZERS[name])(**kwargs)
 
 
+def _stop_on_nan() -> Any:
+    import keras
+
+    class StopOnNaN(keras.callbacks.Callback):
+        """Keras' TerminateOnNaN without its console message: stop at the first non-finite batch loss."""
+
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                self.model.stop_training = True
+
+    return StopOnNaN()
+
+
 def train(
     spec: TrainSpec,
     callbacks: Sequence[Any] = (),
@@ -130,7 +144,7 @@ def train(
     early_stopping = keras.callbacks.EarlyStopping(
         monitor=spec.monitor, mode=mode, patience=int(values["patience"]), restore_best_weights=True
     )
-    own = [keras.callbacks.TerminateOnNaN(), early_stopping]
+    own = [_stop_on_nan(), early_stopping]
     history = model.fit(
         train_ds, validation_data=val_ds, epochs=spec.epochs, verbose=verbose, callbacks=[*own, *callbacks]
     ).history

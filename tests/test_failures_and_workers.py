@@ -1,0 +1,97 @@
+"""A failing trial never loses the sweep; parallel workers share one storage without duplicates."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+
+from search.tracking import ERROR_TAG, STATE_TAG
+from tests.conftest import mlflow_client, optuna_trials, run_cli, sweep_runs, write_space
+
+
+def test_diverging_trials_fail_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    # Half the learning rates blow the loss up to NaN: those trials fail, the others finish the budget.
+    space = write_space(tmp_path, """
+        name: diverge
+        model: mlp
+        data: iris
+        budget: {trials: 4, epochs: 3}
+        search: {sampler: random, pruner: none, seed: 1}
+        params:
+          learning_rate: {type: categorical, choices: [0.05, 0.1, 1.0e+12], default: 1.0e+12}
+        fixed: {optimizer: sgd, units: 16}
+    """)
+    store = tmp_path / "store"
+    proc = run_cli("sweep", str(space), "--store", str(store))
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    trials = optuna_trials(store, "diverge")
+    states = Counter(t.state.name for t in trials)
+    # Rule: failed trials do not eat the budget; the sweep still ends with its complete + pruned trials
+    assert states["COMPLETE"] + states["PRUNED"] == 4
+    assert states["FAIL"] >= 1  # the first trial (the declared default) diverges
+    client = mlflow_client(store)
+    _, runs = sweep_runs(client, "diverge", "diverge")
+    failed = [r for r in runs if r.data.tags[STATE_TAG] == "failed"]
+    assert len(failed) == states["FAIL"]
+    for run in failed:
+        # Rule: a failed trial says why (tag + traceback artifact) and its run status is FAILED
+        assert run.info.status == "FAILED"
+        assert run.data.tags[ERROR_TAG].startswith("diverged: loss became")
+        assert "error.txt" in [a.path for a in client.list_artifacts(run.info.run_id)]
+        # Rule: a NaN loss stops the trial at once instead of training a diverged model to the end
+        losses = [m.value for m in client.get_metric_history(run.info.run_id, "loss")]
+        assert not math.isfinite(losses[-1]) and all(math.isfinite(v) for v in losses[:-1])
+
+
+def test_every_trial_failing_stops_the_sweep_with_one_message(tmp_path: Path) -> None:
+    space = write_space(tmp_path, """
+        name: allfail
+        model: mlp
+        data: iris
+        budget: {trials: 20, epochs: 2}
+        search: {sampler: random, pruner: none}
+        params:
+          learning_rate: {type: float, low: 1.0e+11, high: 1.0e+12, log: true}
+        fixed: {optimizer: sgd, units: 8}
+    """)
+    store = tmp_path / "store"
+    proc = run_cli("sweep", str(space), "--store", str(store))
+    # Rule: when every recent trial failed, the sweep stops with exit 1 and one message naming the error
+    assert proc.returncode == 1
+    assert "the last 5 trials all failed" in " ".join(proc.stderr.split())
+    assert "diverged" in proc.stderr and "Traceback" not in proc.stderr
+    trials = optuna_trials(store, "allfail")
+    assert len(trials) == 5 and all(t.state.name == "FAIL" for t in trials)
+    parents, runs = sweep_runs(mlflow_client(store), "allfail", "allfail")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+
+
+def test_workers_share_one_storage_without_duplicates(tmp_path: Path) -> None:
+    space = write_space(tmp_path, """
+        name: par
+        model: mlp
+        data: wine
+        budget: {trials: 6, epochs: 2}
+        search: {sampler: tpe, pruner: none}
+        params:
+          learning_rate: {type: float, low: 1.0e-3, high: 1.0e-1, log: true}
+          units: {type: int, low: 8, high: 32}
+    """)
+    store = tmp_path / "store"
+    proc = run_cli("sweep", str(space), "--workers", "2", "--store", str(store))
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    trials = optuna_trials(store, "par")
+    counted = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+    # Rule: N workers still run exactly the budget, each trial number once
+    assert len(counted) == 6
+    assert not [t for t in trials if t.state.name == "RUNNING"]
+    owners = {t.user_attrs["kerasweep.owner"] for t in counted}
+    assert len(owners) == 2  # two worker processes really shared the work
+    parents, runs = sweep_runs(mlflow_client(store), "par", "par")
+    # Rule: one MLflow run per trial, one parent, same shape as with one worker
+    numbers = [int(r.data.tags["kerasweep.trial"]) for r in runs]
+    assert len(parents) == 1
+    assert sorted(numbers) == sorted(t.number for t in counted)
+    assert all(r.info.status == "FINISHED" for r in runs)

@@ -1,0 +1,122 @@
+"""trainers/: data loading and splitting, model builders, the catalog, and independence from search/."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trainers import catalog
+from trainers.data import DataError, load_arrays
+from tests.conftest import ROOT
+
+
+@pytest.mark.parametrize("name, shape, classes", [("digits", (8, 8, 1), 10), ("breast_cancer", (30,), 2),
+                                                 ("wine", (13,), 3), ("iris", (4,), 3)])
+def test_bundled_datasets_split_stratified_and_deterministic(name: str, shape: tuple, classes: int) -> None:
+    data = load_arrays(name, 0.2, 0)
+    # Rule: bundled sets load offline with the right shapes and class counts
+    assert data.input_shape == shape and data.n_classes == classes
+    # Rule: the split is stratified (every class on both sides, in proportion)
+    train_share = np.bincount(data.y_train) / len(data.y_train)
+    val_share = np.bincount(data.y_val) / len(data.y_val)
+    assert np.allclose(train_share, val_share, atol=0.03)
+    # Rule: the same seed gives the same split; another seed another split
+    again = load_arrays.__wrapped__(name, 0.2, 0)
+    other = load_arrays.__wrapped__(name, 0.2, 1)
+    assert np.array_equal(again.x_val, data.x_val)
+    assert not np.array_equal(other.x_val, data.x_val)
+
+
+def test_scaling_is_fitted_on_the_training_part_only() -> None:
+    data = load_arrays("wine", 0.2, 0)
+    # Rule: train features are standardised exactly; validation only approximately (its own stats differ)
+    assert np.allclose(data.x_train.mean(axis=0), 0, atol=1e-5)
+    assert np.allclose(data.x_train.std(axis=0), 1, atol=1e-4)
+    assert not np.allclose(data.x_val.mean(axis=0), 0, atol=1e-5)
+    images = load_arrays("digits", 0.2, 0)
+    assert images.x_train.max() == pytest.approx(1.0)
+
+
+def test_user_files_npz_csv_and_image_folder(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.normal(size=(40, 5)), y=np.repeat(["a", "b"], 20))
+    assert load_arrays(str(tmp_path / "d.npz")).classes == ("a", "b")
+    (tmp_path / "d.csv").write_text("f1,f2,label\n" + "".join(f"{i},{i * 2},{i % 2}\n" for i in range(20)))
+    assert load_arrays(str(tmp_path / "d.csv")).input_shape == (2,)
+    from PIL import Image
+
+    for label in ("cat", "dog"):
+        (tmp_path / "img" / label).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 255, (10, 12, 3), dtype=np.uint8)).save(tmp_path / "img" / label / f"{i}.png")
+    folder = load_arrays(str(tmp_path / "img"))
+    assert folder.input_shape == (32, 32, 3) and folder.n_classes == 2
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: np.savez(p / "f.npz", x=np.zeros((0, 3)), y=np.zeros(0)), "no examples"),
+        (lambda p: np.savez(p / "f.npz", features=np.zeros((4, 3))), "missing array(s) x, y"),
+        (lambda p: np.savez(p / "f.npz", x=np.zeros((10, 3)), y=np.zeros(7)), "one label per example"),
+        (lambda p: np.savez(p / "f.npz", x=np.zeros((10, 3)), y=np.linspace(0, 1, 10)), "not classes"),
+        (lambda p: np.savez(p / "f.npz", x=np.zeros((10, 3)), y=np.zeros(10)), "at least 2 classes"),
+        (lambda p: np.savez(p / "f.npz", x=np.zeros((10, 2, 2, 2, 2)), y=np.arange(10) % 2), "features have shape"),
+        (lambda p: (p / "f.csv").write_text("a,b\n1,2\n"), "no 'label' column"),
+        (lambda p: (p / "f.csv").write_text("a,label\nx,0\ny,1\n"), "non-numeric feature column(s) a"),
+        (lambda p: (p / "f.npz").write_text("not a zip"), "not a readable .npz"),
+    ],
+)
+def test_bad_data_files_raise_a_clear_error(tmp_path: Path, make, message: str) -> None:
+    make(tmp_path)
+    path = next(tmp_path.glob("f.*"))
+    with pytest.raises(DataError) as info:
+        load_arrays.__wrapped__(str(path))
+    # Rule: the message names the file and what is wrong
+    assert str(path) in str(info.value) and message in str(info.value)
+
+
+def test_catalog_matches_the_builders() -> None:
+    from trainers.fit import TRAINING_DEFAULTS
+    from trainers.models import BUILDERS, CNN_DEFAULTS, MLP_DEFAULTS
+
+    # Rule: the names validation accepts are exactly the values the code reads
+    assert set(BUILDERS) == set(catalog.MODEL_PARAMS)
+    assert set(CNN_DEFAULTS) == set(catalog.MODEL_PARAMS["cnn"])
+    assert set(MLP_DEFAULTS) == set(catalog.MODEL_PARAMS["mlp"])
+    assert set(TRAINING_DEFAULTS) == set(catalog.TRAINING_PARAMS)
+    import keras
+
+    for name in catalog.ACTIVATIONS:
+        assert keras.activations.get(name) is not None
+    for cls in catalog.OPTIMIZERS.values():
+        assert hasattr(keras.optimizers, cls)
+
+
+@pytest.mark.parametrize("model, data", [("cnn", "digits"), ("mlp", "wine")])
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_builders_train_one_epoch(model: str, data: str, batch_norm: bool, tmp_path: Path) -> None:
+    from trainers.fit import TrainSpec, train
+
+    spec = TrainSpec(model=model, data=data, epochs=1, params={"batch_norm": batch_norm, "l2": 1e-4,
+                                                                 "optimizer": "adamw", "activation": "gelu"})
+    result = train(spec, checkpoint_path=tmp_path / "m.keras")
+    # Rule: one epoch trains, produces every catalogued metric, and saves a loadable model
+    assert set(result.history) == set(catalog.METRICS)
+    assert result.epochs_run == 1 and 0.0 <= result.best_value <= 1.0
+    assert (tmp_path / "m.keras").stat().st_size > 0
+    has_bn = any(layer.__class__.__name__ == "BatchNormalization" for layer in result.model.layers)
+    assert has_bn == batch_norm
+
+
+def test_trainers_never_import_search() -> None:
+    code = ("import sys, trainers.fit, trainers.models, trainers.data, trainers.catalog; "
+            "bad = [m for m in sys.modules if m == 'search' or m.startswith('search.')]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    # Rule: trainers/ stands alone for production training (DESIGN.md)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
