@@ -22,7 +22,7 @@ SWEEP_FLAGS = --engine $(ENGINE) --store $(STORE) \
 	$(if $(NAME),--name $(NAME)) $(if $(WORKERS),--workers $(WORKERS))
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock sweep status export train ui test test-slow clean
+.PHONY: help install lock sweep status export train ui tensorboard dashboard test test-slow clean
 
 help: ## List the targets with one line each
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,6 +56,14 @@ train: $(STAMP) ## Train an exported config: make train CONFIG=runs/exports/cnn.
 
 ui: $(STAMP) ## Serve the MLflow UI over the store on http://127.0.0.1:$(PORT)
 	$(BIN)/kerasweep ui --store $(STORE) --port $(PORT)
+
+tensorboard: $(STAMP) ## Serve TensorBoard over a sweep's trial logs: make tensorboard SWEEP=cnn (port 6006)
+	@test -n "$(SWEEP)" || { echo "usage: make tensorboard SWEEP=<sweep name>"; exit 2; }
+	$(BIN)/kerasweep tensorboard $(SWEEP) --store $(STORE) --port $(or $(TB_PORT),6006)
+
+dashboard: $(STAMP) ## Serve optuna-dashboard over a sweep's storage: make dashboard SWEEP=cnn (port 8080)
+	@test -n "$(SWEEP)" || { echo "usage: make dashboard SWEEP=<sweep name>"; exit 2; }
+	$(BIN)/kerasweep dashboard $(SWEEP) --store $(STORE) --port $(or $(DASH_PORT),8080)
 
 test: $(STAMP) ## Run the test suite (what CI runs)
 	$(BIN)/python -m pytest

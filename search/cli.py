@@ -6,8 +6,6 @@ Exit codes: 0 success, 2 bad input (space file, flags, data, unknown sweep), 1 a
 from __future__ import annotations
 
 import functools
-import os
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -160,38 +158,65 @@ def export(name: str, output: Path | None, top: int, store: Path) -> None:
 @click.option("--verbose", is_flag=True, help="Show Keras progress and TensorFlow logs.")
 @reports_errors
 def train(config: Path, epochs: int | None, output: Path | None, store: Path, verbose: bool) -> None:
-    """Train an exported CONFIG with the sweep's own trainer and save the best model."""
+    """Train an exported CONFIG with the sweep's own trainer; log, register and save the best model."""
     silence(verbose)
-    import dataclasses
-
     from search.export import load_export
 
-    spec = load_export(config)
-    if epochs:
-        spec = dataclasses.replace(spec, epochs=epochs)
+    spec = load_export(config)  # fail on a bad file before TensorFlow loads
     from search.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    from trainers.fit import train as fit
+    from search.production import train_config
 
-    model_path = output or store / "models" / f"{config.stem}.keras"
-    console.print(f"Training {spec.model} on {spec.data} for up to {spec.epochs} epochs ...")
-    result = fit(spec, checkpoint_path=model_path, verbose=2 if verbose else 0)
-    console.print(f"Best {spec.monitor} {result.best_value:.4f} at epoch {result.best_epoch + 1}; model saved to {model_path}")
+    console.print(f"Training {spec.model} on {spec.data} for up to {epochs or spec.epochs} epochs ...")
+    result = train_config(config, store, epochs, output, verbose)
+    console.print(f"Best {result.metric} {result.best_value:.4f} at epoch {result.best_epoch + 1}")
+    console.print(f"Model saved to {result.model_path}")
+    console.print(f"Registered in MLflow as models:/{result.registered_name}/{result.version} "
+                  f"(run {result.mlflow_run_id}); browse it with: make ui")
+
+
+port_option = functools.partial(click.option, "--port", type=click.IntRange(1, 65535), show_default=True)
 
 
 @main.command()
-@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
+@port_option(default=5000)
 @store_option
+@reports_errors
 def ui(port: int, store: Path) -> None:
     """Serve the MLflow UI over the store's tracking data on 127.0.0.1."""
-    from search.tracking import tracking_uri_for
+    from search.servers import serve, ui_command
 
-    uri = tracking_uri_for(store)
-    console.print(f"MLflow UI on http://127.0.0.1:{port} (tracking store {uri}); Ctrl-C to stop.")
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", "127.0.0.1",
-               "--port", str(port), "--workers", "1"]
-    sys.exit(subprocess.call(command, env={**os.environ, "PYTHONWARNINGS": "ignore"}))
+    console.print(f"MLflow UI on http://127.0.0.1:{port} (tracking store in {store}/); Ctrl-C to stop.")
+    sys.exit(serve(ui_command(store, port)))
+
+
+@main.command()
+@click.argument("name")
+@port_option(default=6006)
+@store_option
+@reports_errors
+def tensorboard(name: str, port: int, store: Path) -> None:
+    """Serve TensorBoard over the per-trial logs of sweep NAME on 127.0.0.1."""
+    from search.servers import serve, tensorboard_command
+
+    command = tensorboard_command(name, store, port)
+    console.print(f"TensorBoard on http://127.0.0.1:{port} ({command[2]}); Ctrl-C to stop.")
+    sys.exit(serve(command))
+
+
+@main.command()
+@click.argument("name")
+@port_option(default=8080)
+@store_option
+@reports_errors
+def dashboard(name: str, port: int, store: Path) -> None:
+    """Serve optuna-dashboard over the Optuna storage of sweep NAME on 127.0.0.1."""
+    from search.servers import dashboard_command, serve
+
+    command = dashboard_command(name, store, port)
+    console.print(f"optuna-dashboard on http://127.0.0.1:{port}; Ctrl-C to stop.")
+    sys.exit(serve(command))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ def export_config(config: SweepConfig, trial: TrialResult, result: SweepResult) 
     document = dataclasses.asdict(spec)
     document["params"] = {k: document["params"][k] for k in sorted(document["params"])}
     document["provenance"] = {
+        "space": config.space.name,
         "sweep": config.name,
         "engine": result.engine,
         "trial": trial.number,

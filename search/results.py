@@ -31,6 +31,7 @@ class TrialResult:
     mlflow_run_id: str | None = None
     epochs: int = 0
     error: str | None = None
+    intermediate: dict[int, float] = field(default_factory=dict)  # epoch -> objective metric
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,10 @@ class SweepConfig:
     @property
     def checkpoints(self) -> Path:
         return self.store / "checkpoints" / self.name
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.store / "tensorboard" / self.name
 
     @property
     def record_path(self) -> Path:
@@ -164,6 +169,13 @@ def run_sweep(config: SweepConfig, reporter: Any | None = None) -> SweepResult:
 
 
 def _finish(config: SweepConfig, tracker: Tracker, result: SweepResult, interrupted: bool = False) -> None:
+    """Close the parent run: plots of all trials, counts per state, the best trial."""
+    if result.trials:
+        from search.plots import write_plots
+
+        with tempfile.TemporaryDirectory() as folder:
+            if write_plots(result, config.space, Path(folder)):
+                tracker.log_plots(config.parent_run_id, Path(folder))
     best = result.best
     tracker.finish_sweep(
         config.parent_run_id,

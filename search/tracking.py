@@ -65,7 +65,9 @@ class Tracker:
             return found.experiment_id
         location = (self.artifact_root / name).resolve().as_uri() if self.artifact_root else None
         try:
-            return self.client.create_experiment(name, artifact_location=location)
+            # the tag opens the experiment in the UI's "Model training" view, not the GenAI one
+            return self.client.create_experiment(name, artifact_location=location,
+                                                 tags={"mlflow.experimentKind": "custom_model_development"})
         except Exception:  # noqa: BLE001 - another worker created it first
             return self.client.get_experiment_by_name(name).experiment_id
 
@@ -109,6 +111,37 @@ class Tracker:
             self.client.set_tag(run_id, "kerasweep.best_value", f"{best_value:.6g}")
         self.client.log_batch(run_id, metrics=metrics)
         self.client.set_terminated(run_id, status="KILLED" if interrupted else "FINISHED")
+
+    def log_plots(self, run_id: str, folder: Path) -> None:
+        """Attach the sweep's plots (PNG and HTML) to its parent run under `plots/`."""
+        self.client.log_artifacts(run_id, str(folder), "plots")
+
+    # --- production training ---------------------------------------------------------------------
+    def log_production(self, experiment: str, run_name: str, params: dict[str, Any], history: dict[str, list[float]],
+                       model: Any, registered_name: str, tags: dict[str, str], example: Any = None) -> tuple[str, int]:
+        """A production run with its params, per-epoch metrics and the model in MLflow's Keras flavour,
+        registered as a new version of `registered_name`; returns (run id, version)."""
+        import keras
+        import mlflow
+        import mlflow.keras
+        from mlflow.entities import Metric, Param
+        from mlflow.models import infer_signature
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        run = self.client.create_run(self.experiment_id(experiment), run_name=run_name,
+                                     tags={ROLE_TAG: "production", **tags})
+        run_id = run.info.run_id
+        self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in sorted(params.items())])
+        now = int(time.time() * 1000)
+        for key, values in history.items():
+            self.client.log_batch(run_id, metrics=[Metric(key, float(v), now, i + 1) for i, v in enumerate(values)])
+        signature = infer_signature(example, model.predict(example, verbose=0)) if example is not None else None
+        with mlflow.start_run(run_id=run_id):
+            info = mlflow.keras.log_model(
+                model, name="model", registered_model_name=registered_name, signature=signature,
+                pip_requirements=[f"keras=={keras.__version__}", "tensorflow"],  # skips slow inference
+            )
+        return run_id, int(info.registered_model_version)
 
     # --- trials (nested runs) -----------------------------------------------------------------
     def start_trial(self, parent_run_id: str, sweep: str, number: int, params: dict[str, Any]) -> str:

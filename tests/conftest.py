@@ -70,9 +70,23 @@ def store(tmp_path: Path) -> Path:
     return tmp_path / "store"
 
 
+TRIALS, EPOCHS = 8, 4
+
+
+@pytest.fixture(scope="session")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One tiny sweep of the bundled cnn space (sweep name `tiny`), shared by the end-to-end tests."""
+    store = tmp_path_factory.mktemp("e2e") / "store"
+    proc = run_cli("sweep", "cnn", "--trials", str(TRIALS), "--epochs", str(EPOCHS), "--name", "tiny",
+                   "--store", str(store))
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    return {"store": store, "proc": proc}
+
+
 @contextlib.contextmanager
-def serving(command: list[str], port: int, timeout: float = 90.0, env: dict[str, str] | None = None):
-    """Start a real server process on 127.0.0.1:`port`, wait until /health answers, stop it afterwards."""
+def serving(command: list[str], port: int, timeout: float = 90.0, env: dict[str, str] | None = None,
+            health: str = "/health"):
+    """Start a real server process on 127.0.0.1:`port`, wait until `health` answers, stop it afterwards."""
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **QUIET_ENV, **(env or {})}, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
@@ -80,7 +94,7 @@ def serving(command: list[str], port: int, timeout: float = 90.0, env: dict[str,
         deadline = time.time() + timeout
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{health}", timeout=2) as answer:
                     if answer.status == 200:
                         break
             except OSError:

@@ -100,6 +100,13 @@ def make_optimizer(values: Mapping[str, Any]) -> Any:
     return getattr(keras.optimizers, catalog.OPTIMIZERS[name])(**kwargs)
 
 
+def tensorboard_callback(log_dir: str | os.PathLike[str]) -> Any:
+    """Keras' TensorBoard callback with per-epoch scalars only (no graph, no profiler: cheap per trial)."""
+    import keras
+
+    return keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False, profile_batch=0, update_freq="epoch")
+
+
 def _stop_on_nan() -> Any:
     import keras
 

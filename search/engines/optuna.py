@@ -142,6 +142,7 @@ def results(sweep: SweepConfig) -> SweepResult:
             mlflow_run_id=t.user_attrs.get(RUN_ATTR),
             epochs=max(t.intermediate_values, default=0),
             error=t.user_attrs.get("kerasweep.error"),
+            intermediate=dict(t.intermediate_values),
         )
         for t in trials
         if not t.system_attrs.get(DISCARDED_ATTR) and t.state is not OptunaState.WAITING
@@ -283,7 +284,8 @@ def _run_one(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, track
     checkpoint = sweep.checkpoints / f"trial-{trial.number}" / "model.keras"
     with _heartbeat(study, trial):
         try:
-            outcome = run_trial(space, values, hooks=[log_epoch, report], checkpoint_path=checkpoint)
+            outcome = run_trial(space, values, hooks=[log_epoch, report], checkpoint_path=checkpoint,
+                                tensorboard_dir=sweep.tensorboard / f"trial-{trial.number}")
         except KeyboardInterrupt:
             study.tell(trial, state=OptunaState.FAIL)
             tracker.finish_trial(run_id, TrialState.FAILED, error="interrupted: the sweep was stopped (Ctrl-C)")

@@ -1,0 +1,61 @@
+"""Production training from an exported config: same trainer as the sweep, then MLflow and the registry.
+
+`make train CONFIG=runs/exports/cnn.yaml` lands here: train with EarlyStopping (best weights kept),
+a best checkpoint written to a path it returns, TensorBoard logs, an MLflow run in the space's
+production experiment linked to the source trial, and a new registered model version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from search.export import load_export
+from search.tracking import Tracker
+
+
+@dataclass(frozen=True)
+class ProductionResult:
+    """Where the trained model went and how good it is."""
+
+    model_path: Path
+    metric: str
+    best_value: float
+    best_epoch: int
+    mlflow_run_id: str
+    registered_name: str
+    version: int
+
+
+def train_config(config_path: Path | str, store: Path | str = "runs", epochs: int | None = None,
+                 output: Path | str | None = None, verbose: bool = False) -> ProductionResult:
+    """Train an exported config, save the best model, log and register it; see the module docstring."""
+    from trainers.data import load_arrays
+    from trainers.fit import tensorboard_callback, train
+
+    config_path, store = Path(config_path), Path(store)
+    spec = load_export(config_path)
+    if epochs:
+        spec = dataclasses.replace(spec, epochs=epochs)
+    provenance = (yaml.safe_load(config_path.read_text()) or {}).get("provenance", {})
+    name = provenance.get("space") or spec.model
+    model_path = Path(output) if output else store / "models" / f"{config_path.stem}.keras"
+    result = train(spec, callbacks=[tensorboard_callback(store / "tensorboard" / "production" / config_path.stem)],
+                   checkpoint_path=model_path, verbose=2 if verbose else 0)
+    data = load_arrays(spec.data, spec.validation_split, spec.seed)
+    tags = {
+        "kerasweep.source_run_id": str(provenance.get("mlflow_run_id", "")),
+        "kerasweep.source_sweep": str(provenance.get("sweep", "")),
+        "kerasweep.source_trial": str(provenance.get("trial", "")),
+        "kerasweep.config": str(config_path.resolve()),
+        "kerasweep.model_path": str(model_path.resolve()),
+    }
+    params = {**dict(spec.params), "epochs": spec.epochs, "seed": spec.seed, "data": spec.data, "model": spec.model}
+    run_id, version = Tracker.for_store(store).log_production(
+        f"{name}-production", config_path.stem, params, result.history, result.model, name, tags,
+        example=data.x_val[:5],
+    )
+    return ProductionResult(model_path, spec.monitor, result.best_value, result.best_epoch, run_id, name, version)

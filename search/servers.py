@@ -1,0 +1,54 @@
+"""The local web UIs over a store, all bound to 127.0.0.1: MLflow, TensorBoard, optuna-dashboard.
+
+Each function returns the command line, so tests start the very same servers the CLI starts.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from search.errors import UserInputError
+from search.tracking import tracking_uri_for
+
+HOST = "127.0.0.1"
+
+
+def ui_command(store: Path, port: int = 5000) -> list[str]:
+    """MLflow's tracking server over the store's runs; reads live while a sweep writes."""
+    return [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri_for(store),
+            "--host", HOST, "--port", str(port), "--workers", "1"]
+
+
+def tensorboard_command(name: str, store: Path, port: int = 6006) -> list[str]:
+    """TensorBoard over one sweep's per-trial logs (or `production` for make train runs)."""
+    logdir = store / "tensorboard" / name
+    if not logdir.is_dir():
+        known = sorted(p.name for p in (store / "tensorboard").glob("*")) if (store / "tensorboard").is_dir() else []
+        raise UserInputError(f"SWEEP: no TensorBoard logs for {name!r} under {store}/tensorboard; "
+                             f"known: {', '.join(known) or 'none'}")
+    return [str(Path(sys.executable).with_name("tensorboard")), "--logdir", str(logdir), "--host", HOST,
+            "--port", str(port)]
+
+
+def dashboard_command(name: str, store: Path, port: int = 8080) -> list[str]:
+    """optuna-dashboard over the Optuna storage a sweep was run on."""
+    from search.sweep import load_config
+
+    config = load_config(name, store)
+    if config.engine != "optuna":
+        raise UserInputError(f"SWEEP: {name!r} ran on engine {config.engine!r}; optuna-dashboard reads Optuna sweeps only")
+    from search.engines.optuna import storage_url
+
+    return [str(Path(sys.executable).with_name("optuna-dashboard")), storage_url(config), "--host", HOST,
+            "--port", str(port)]
+
+
+def serve(command: list[str]) -> int:
+    """Run a server in the foreground until Ctrl-C; returns its exit code."""
+    try:
+        return subprocess.call(command, env={**os.environ, "PYTHONWARNINGS": "ignore", "TF_CPP_MIN_LOG_LEVEL": "3"})
+    except KeyboardInterrupt:
+        return 0
