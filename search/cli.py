@@ -14,11 +14,11 @@ from typing import Any
 import click
 from rich.console import Console
 
+from search.engines import ENGINES
 from search.errors import KerasweepError
 from search.quiet import silence
 from search.space import PRUNERS, SAMPLERS
 
-ENGINE_NAMES = ("optuna",)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -54,7 +54,7 @@ def main() -> None:
 
 @main.command()
 @click.argument("space")
-@click.option("--engine", type=click.Choice(ENGINE_NAMES), default="optuna", show_default=True, help="Search engine.")
+@click.option("--engine", type=click.Choice(list(ENGINES)), default="optuna", show_default=True, help="Search engine.")
 @click.option("--trials", type=click.IntRange(min=1), help="Budget of complete + pruned trials (overrides the space).")
 @click.option("--epochs", type=click.IntRange(min=1), help="Most epochs a trial may train (overrides the space).")
 @click.option("--name", help="Sweep name (default: the space's name). The same name resumes the sweep.")
@@ -64,10 +64,18 @@ def main() -> None:
 @click.option("--seed", type=int, help="Seed for sampling, data split and weights (overrides the space).")
 @store_option
 @click.option("--storage", help="Optuna storage URL (sqlite:///..., postgresql://...) or a *.journal file.")
-@click.option("--verbose", is_flag=True, help="Show TensorFlow, Optuna and MLflow logs.")
+@click.option("--max-failures", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Retry a failed trial up to N times (Ray: from its last checkpoint).")
+@click.option("--cpus-per-trial", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Ray engine: CPUs reserved per trial.")
+@click.option("--gpus-per-trial", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Ray engine: GPUs per trial; fractions pack trials on one GPU, >1 trains with MirroredStrategy.")
+@click.option("--address", envvar="RAY_ADDRESS", help="Ray engine: join this Ray cluster (env RAY_ADDRESS).")
+@click.option("--verbose", is_flag=True, help="Show TensorFlow, Optuna, Ray and MLflow logs.")
 @reports_errors
 def sweep(space: str, engine: str, trials: int | None, epochs: int | None, name: str | None, workers: int,
           sampler: str | None, pruner: str | None, seed: int | None, store: Path, storage: str | None,
+          max_failures: int, cpus_per_trial: float, gpus_per_trial: float, address: str | None,
           verbose: bool) -> None:
     """Run (or resume) a sweep of SPACE: a name under spaces/ or a path to a YAML file."""
     silence(verbose)
@@ -75,7 +83,9 @@ def sweep(space: str, engine: str, trials: int | None, epochs: int | None, name:
     from search.sweep import make_config
 
     parsed = load_space(space).with_overrides(trials=trials, epochs=epochs, sampler=sampler, pruner=pruner, seed=seed)
-    config = make_config(parsed, name=name, store=store, engine=engine, workers=workers, storage=storage, verbose=verbose)
+    config = make_config(parsed, name=name, store=store, engine=engine, workers=workers, storage=storage,
+                         max_failures=max_failures, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                         address=address, verbose=verbose)
 
     from search.quiet import import_tensorflow_quietly
 

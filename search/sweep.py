@@ -34,8 +34,12 @@ class SweepConfig:
     engine: str = "optuna"
     store: Path = DEFAULT_STORE
     storage: str | None = None  # engine storage URL; None = a file in the store
-    workers: int = 1  # parallel trial processes on this machine
+    workers: int = 1  # parallel trial processes on this machine (Optuna engine)
+    max_failures: int = 0  # retries of a failed trial (same values) before it stays failed
     max_failures_in_a_row: int = 5  # stop the sweep when this many trials in a row failed
+    cpus_per_trial: float = 1.0  # Ray engine: CPUs reserved per trial (2 cores = 2 trials at once)
+    gpus_per_trial: float = 0.0  # Ray engine: fractional GPUs pack several small trials on one GPU
+    address: str | None = None  # Ray engine: an existing cluster (else RAY_ADDRESS, else a local Ray)
     verbose: bool = False
     parent_run_id: str | None = None  # filled in by run_sweep once the MLflow parent run exists
     tracking_uri: str | None = None

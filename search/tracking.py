@@ -12,6 +12,7 @@ workers log side by side without a lock. The shape, which a contract test checks
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -26,6 +27,7 @@ RUN_STATUS = {
     TrialState.FAILED: "FAILED",
     TrialState.RUNNING: "RUNNING",
 }
+PARAMS_TAG, VALUE_TAG = "kerasweep.params", "kerasweep.value"
 SWEEP_TAG, TRIAL_TAG, STATE_TAG, ROLE_TAG, ERROR_TAG = (
     "kerasweep.sweep",
     "kerasweep.trial",
@@ -144,7 +146,8 @@ class Tracker:
         return run_id, int(info.registered_model_version)
 
     # --- trials (nested runs) -----------------------------------------------------------------
-    def start_trial(self, parent_run_id: str, sweep: str, number: int, params: dict[str, Any]) -> str:
+    def start_trial(self, parent_run_id: str, sweep: str, number: int, params: dict[str, Any],
+                    extra_tags: dict[str, str] | None = None) -> str:
         """Open trial `number`'s nested run with its resolved params; returns the run id."""
         parent = self.client.get_run(parent_run_id)
         run = self.client.create_run(
@@ -156,6 +159,8 @@ class Tracker:
                 TRIAL_TAG: str(number),
                 ROLE_TAG: "trial",
                 STATE_TAG: TrialState.RUNNING.value,
+                PARAMS_TAG: json.dumps(params, sort_keys=True, default=str),  # typed values, for export
+                **(extra_tags or {}),
             },
         )
         from mlflow.entities import Param
@@ -177,7 +182,7 @@ class Tracker:
         """Record how the trial ended: state tag, run status, checkpoint (complete), error (failed)."""
         self.client.set_tag(run_id, STATE_TAG, state.value)
         if value is not None:
-            self.client.set_tag(run_id, "kerasweep.value", f"{value:.6g}")
+            self.client.set_tag(run_id, VALUE_TAG, repr(float(value)))
         if error:
             self.client.set_tag(run_id, ERROR_TAG, error[:4000])
         if details:

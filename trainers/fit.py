@@ -60,9 +60,10 @@ class TrainResult:
 _configured = False
 
 
-def configure_runtime(parallel_trials: int = 1, mixed_precision: bool | None = None) -> None:
+def configure_runtime(parallel_trials: int = 1, mixed_precision: bool | None = None, threads: int | None = None) -> None:
     """Set up TensorFlow once per process, before the first op: GPU memory growth and mixed precision,
-    or CPU thread pools sized so `parallel_trials` trials share the cores instead of fighting for them."""
+    or CPU thread pools sized so `parallel_trials` trials share the cores instead of fighting for them
+    (`threads` fixes the pool size instead, e.g. a Ray trial's CPU reservation)."""
     global _configured
     if _configured:
         return
@@ -75,7 +76,7 @@ def configure_runtime(parallel_trials: int = 1, mixed_precision: bool | None = N
             for gpu in gpus:
                 tf.config.experimental.set_memory_growth(gpu, True)
         else:
-            threads = max(1, (os.cpu_count() or 1) // max(1, parallel_trials))
+            threads = threads or max(1, (os.cpu_count() or 1) // max(1, parallel_trials))
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
     except RuntimeError:  # the runtime already started (e.g. in a notebook); keep its settings
@@ -105,6 +106,15 @@ def tensorboard_callback(log_dir: str | os.PathLike[str]) -> Any:
     import keras
 
     return keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False, profile_batch=0, update_freq="epoch")
+
+
+def _strategy() -> Any:
+    """MirroredStrategy when this process sees more than one GPU, else the default strategy."""
+    import tensorflow as tf
+
+    if len(tf.config.list_logical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
 
 
 def _stop_on_nan() -> Any:
@@ -145,8 +155,9 @@ def train(
     train_ds = make_pipeline(data.x_train, data.y_train, values["batch_size"], shuffle=True, seed=spec.seed)
     val_ds = make_pipeline(data.x_val, data.y_val, values["batch_size"], shuffle=False)
 
-    model = build(spec.model, values, data.input_shape, data.n_classes)
-    model.compile(optimizer=make_optimizer(values), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    with _strategy().scope():  # several GPUs: one trial trains on all of them (MirroredStrategy)
+        model = build(spec.model, values, data.input_shape, data.n_classes)
+        model.compile(optimizer=make_optimizer(values), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     mode = "max" if spec.direction == "maximize" else "min"
     early_stopping = keras.callbacks.EarlyStopping(
         monitor=spec.monitor, mode=mode, patience=int(values["patience"]), restore_best_weights=True

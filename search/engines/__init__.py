@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 ProgressCallback = Callable[["SweepResult"], None]
 
 #: engine name -> module implementing it (imported only when used: each pulls a heavy library).
-ENGINES: dict[str, str] = {"optuna": "search.engines.optuna"}
+ENGINES: dict[str, str] = {"optuna": "search.engines.optuna", "ray": "search.engines.ray"}
 
 
 class Engine(Protocol):

@@ -27,7 +27,8 @@ from optuna.trial import TrialState as OptunaState
 
 from search.errors import SweepAborted, UserInputError
 from search.results import SweepResult, TrialResult, TrialState
-from search.space import CategoricalParam, FloatParam, IntParam, Space
+from search.engines._optuna_space import make_sampler, suggest
+from search.space import Space
 from search.trial import resolve_values, run_trial
 
 if TYPE_CHECKING:
@@ -41,28 +42,11 @@ STATES = {
     OptunaState.RUNNING: TrialState.RUNNING,
 }
 OWNER_ATTR, RUN_ATTR, DISCARDED_ATTR = "kerasweep.owner", "kerasweep.mlflow_run_id", "kerasweep.discarded"
+RETRIES_ATTR = "kerasweep.retries"
 HEARTBEAT_S, GRACE_S = 10, 60  # a trial whose worker stopped beating for a minute is stale
 
 
-# --- translating the space ------------------------------------------------------------------
-def make_sampler(space: Space, worker: int = 0, workers: int = 1) -> optuna.samplers.BaseSampler:
-    """The space's sampler; each worker gets its own seed so parallel workers do not repeat each other."""
-    seed = space.search.seed + worker
-    name = space.search.sampler
-    if name == "tpe":
-        # Few random start-up trials (the default 10 wastes a small budget), grouped multivariate TPE
-        # for conditional spaces, and constant liar so parallel workers spread out.
-        startup = max(3, min(10, space.budget.trials // 4))
-        return optuna.samplers.TPESampler(
-            seed=seed, n_startup_trials=startup, multivariate=True, group=True, constant_liar=workers > 1
-        )
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
-    return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
-
-
+# --- translating the space ---------------------------------------------------------------------
 def make_pruner(space: Space) -> optuna.pruners.BasePruner:
     """The space's pruner with epochs (1..budget.epochs) as the resource."""
     name, epochs = space.search.pruner, space.budget.epochs
@@ -73,21 +57,6 @@ def make_pruner(space: Space) -> optuna.pruners.BasePruner:
     if name == "successive_halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     return optuna.pruners.NopPruner()
-
-
-def _suggest(trial: optuna.Trial, space: Space) -> dict[str, Any]:
-    """Sample the active params in declaration order (parents before children, inactive ones absent)."""
-    values: dict[str, Any] = {}
-    for name, param in space.params.items():
-        if not space.is_active(name, values):
-            continue
-        if isinstance(param, FloatParam):
-            values[name] = trial.suggest_float(name, param.low, param.high, log=param.log, step=param.step)
-        elif isinstance(param, IntParam):
-            values[name] = trial.suggest_int(name, param.low, param.high, log=param.log, step=param.step or 1)
-        elif isinstance(param, CategoricalParam):
-            values[name] = trial.suggest_categorical(name, param.choices)
-    return values
 
 
 # --- storage ----------------------------------------------------------------------------------
@@ -235,6 +204,9 @@ def work(sweep: SweepConfig, worker: int, on_progress: ProgressCallback) -> None
         if _over_budget(study, trial, budget):
             return
         error = _run_one(sweep, study, trial, tracker)
+        retries = int(trial.user_attrs.get(RETRIES_ATTR, 0))
+        if error and retries < sweep.max_failures:  # --max-failures: try the same values again
+            study.enqueue_trial(trial.params, user_attrs={RETRIES_ATTR: retries + 1, "kerasweep.retry_of": trial.number})
         on_progress(results(sweep))
         recent_errors.append(error or "")
         if len(recent_errors) == recent_errors.maxlen and all(recent_errors):
@@ -265,7 +237,7 @@ def _run_one(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, track
     """Train one asked trial, tell Optuna and MLflow how it ended; returns the error, if any."""
     space = sweep.space
     trial.set_user_attr(OWNER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
-    values = resolve_values(space, _suggest(trial, space))
+    values = resolve_values(space, suggest(trial, space))
     run_id = tracker.start_trial(sweep.parent_run_id, sweep.name, trial.number, values)
     trial.set_user_attr(RUN_ATTR, run_id)
     metric = space.objective.metric

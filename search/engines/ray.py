@@ -1,0 +1,312 @@
+"""Ray Tune engine: the same space on a local Ray or a Ray cluster of GPU workers.
+
+The only place that translates a `Space` into Ray Tune's terms: `OptunaSearch` over a define-by-run
+space (so conditionals stay conditional, same sampler as the Optuna engine), a scheduler for early
+stopping with epochs as the time attribute, and resources per trial. Trials run in reused actors, so
+TensorFlow and the dataset load once per worker process, not once per trial.
+
+MLflow is written from the driver by `TrackingCallback` (a Tune callback), so workers on other
+machines need no access to the tracking store; checkpoints travel through Ray's storage path. The
+callback keeps one nested run per trial keyed by Ray's trial id, so concurrent trials never share a
+run and a restored experiment finds its runs again.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from search.errors import TrialFailed, UserInputError
+from search.results import SweepResult, TrialResult, TrialState
+from search.space import Space
+from search.tracking import PARAMS_TAG, STATE_TAG, TRIAL_TAG, VALUE_TAG
+
+if TYPE_CHECKING:
+    from search.engines import ProgressCallback
+    from search.sweep import SweepConfig
+
+FINAL = "kerasweep_final"  # marks the one result a finished trial reports after its last epoch
+RAY_ID_TAG = "kerasweep.ray_trial_id"
+EPOCH = "epoch"
+
+
+# --- translating the space ------------------------------------------------------------------------
+def define_by_run(trial: Any, space: Space) -> None:
+    """OptunaSearch's define-by-run space: the same conditional sampling as the Optuna engine."""
+    from search.engines._optuna_space import suggest
+
+    suggest(trial, space)
+
+
+def make_search(space: Space, max_concurrent: int) -> Any:
+    """OptunaSearch with the space's sampler, the declared defaults as the first trial."""
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    from search.engines._optuna_space import make_sampler
+
+    defaults = space.default_values()
+    search = OptunaSearch(
+        space=functools.partial(define_by_run, space=space),
+        sampler=make_sampler(space, workers=max_concurrent),
+        points_to_evaluate=[defaults] if defaults else None,
+        metric=space.objective.metric,
+        mode=_mode(space),
+    )
+    return ConcurrencyLimiter(search, max_concurrent=max_concurrent)
+
+
+def make_scheduler(space: Space) -> Any:
+    """Early stopping by the space's pruner name, in Ray's terms (epochs are the time attribute).
+
+    hyperband -> ASHA (asynchronous Hyperband: no waiting for a whole bracket), successive_halving ->
+    ASHA with one bracket, median -> median stopping rule, none -> FIFO.
+    """
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
+
+    epochs, name = space.budget.epochs, space.search.pruner
+    target = {"metric": space.objective.metric, "mode": _mode(space), "time_attr": EPOCH}
+    # max_t is one past the last epoch: ASHA stops a trial *at* max_t, which would cut off the final
+    # report (best value + checkpoint) that marks a trial complete.
+    if name == "hyperband":
+        return ASHAScheduler(max_t=epochs + 1, grace_period=1, reduction_factor=3, brackets=1, **target)
+    if name == "successive_halving":
+        return ASHAScheduler(max_t=epochs + 1, grace_period=1, reduction_factor=2, brackets=1, **target)
+    if name == "median":
+        return MedianStoppingRule(grace_period=1, min_samples_required=2, **target)
+    return FIFOScheduler()
+
+
+def _mode(space: Space) -> str:
+    return "max" if space.objective.direction == "maximize" else "min"
+
+
+# --- the trial side (runs in a reused worker actor) ----------------------------------------------
+def trainable(config: dict[str, Any], sweep: SweepConfig) -> None:
+    """One trial in a Ray worker: train, report each epoch, report the best checkpoint at the end."""
+    from ray import tune
+
+    from search.quiet import import_tensorflow_quietly, silence
+    from search.trial import resolve_values, run_trial
+    from trainers.fit import configure_runtime
+
+    silence(sweep.verbose)
+    import_tensorflow_quietly()
+    configure_runtime(threads=max(1, int(sweep.cpus_per_trial)))
+    values = resolve_values(sweep.space, config)
+
+    def report(epoch: int, metrics: dict[str, float]) -> bool:
+        tune.report({**metrics, EPOCH: epoch})
+        return False  # the scheduler stops the trial from the driver
+
+    number = tune.get_context().get_trial_id()
+    with tempfile.TemporaryDirectory() as folder:
+        outcome = run_trial(sweep.space, values, hooks=[report], checkpoint_path=Path(folder) / "model.keras",
+                            tensorboard_dir=sweep.tensorboard.resolve() / f"ray-{number}")
+        if outcome.state is TrialState.FAILED:
+            raise TrialFailed(outcome.error or "trial failed")
+        final = {sweep.space.objective.metric: outcome.value, EPOCH: outcome.epochs, FINAL: True,
+                 "best_epoch": (outcome.best_epoch or 0) + 1}
+        tune.report(final, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+# --- the driver side: MLflow ----------------------------------------------------------------------
+def _tune_callback_class() -> type:
+    from ray.tune import Callback
+
+    class TrackingCallback(Callback):
+        """Writes every trial to MLflow from the driver: one nested run per Ray trial id."""
+
+        def __init__(self, sweep: SweepConfig, on_progress: ProgressCallback | None = None) -> None:
+            self.sweep = sweep
+            self.on_progress = on_progress
+            self._tracker: Any = None
+            self._runs: dict[str, tuple[int, str]] = {}  # ray trial id -> (number, run id)
+            self._final: dict[str, dict[str, Any]] = {}
+
+        def __getstate__(self) -> dict[str, Any]:  # pickled into Ray's experiment state: no clients
+            return {"sweep": self.sweep, "on_progress": None, "_tracker": None, "_runs": {}, "_final": {}}
+
+        @property
+        def tracker(self) -> Any:
+            if self._tracker is None:
+                self._tracker = self.sweep.tracker()
+                for run in self._tracker.trial_runs(self.sweep.parent_run_id):
+                    ray_id = run.data.tags.get(RAY_ID_TAG)
+                    if ray_id:
+                        self._runs[ray_id] = (int(run.data.tags[TRIAL_TAG]), run.info.run_id)
+            return self._tracker
+
+        def _run(self, trial: Any) -> tuple[int, str]:
+            tracker = self.tracker
+            if trial.trial_id not in self._runs:
+                number = max((n for n, _ in self._runs.values()), default=-1) + 1
+                values = {**self.sweep.space.fixed, **trial.config}
+                run_id = tracker.start_trial(self.sweep.parent_run_id, self.sweep.name, number, values,
+                                             extra_tags={RAY_ID_TAG: trial.trial_id})
+                self._runs[trial.trial_id] = (number, run_id)
+            return self._runs[trial.trial_id]
+
+        def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            self._run(trial)
+
+        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+            _, run_id = self._run(trial)
+            if result.get(FINAL):
+                self._final[trial.trial_id] = result
+                return
+            from trainers.catalog import METRICS
+
+            metrics = {k: result[k] for k in METRICS if k in result}
+            self.tracker.log_epoch(run_id, int(result[EPOCH]), metrics)
+
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            _, run_id = self._run(trial)
+            final = self._final.pop(trial.trial_id, None)
+            metric = self.sweep.space.objective.metric
+            if final is not None:
+                checkpoint = trial.checkpoint
+                path = Path(checkpoint.path) / "model.keras" if checkpoint is not None else None
+                self.tracker.finish_trial(run_id, TrialState.COMPLETE, final[metric], path)
+            else:
+                best = _best_so_far(trial, metric, self.sweep.space.objective.direction)
+                self.tracker.finish_trial(run_id, TrialState.PRUNED, best)
+            self._progress()
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            _, run_id = self._run(trial)
+            error, details = _error_of(trial)
+            self.tracker.finish_trial(run_id, TrialState.FAILED, error=error, details=details)
+            self._progress()
+
+        def _progress(self) -> None:
+            if self.on_progress is not None:
+                self.on_progress(results(self.sweep))
+
+    return TrackingCallback
+
+
+def _best_so_far(trial: Any, metric: str, direction: str) -> float | None:
+    value = (trial.last_result or {}).get(metric)
+    return float(value) if value is not None else None
+
+
+def _error_of(trial: Any) -> tuple[str, str | None]:
+    """The one-line reason and the traceback of an errored Ray trial."""
+    error_file = getattr(trial, "error_file", None)
+    details = Path(error_file).read_text() if error_file and os.path.exists(error_file) else None
+    text = details or str(getattr(trial, "error_msg", "") or "trial failed")
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    last = lines[-1] if lines else "trial failed"
+    reason = last.split("TrialFailed: ", 1)[-1] if "TrialFailed: " in last else last
+    return reason[:1000], details
+
+
+# --- running ------------------------------------------------------------------------------------
+def _init_ray(sweep: SweepConfig) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = sweep.address or os.environ.get("RAY_ADDRESS")
+    options: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": sweep.verbose,
+                               "configure_logging": True}
+    env = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
+                        "PYTHONWARNINGS": "ignore", "MLFLOW_LOGGING_LEVEL": "ERROR"}}
+    if address:
+        ray.init(address=address, runtime_env=env, **options)
+    else:
+        ray.init(include_dashboard=False, num_cpus=os.cpu_count(), **options)  # workers inherit this env
+
+
+def _concurrency(sweep: SweepConfig) -> int:
+    import ray
+
+    resources = ray.cluster_resources()
+    by_cpu = int(resources.get("CPU", 1) // max(sweep.cpus_per_trial, 0.01)) if sweep.cpus_per_trial else 64
+    by_gpu = int(resources.get("GPU", 0) // sweep.gpus_per_trial) if sweep.gpus_per_trial else by_cpu
+    if sweep.gpus_per_trial and by_gpu == 0:
+        raise UserInputError(f"--gpus-per-trial: {sweep.gpus_per_trial} GPUs per trial, but the Ray cluster has "
+                             f"{resources.get('GPU', 0)} GPUs; lower it or join a GPU cluster with --address")
+    return max(1, min(by_cpu, by_gpu, sweep.space.budget.trials))
+
+
+def experiment_path(sweep: SweepConfig) -> Path:
+    """Where Ray keeps the experiment state and checkpoints (a shared path on a cluster)."""
+    return (sweep.store / "ray").resolve() / sweep.name
+
+
+def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
+    """Start or restore the Tune experiment and run it to its number of samples."""
+    from ray import tune
+
+    _init_ray(sweep)
+    space = sweep.space
+    resources = {"cpu": sweep.cpus_per_trial, "gpu": sweep.gpus_per_trial}
+    fn = tune.with_resources(tune.with_parameters(trainable, sweep=sweep), resources)
+    callback = _tune_callback_class()(sweep, on_progress)
+    path = experiment_path(sweep)
+    if path.exists():
+        if not tune.Tuner.can_restore(str(path)):
+            raise UserInputError(f"{path}: the Ray experiment state is missing or truncated, so sweep {sweep.name!r} "
+                                 "cannot resume; remove that folder to start over, or pass a new --name")
+        tuner = tune.Tuner.restore(str(path), trainable=fn, resume_errored=sweep.max_failures > 0)
+        _reattach(tuner, callback)
+    else:
+        tuner = tune.Tuner(
+            fn,
+            tune_config=tune.TuneConfig(
+                search_alg=make_search(space, _concurrency(sweep)),
+                scheduler=make_scheduler(space),
+                num_samples=space.budget.trials,
+                reuse_actors=True,
+            ),
+            run_config=tune.RunConfig(
+                name=sweep.name,
+                storage_path=str(path.parent),
+                callbacks=[callback],
+                verbose=0,
+                failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            ),
+        )
+    tuner.fit()
+
+
+def _reattach(tuner: Any, callback: Any) -> None:
+    """A restored Tuner unpickles its callbacks without their progress hook; give it the live one."""
+    internal = getattr(tuner, "_local_tuner", None)
+    run_config = getattr(internal, "_run_config", None)
+    if run_config is not None:
+        run_config.callbacks = [c for c in (run_config.callbacks or []) if type(c).__name__ != "TrackingCallback"]
+        run_config.callbacks.append(callback)
+
+
+def results(sweep: SweepConfig) -> SweepResult:
+    """The sweep's trials as the driver recorded them in MLflow (typed values from the params tag)."""
+    import json
+
+    tracker = sweep.tracker()
+    parent = sweep.parent_run_id or tracker.find_sweep_run(sweep.space.name, sweep.name)
+    found: list[TrialResult] = []
+    if parent is not None:
+        metric = sweep.space.objective.metric
+        for run in tracker.trial_runs(parent):
+            tags = run.data.tags
+            history = {m.step: m.value for m in tracker.client.get_metric_history(run.info.run_id, metric)}
+            found.append(TrialResult(
+                number=int(tags[TRIAL_TAG]),
+                state=TrialState(tags.get(STATE_TAG, "running")),
+                value=float(tags[VALUE_TAG]) if VALUE_TAG in tags else None,
+                params=json.loads(tags.get(PARAMS_TAG, "{}")),
+                mlflow_run_id=run.info.run_id,
+                epochs=max(history, default=0),
+                error=tags.get("kerasweep.error"),
+                intermediate=history,
+            ))
+    found.sort(key=lambda t: t.number)
+    return SweepResult(sweep.name, "ray", sweep.space.objective.direction, sweep.space.budget.trials, tuple(found))
