@@ -22,10 +22,10 @@ SWEEP_FLAGS = --engine $(ENGINE) --store $(STORE) \
 	$(if $(NAME),--name $(NAME)) $(if $(WORKERS),--workers $(WORKERS))
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock sweep status export train ui tensorboard dashboard test test-slow clean
+.PHONY: help install lock sweep status export train ui tensorboard dashboard cluster-local test test-slow clean
 
 help: ## List the targets with one line each
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
 	@echo "  variables: SPACE=$(SPACE) ENGINE=$(ENGINE) STORE=$(STORE) TRIALS EPOCHS NAME WORKERS SWEEP CONFIG PORT"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -54,7 +54,7 @@ train: $(STAMP) ## Train an exported config: make train CONFIG=runs/exports/cnn.
 	@test -n "$(CONFIG)" || { echo "usage: make train CONFIG=<exported yaml>"; exit 2; }
 	$(BIN)/kerasweep train $(CONFIG) --store $(STORE) $(if $(EPOCHS),--epochs $(EPOCHS))
 
-ui: $(STAMP) ## Serve the MLflow UI over the store on http://127.0.0.1:$(PORT)
+ui: $(STAMP) ## Serve the MLflow UI over the store on http://127.0.0.1:5000 (PORT=...)
 	$(BIN)/kerasweep ui --store $(STORE) --port $(PORT)
 
 tensorboard: $(STAMP) ## Serve TensorBoard over a sweep's trial logs: make tensorboard SWEEP=cnn (port 6006)
@@ -64,6 +64,9 @@ tensorboard: $(STAMP) ## Serve TensorBoard over a sweep's trial logs: make tenso
 dashboard: $(STAMP) ## Serve optuna-dashboard over a sweep's storage: make dashboard SWEEP=cnn (port 8080)
 	@test -n "$(SWEEP)" || { echo "usage: make dashboard SWEEP=<sweep name>"; exit 2; }
 	$(BIN)/kerasweep dashboard $(SWEEP) --store $(STORE) --port $(or $(DASH_PORT),8080)
+
+cluster-local: $(STAMP) ## Start a 2-node Ray cluster on 127.0.0.1, sweep on it, show which node ran each trial, stop
+	$(BIN)/python cluster/local_cluster.py
 
 test: $(STAMP) ## Run the test suite (what CI runs)
 	$(BIN)/python -m pytest

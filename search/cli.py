@@ -95,9 +95,11 @@ def sweep(space: str, engine: str, trials: int | None, epochs: int | None, name:
     from search.sweep import run_sweep
 
     metric = parsed.objective.metric
+    parallel = (f"{workers} worker(s)" if engine == "optuna"
+                else f"{cpus_per_trial:g} CPU + {gpus_per_trial:g} GPU per trial")
     console.print(
         f"Sweep [bold]{config.name}[/]: {parsed.model} on {parsed.data}, engine {engine}, "
-        f"{parsed.budget.trials} trials x {parsed.budget.epochs} epochs, {workers} worker(s), store {store}/"
+        f"{parsed.budget.trials} trials x {parsed.budget.epochs} epochs, {parallel}, store {store}/"
     )
     with ConsoleReporter(config.name, parsed.budget.trials, metric, console) as reporter:
         result = run_sweep(config, reporter)

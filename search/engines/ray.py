@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     from search.sweep import SweepConfig
 
 FINAL = "kerasweep_final"  # marks the one result a finished trial reports after its last epoch
-RAY_ID_TAG = "kerasweep.ray_trial_id"
-EPOCH = "epoch"
+RAY_ID_TAG, NODE_TAG = "kerasweep.ray_trial_id", "kerasweep.node"
+EPOCH, NODE = "epoch", "node_id"
 
 
 # --- translating the space ------------------------------------------------------------------------
@@ -88,6 +88,7 @@ def _mode(space: Space) -> str:
 # --- the trial side (runs in a reused worker actor) ----------------------------------------------
 def trainable(config: dict[str, Any], sweep: SweepConfig) -> None:
     """One trial in a Ray worker: train, report each epoch, report the best checkpoint at the end."""
+    import ray
     from ray import tune
 
     from search.quiet import import_tensorflow_quietly, silence
@@ -99,8 +100,10 @@ def trainable(config: dict[str, Any], sweep: SweepConfig) -> None:
     configure_runtime(threads=max(1, int(sweep.cpus_per_trial)))
     values = resolve_values(sweep.space, config)
 
+    node = ray.get_runtime_context().get_node_id()
+
     def report(epoch: int, metrics: dict[str, float]) -> bool:
-        tune.report({**metrics, EPOCH: epoch})
+        tune.report({**metrics, EPOCH: epoch, NODE: node})
         return False  # the scheduler stops the trial from the driver
 
     number = tune.get_context().get_trial_id()
@@ -109,7 +112,7 @@ def trainable(config: dict[str, Any], sweep: SweepConfig) -> None:
                             tensorboard_dir=sweep.tensorboard.resolve() / f"ray-{number}")
         if outcome.state is TrialState.FAILED:
             raise TrialFailed(outcome.error or "trial failed")
-        final = {sweep.space.objective.metric: outcome.value, EPOCH: outcome.epochs, FINAL: True,
+        final = {sweep.space.objective.metric: outcome.value, EPOCH: outcome.epochs, FINAL: True, NODE: node,
                  "best_epoch": (outcome.best_epoch or 0) + 1}
         tune.report(final, checkpoint=tune.Checkpoint.from_directory(folder))
 
@@ -126,10 +129,12 @@ def _tune_callback_class() -> type:
             self.on_progress = on_progress
             self._tracker: Any = None
             self._runs: dict[str, tuple[int, str]] = {}  # ray trial id -> (number, run id)
+            self._closed: set[str] = set()  # ray trial ids whose run ended (a restored trial gets a new run)
             self._final: dict[str, dict[str, Any]] = {}
 
         def __getstate__(self) -> dict[str, Any]:  # pickled into Ray's experiment state: no clients
-            return {"sweep": self.sweep, "on_progress": None, "_tracker": None, "_runs": {}, "_final": {}}
+            return {"sweep": self.sweep, "on_progress": None, "_tracker": None, "_runs": {}, "_closed": set(),
+                    "_final": {}}
 
         @property
         def tracker(self) -> Any:
@@ -138,13 +143,20 @@ def _tune_callback_class() -> type:
                 for run in self._tracker.trial_runs(self.sweep.parent_run_id):
                     ray_id = run.data.tags.get(RAY_ID_TAG)
                     if ray_id:
-                        self._runs[ray_id] = (int(run.data.tags[TRIAL_TAG]), run.info.run_id)
+                        number = int(run.data.tags[TRIAL_TAG])
+                        self._next = max(getattr(self, "_next", 0), number + 1)
+                        if run.info.status != "RUNNING":
+                            self._closed.add(ray_id)
+                        if ray_id not in self._runs or number > self._runs[ray_id][0]:
+                            self._runs[ray_id] = (number, run.info.run_id)
             return self._tracker
 
-        def _run(self, trial: Any) -> tuple[int, str]:
+        def _run(self, trial: Any, starting: bool = False) -> tuple[int, str]:
             tracker = self.tracker
-            if trial.trial_id not in self._runs:
-                number = max((n for n, _ in self._runs.values()), default=-1) + 1
+            if trial.trial_id not in self._runs or (starting and trial.trial_id in self._closed):
+                self._closed.discard(trial.trial_id)
+                number = getattr(self, "_next", 0)
+                self._next = number + 1
                 values = {**self.sweep.space.fixed, **trial.config}
                 run_id = tracker.start_trial(self.sweep.parent_run_id, self.sweep.name, number, values,
                                              extra_tags={RAY_ID_TAG: trial.trial_id})
@@ -152,7 +164,7 @@ def _tune_callback_class() -> type:
             return self._runs[trial.trial_id]
 
         def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            self._run(trial)
+            self._run(trial, starting=True)
 
         def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
             _, run_id = self._run(trial)
@@ -161,6 +173,8 @@ def _tune_callback_class() -> type:
                 return
             from trainers.catalog import METRICS
 
+            if int(result[EPOCH]) == 1 and NODE in result:  # which Ray node ran it (cluster runs)
+                self.tracker.client.set_tag(run_id, NODE_TAG, result[NODE])
             metrics = {k: result[k] for k in METRICS if k in result}
             self.tracker.log_epoch(run_id, int(result[EPOCH]), metrics)
 
@@ -175,12 +189,14 @@ def _tune_callback_class() -> type:
             else:
                 best = _best_so_far(trial, metric, self.sweep.space.objective.direction)
                 self.tracker.finish_trial(run_id, TrialState.PRUNED, best)
+            self._closed.add(trial.trial_id)
             self._progress()
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             _, run_id = self._run(trial)
             error, details = _error_of(trial)
             self.tracker.finish_trial(run_id, TrialState.FAILED, error=error, details=details)
+            self._closed.add(trial.trial_id)
             self._progress()
 
         def _progress(self) -> None:
@@ -220,7 +236,8 @@ def _init_ray(sweep: SweepConfig) -> None:
     if address:
         ray.init(address=address, runtime_env=env, **options)
     else:
-        ray.init(include_dashboard=False, num_cpus=os.cpu_count(), **options)  # workers inherit this env
+        # address="local": always a fresh Ray for this sweep, never a cluster someone else started here
+        ray.init(address="local", include_dashboard=False, num_cpus=os.cpu_count(), **options)
 
 
 def _concurrency(sweep: SweepConfig) -> int:
@@ -275,6 +292,13 @@ def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
             ),
         )
     tuner.fit()
+    unfinished = [t for t in results(sweep).trials if t.state is TrialState.RUNNING]
+    if unfinished:  # Tune caught Ctrl-C and saved its state: close the runs, tell the CLI
+        tracker = sweep.tracker()
+        for trial in unfinished:
+            tracker.finish_trial(trial.mlflow_run_id, TrialState.FAILED,
+                                 error="interrupted: the sweep was stopped (Ctrl-C); re-run to resume")
+        raise KeyboardInterrupt
 
 
 def _reattach(tuner: Any, callback: Any) -> None:
