@@ -22,7 +22,7 @@ SWEEP_FLAGS = --engine $(ENGINE) --store $(STORE) \
 	$(if $(NAME),--name $(NAME)) $(if $(WORKERS),--workers $(WORKERS))
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock sweep status export train ui tensorboard dashboard cluster-local test test-slow clean
+.PHONY: help install lock sweep status export train ui tensorboard dashboard cluster-local bench test test-slow clean
 
 help: ## List the targets with one line each
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -67,6 +67,9 @@ dashboard: $(STAMP) ## Serve optuna-dashboard over a sweep's storage: make dashb
 
 cluster-local: $(STAMP) ## Start a 2-node Ray cluster on 127.0.0.1, sweep on it, show which node ran each trial, stop
 	$(BIN)/python cluster/local_cluster.py
+
+bench: $(STAMP) ## Per-trial overhead side by side: bare Keras, both engines, plain Ray Tune (table + JSON)
+	$(BIN)/python benchmarks/bench_overhead.py --store $(STORE) $(if $(TRIALS),--trials $(TRIALS)) $(if $(EPOCHS),--epochs $(EPOCHS))
 
 test: $(STAMP) ## Run the test suite (what CI runs)
 	$(BIN)/python -m pytest

@@ -223,11 +223,12 @@ def _error_of(trial: Any) -> tuple[str, str | None]:
 
 
 # --- running ------------------------------------------------------------------------------------
-def _init_ray(sweep: SweepConfig) -> None:
+def _init_ray(sweep: SweepConfig) -> bool:
+    """Connect to the cluster (or start a private local Ray); True when this call started it."""
     import ray
 
     if ray.is_initialized():
-        return
+        return False
     address = sweep.address or os.environ.get("RAY_ADDRESS")
     options: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": sweep.verbose,
                                "configure_logging": True}
@@ -235,9 +236,9 @@ def _init_ray(sweep: SweepConfig) -> None:
                         "PYTHONWARNINGS": "ignore", "MLFLOW_LOGGING_LEVEL": "ERROR"}}
     if address:
         ray.init(address=address, runtime_env=env, **options)
-    else:
-        # address="local": always a fresh Ray for this sweep, never a cluster someone else started here
+    else:  # address="local": always a fresh Ray for this sweep, never a cluster someone else started here
         ray.init(address="local", include_dashboard=False, num_cpus=os.cpu_count(), **options)
+    return True
 
 
 def _concurrency(sweep: SweepConfig) -> int:
@@ -261,16 +262,28 @@ def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
     """Start or restore the Tune experiment and run it to its number of samples."""
     from ray import tune
 
-    _init_ray(sweep)
+    path = experiment_path(sweep)
+    if path.exists() and not tune.Tuner.can_restore(str(path)):
+        raise UserInputError(f"{path}: the Ray experiment state is missing or truncated, so sweep {sweep.name!r} "
+                             "cannot resume; remove that folder to start over, or pass a new --name")
+    started = _init_ray(sweep)
+    try:
+        _fit(sweep, on_progress, path)
+    finally:
+        if started:  # leave no Ray behind for notebook users or the next sweep
+            import ray
+
+            ray.shutdown()
+
+
+def _fit(sweep: SweepConfig, on_progress: ProgressCallback, path: Path) -> None:
+    from ray import tune
+
     space = sweep.space
     resources = {"cpu": sweep.cpus_per_trial, "gpu": sweep.gpus_per_trial}
     fn = tune.with_resources(tune.with_parameters(trainable, sweep=sweep), resources)
     callback = _tune_callback_class()(sweep, on_progress)
-    path = experiment_path(sweep)
     if path.exists():
-        if not tune.Tuner.can_restore(str(path)):
-            raise UserInputError(f"{path}: the Ray experiment state is missing or truncated, so sweep {sweep.name!r} "
-                                 "cannot resume; remove that folder to start over, or pass a new --name")
         tuner = tune.Tuner.restore(str(path), trainable=fn, resume_errored=sweep.max_failures > 0)
         _reattach(tuner, callback)
     else:

@@ -1,0 +1,161 @@
+"""Per-trial overhead, side by side in one run: the same fixed config trained N times by each runner.
+
+    make bench                       # or: python benchmarks/bench_overhead.py --trials 10 --epochs 3
+
+Runners: a bare Keras loop (build, compile, fit), the kerasweep Optuna engine (MLflow logging,
+checkpoints and TensorBoard on), the kerasweep Ray engine, and a plain Ray Tune script (defaults, no
+actor reuse). TensorFlow is imported once before timing starts. For the engines and Ray Tune the
+steady-state cost per trial is the span from the first trial's start to the last one's end divided by
+N; their start-up (MLflow store, Ray, worker imports) and end (plots) show in the total. Ray runs one trial at a time (2 CPUs per trial on a
+2-core machine) so every runner trains sequentially. Prints a table and writes JSON under the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from search.quiet import import_tensorflow_quietly, silence  # noqa: E402
+
+CONFIG = {"learning_rate": 1e-3, "optimizer": "adam", "batch_size": 64, "filters": 32, "dropout": 0.2}
+
+
+def bare_keras(trials: int, epochs: int) -> dict:
+    """The floor: what a hand-written loop costs per trial."""
+    import keras
+
+    from trainers.data import load_arrays, make_pipeline
+    from trainers.fit import configure_runtime, make_optimizer
+    from trainers.models import build
+
+    configure_runtime()
+    data = load_arrays("digits", 0.2, 0)
+    started = time.perf_counter()
+    for _ in range(trials):
+        keras.utils.set_random_seed(0)
+        model = build("cnn", CONFIG, data.input_shape, data.n_classes)
+        model.compile(optimizer=make_optimizer({**CONFIG, "momentum": 0.0}), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        model.fit(make_pipeline(data.x_train, data.y_train, 64, True), epochs=epochs, verbose=0,
+                  validation_data=make_pipeline(data.x_val, data.y_val, 64, False))
+    total = time.perf_counter() - started
+    return {"total_s": total, "per_trial_s": total / trials}
+
+
+def _space_file(folder: Path, trials: int, epochs: int) -> Path:
+    params = "\n".join(f"  {k}: {{type: categorical, choices: [{v}]}}" for k, v in CONFIG.items())
+    path = folder / "bench.yaml"
+    path.write_text(f"name: bench\nmodel: cnn\ndata: digits\nbudget: {{trials: {trials}, epochs: {epochs}}}\n"
+                    f"search: {{sampler: random, pruner: none}}\nparams:\n{params}\nfixed: {{patience: 100}}\n")
+    return path
+
+
+def kerasweep_engine(engine: str, trials: int, epochs: int, folder: Path) -> dict:
+    """A kerasweep sweep of a one-point space: every trial trains the same config."""
+    from search.space import load_space
+    from search.sweep import make_config, run_sweep
+
+    space = load_space(_space_file(folder, trials, epochs))
+    extra = {"cpus_per_trial": float(os.cpu_count() or 1)} if engine == "ray" else {}
+    config = make_config(space, name=f"bench-{engine}", store=folder / f"store-{engine}", engine=engine, **extra)
+    started = time.perf_counter()
+    result = run_sweep(config)
+    total = time.perf_counter() - started
+    runs = config.tracker().trial_runs(config.tracker().find_sweep_run("bench", config.name))
+    span = (max(r.info.end_time for r in runs) - min(r.info.start_time for r in runs)) / 1000
+    assert result.done == trials, result.counts
+    return {"total_s": total, "per_trial_s": span / trials}
+
+
+def plain_ray_tune(trials: int, epochs: int, folder: Path) -> dict:
+    """What users write by hand: a function trainable, Tune's defaults (a fresh worker per trial)."""
+    import ray
+    from ray import tune
+
+    def trainable(config: dict) -> None:
+        from search.quiet import import_tensorflow_quietly as quiet_tf
+
+        quiet_tf()
+        import keras
+
+        from trainers.data import load_arrays, make_pipeline
+        from trainers.fit import make_optimizer
+        from trainers.models import build
+
+        data = load_arrays("digits", 0.2, 0)
+        model = build("cnn", config, data.input_shape, data.n_classes)
+        model.compile(optimizer=make_optimizer({**config, "momentum": 0.0}), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        for epoch in range(epochs):
+            history = model.fit(make_pipeline(data.x_train, data.y_train, 64, True), epochs=1, verbose=0,
+                                validation_data=make_pipeline(data.x_val, data.y_val, 64, False)).history
+            tune.report({"val_accuracy": history["val_accuracy"][-1], "epoch": epoch + 1})
+
+    started = time.perf_counter()
+    ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, {"cpu": float(os.cpu_count() or 1)}),
+        param_space=CONFIG,
+        tune_config=tune.TuneConfig(num_samples=trials),
+        run_config=tune.RunConfig(storage_path=str(folder / "plain-ray"), verbose=0),
+    )
+    grid = tuner.fit()
+    total = time.perf_counter() - started
+    ray.shutdown()
+    starts = [r.metrics["timestamp"] - r.metrics["time_total_s"] for r in grid]
+    ends = [r.metrics["timestamp"] for r in grid]
+    assert all(r.metrics["training_iteration"] == epochs for r in grid)
+    return {"total_s": total, "per_trial_s": (max(ends) - min(starts)) / trials}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--store", type=Path, default=Path(os.environ.get("KERASWEEP_STORE", "runs")))
+    args = parser.parse_args()
+    silence()
+    import_tensorflow_quietly()
+    from rich.console import Console
+    from rich.table import Table
+
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        runners = [
+            ("bare Keras loop", lambda: bare_keras(args.trials, args.epochs)),
+            ("kerasweep optuna engine", lambda: kerasweep_engine("optuna", args.trials, args.epochs, folder)),
+            ("kerasweep ray engine", lambda: kerasweep_engine("ray", args.trials, args.epochs, folder)),
+            ("plain Ray Tune (defaults)", lambda: plain_ray_tune(args.trials, args.epochs, folder)),
+        ]
+        for name, runner in runners:
+            print(f"running {name} ...", flush=True)
+            results[name] = runner()
+    floor = results["bare Keras loop"]["per_trial_s"]
+    table = Table(title=f"Per-trial overhead: {args.trials} trials x {args.epochs} epochs, cnn on digits, "
+                        f"{os.cpu_count()} CPUs")
+    for column in ("runner", "total s", "s per trial", "x bare Keras"):
+        table.add_column(column, justify="left" if column == "runner" else "right")
+    for name, r in results.items():
+        r["ratio"] = r["per_trial_s"] / floor
+        table.add_row(name, f"{r['total_s']:.1f}", f"{r['per_trial_s']:.2f}", f"{r['ratio']:.2f}")
+    Console().print(table)
+    out = args.store / "bench" / "overhead.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"trials": args.trials, "epochs": args.epochs, "cpus": os.cpu_count(),
+                               "machine": platform.platform(), "results": results}, indent=2))
+    print(f"results written to {out}")
+
+
+if __name__ == "__main__":
+    main()

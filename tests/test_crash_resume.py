@@ -1,0 +1,98 @@
+"""Optuna engine: a sweep killed (SIGKILL) or interrupted (Ctrl-C) loses nothing when re-run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import QUIET_ENV, ROOT, mlflow_client, run_cli, sweep_runs
+
+TRIALS = 6
+ARGS = ["mlp", "--trials", str(TRIALS), "--epochs", "8", "--name", "crashy", "--pruner", "none"]
+
+
+def _optuna_states(store: Path) -> list[str]:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        study = optuna.load_study(study_name="crashy", storage=f"sqlite:///{store / 'optuna.db'}")
+    except Exception:  # noqa: BLE001 - not created yet
+        return []
+    return [t.state.name for t in study.get_trials(deepcopy=False)]
+
+
+def _start(store: Path) -> subprocess.Popen:
+    kerasweep = str(Path(sys.executable).with_name("kerasweep"))
+    return subprocess.Popen([kerasweep, "sweep", *ARGS, "--store", str(store)], cwd=ROOT,
+                            env={**os.environ, **QUIET_ENV}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def _wait_until(predicate, proc: subprocess.Popen, timeout: float = 240) -> None:
+    deadline = time.time() + timeout
+    while not predicate() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+
+
+def _assert_consistent(store: Path) -> None:
+    states = _optuna_states(store)
+    parents, runs = sweep_runs(mlflow_client(store), "mlp", "crashy")
+    # Rule: exactly the budget of complete/pruned trials, nothing left RUNNING in Optuna or MLflow
+    assert sum(s in ("COMPLETE", "PRUNED") for s in states) == TRIALS, states
+    assert "RUNNING" not in states
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    # Rule: one parent run, one MLflow run per Optuna trial, states that agree
+    assert len(parents) == 1
+    assert len(runs) == len(states)
+    by_number = {int(r.data.tags["kerasweep.trial"]): r.data.tags["kerasweep.state"] for r in runs}
+    names = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}
+    assert by_number == {i: names[s] for i, s in enumerate(states)}
+
+
+@pytest.mark.parametrize("moment", ["during start-up", "mid-trial"])
+def test_sigkill_then_rerun_finishes_the_budget(tmp_path: Path, moment: str) -> None:
+    store = tmp_path / "store"
+    proc = _start(store)
+    if moment == "during start-up":  # the study exists, the first trial is loading data or building
+        _wait_until(lambda: "RUNNING" in _optuna_states(store), proc)
+    else:  # some trials done, one in the middle of its epochs
+        _wait_until(lambda: _optuna_states(store).count("COMPLETE") >= 2 and "RUNNING" in _optuna_states(store), proc)
+        time.sleep(0.7)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    assert "RUNNING" in _optuna_states(store)  # the kill left a trial behind
+
+    again = run_cli("sweep", *ARGS, "--store", str(store))
+    assert again.returncode == 0, again.stderr + again.stdout
+    # Rule: the trial lost to the crash ends as failed (in both stores) and does not eat the budget
+    assert _optuna_states(store).count("FAIL") == 1
+    _assert_consistent(store)
+    _, runs = sweep_runs(mlflow_client(store), "mlp", "crashy")
+    failed = [r for r in runs if r.data.tags["kerasweep.state"] == "failed"]
+    assert failed[0].data.tags["kerasweep.error"] == "worker process died during the trial"
+
+
+def test_ctrl_c_stops_cleanly_and_resumes(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    proc = _start(store)
+    _wait_until(lambda: _optuna_states(store).count("COMPLETE") >= 1 and "RUNNING" in _optuna_states(store), proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    # Rule: Ctrl-C ends the running trial as failed in both stores and says how to resume (exit 130)
+    assert proc.returncode == 130, out + err
+    assert "Re-run the same command to resume" in err
+    assert "RUNNING" not in _optuna_states(store)
+    parents, runs = sweep_runs(mlflow_client(store), "mlp", "crashy")
+    assert parents[0].info.status == "KILLED"
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+
+    again = run_cli("sweep", *ARGS, "--store", str(store))
+    assert again.returncode == 0, again.stderr
+    _assert_consistent(store)
