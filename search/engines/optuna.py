@@ -193,6 +193,7 @@ def work(sweep: SweepConfig, worker: int, on_progress: ProgressCallback) -> None
     tracker = sweep.tracker()
     budget = sweep.space.budget.trials
     recent_errors: collections.deque[str] = collections.deque(maxlen=sweep.max_failures_in_a_row)
+    last_progress = 0.0
     while True:
         optuna.storages.fail_stale_trials(study)
         trials = study.get_trials(deepcopy=False)
@@ -207,7 +208,9 @@ def work(sweep: SweepConfig, worker: int, on_progress: ProgressCallback) -> None
         retries = int(trial.user_attrs.get(RETRIES_ATTR, 0))
         if error and retries < sweep.max_failures:  # --max-failures: try the same values again
             study.enqueue_trial(trial.params, user_attrs={RETRIES_ATTR: retries + 1, "kerasweep.retry_of": trial.number})
-        on_progress(results(sweep))
+        if time.monotonic() - last_progress > 2.0:  # reading every trial back costs; refresh at most every 2 s
+            on_progress(results(sweep))
+            last_progress = time.monotonic()
         recent_errors.append(error or "")
         if len(recent_errors) == recent_errors.maxlen and all(recent_errors):
             common, times = collections.Counter(e.split(":")[0] for e in recent_errors).most_common(1)[0]
