@@ -33,3 +33,10 @@ class TrialPruned(KerasweepError):
 
 class SweepAborted(KerasweepError):
     """Going on would waste compute; the message says why and what to check."""
+
+
+def yaml_problem(exc: Exception) -> str:
+    """One line for a YAML parse error: where, then what (PyYAML's own message spans several lines)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    return f"not valid YAML{where}: {getattr(exc, 'problem', None) or str(exc).splitlines()[0]}"

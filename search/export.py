@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from search.errors import UserInputError
+from search.errors import UserInputError, yaml_problem
 from search.results import SweepResult, TrialResult
 from search.sweep import SweepConfig, load_config, sweep_results
 from search.trial import train_spec
@@ -71,7 +71,7 @@ def load_export(path: Path | str) -> TrainSpec:
     try:
         document = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise UserInputError(f"{path}: not valid YAML: {exc}") from None
+        raise UserInputError(f"{path}: {yaml_problem(exc)}") from None
     if not isinstance(document, dict):
         raise UserInputError(f"{path}: expected a mapping with keys {', '.join(sorted(EXPORT_KEYS))}")
     unknown = set(document) - EXPORT_KEYS
@@ -80,6 +80,19 @@ def load_export(path: Path | str) -> TrainSpec:
     for key in ("model", "data"):
         if key not in document:
             raise UserInputError(f"{path}: {key}: missing required field")
+    from trainers import catalog
+
+    if document["model"] not in catalog.MODEL_PARAMS:
+        raise UserInputError(f"{path}: model: unknown model {document['model']!r}; expected one of "
+                             f"{', '.join(catalog.MODEL_PARAMS)}")
+    if not isinstance(document.get("params", {}), dict):
+        raise UserInputError(f"{path}: params: expected a mapping of param names to values, got {document['params']!r}")
+    epochs = document.get("epochs", 1)
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        raise UserInputError(f"{path}: epochs: expected a whole number >= 1, got {epochs!r}")
+    if document["data"] not in catalog.BUNDLED_DATASETS and not Path(document["data"]).exists():
+        raise UserInputError(f"{path}: data: {document['data']!r} is neither a bundled dataset "
+                             f"({', '.join(catalog.BUNDLED_DATASETS)}) nor an existing file or folder")
     fields = {k: v for k, v in document.items() if k != "provenance"}
     return TrainSpec(**fields)
 

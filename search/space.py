@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
-from search.errors import UserInputError
+from search.errors import UserInputError, yaml_problem
 from trainers import catalog
 
 Scalar = Union[StrictBool, StrictInt, float, StrictStr]
@@ -142,9 +142,7 @@ def load_space(space: str | os.PathLike[str]) -> Space:
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise UserInputError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        raise UserInputError(f"{path}: {yaml_problem(exc)}") from None
     if not isinstance(raw, dict):
         raise UserInputError(f"{path}: expected a mapping with keys {', '.join(_fields(Space))}, got {type(raw).__name__}")
     if "source" in raw:

@@ -1,4 +1,4 @@
-"""The quality bar of the shipped `cnn` space: its full default budget, timed (slow; `make test-slow`)."""
+"""The quality bar of the shipped `cnn` space: its full default budget on each engine (slow; `make test-slow`)."""
 
 from __future__ import annotations
 
@@ -7,20 +7,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import optuna_trials, run_cli
+from tests.conftest import mlflow_client, run_cli, sweep_runs
 
 
 @pytest.mark.slow
-def test_default_cnn_sweep_reaches_098_in_under_3_minutes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ["optuna", "ray"])
+def test_default_cnn_sweep_reaches_098(engine: str, tmp_path: Path) -> None:
     store = tmp_path / "store"
     started = time.monotonic()
-    proc = run_cli("sweep", "cnn", "--store", str(store))
+    proc = run_cli("sweep", "cnn", "--engine", engine, "--store", str(store))
     elapsed = time.monotonic() - started
     assert proc.returncode == 0, proc.stderr + proc.stdout
-    trials = optuna_trials(store, "cnn")
-    best = max(t.value for t in trials if t.state.name == "COMPLETE")
-    print(f"default cnn sweep: {elapsed:.1f}s, best val_accuracy {best:.4f}, "
-          f"states {sorted((s, sum(t.state.name == s for t in trials)) for s in {t.state.name for t in trials})}")
-    # Rule (issue 2): the default budget reaches val_accuracy >= 0.98 on digits
+    _, runs = sweep_runs(mlflow_client(store), "cnn", "cnn")
+    states = [r.data.tags["kerasweep.state"] for r in runs]
+    best = max(float(r.data.tags["kerasweep.value"]) for r in runs if r.data.tags["kerasweep.state"] == "complete")
+    print(f"default cnn sweep on {engine}: {elapsed:.1f}s, best val_accuracy {best:.4f}, "
+          f"complete {states.count('complete')}, pruned {states.count('pruned')}, failed {states.count('failed')}")
+    # Rule (issues 2 and 4): the default budget reaches val_accuracy >= 0.98 on digits, on every engine
     assert best >= 0.98
-    # The 3-minute bar is for a 2-core CPU machine; it is reported above, not asserted (no timing asserts).
+    assert states.count("complete") + states.count("pruned") == 20
+    # The 3-minute bar is for a 2-core CPU; it is printed above, not asserted (no timing asserts in tests).

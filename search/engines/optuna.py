@@ -16,6 +16,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import optuna
 from optuna.trial import TrialState as OptunaState
 
-from search.errors import SweepAborted, UserInputError
+from search.errors import KerasweepError, SweepAborted, UserInputError
 from search.results import SweepResult, TrialResult, TrialState
 from search.engines._optuna_space import make_sampler, suggest
 from search.space import Space
@@ -180,7 +181,13 @@ def _worker_main(sweep: SweepConfig, worker: int) -> None:
 
     silence(sweep.verbose)
     import_tensorflow_quietly()
-    work(sweep, worker, lambda result: None)
+    try:
+        work(sweep, worker, lambda result: None)
+    except KeyboardInterrupt:  # the parent reports the interruption once
+        raise SystemExit(130) from None
+    except KerasweepError as exc:
+        print(f"error: worker {worker}: {exc}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
 
 
 def work(sweep: SweepConfig, worker: int, on_progress: ProgressCallback) -> None:
