@@ -72,20 +72,23 @@ def main() -> None:
               help="Ray engine: GPUs per trial; fractions pack trials on one GPU, >1 trains with MirroredStrategy.")
 @click.option("--address", envvar="RAY_ADDRESS", help="Ray engine: join this Ray cluster (env RAY_ADDRESS).")
 @click.option("--verbose", is_flag=True, help="Show TensorFlow, Optuna, Ray and MLflow logs.")
+@click.option("--debug", is_flag=True, help="Run one trial eagerly (run_eagerly) with full logs, to debug a builder.")
 @reports_errors
 def sweep(space: str, engine: str, trials: int | None, epochs: int | None, name: str | None, workers: int,
           sampler: str | None, pruner: str | None, seed: int | None, store: Path, storage: str | None,
           max_failures: int, cpus_per_trial: float, gpus_per_trial: float, address: str | None,
-          verbose: bool) -> None:
+          verbose: bool, debug: bool) -> None:
     """Run (or resume) a sweep of SPACE: a name under spaces/ or a path to a YAML file."""
+    verbose = verbose or debug
     silence(verbose)
     from search.space import load_space
     from search.sweep import make_config
 
+    trials = 1 if debug else trials
     parsed = load_space(space).with_overrides(trials=trials, epochs=epochs, sampler=sampler, pruner=pruner, seed=seed)
     config = make_config(parsed, name=name, store=store, engine=engine, workers=workers, storage=storage,
                          max_failures=max_failures, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                         address=address, verbose=verbose)
+                         address=address, verbose=verbose, debug=debug)
 
     from search.quiet import import_tensorflow_quietly
 

@@ -82,7 +82,7 @@ def load_export(path: Path | str) -> TrainSpec:
             raise UserInputError(f"{path}: {key}: missing required field")
     from trainers import catalog
 
-    if document["model"] not in catalog.MODEL_PARAMS:
+    if document["model"] not in catalog.MODEL_PARAMS and not catalog.is_user_builder(str(document["model"])):
         raise UserInputError(f"{path}: model: unknown model {document['model']!r}; expected one of "
                              f"{', '.join(catalog.MODEL_PARAMS)}")
     if not isinstance(document.get("params", {}), dict):

@@ -170,8 +170,11 @@ def resolve_data_path(data: str, base_dir: Path | None = None) -> Path | None:
 def check_space(space: Space, base_dir: Path | None = None) -> list[str]:
     """Rules across fields that a schema cannot say; one message per problem, in file order."""
     problems: list[str] = []
-    if space.model not in catalog.MODEL_PARAMS:
-        problems.append(f"model: unknown model {space.model!r}; expected one of {', '.join(catalog.MODEL_PARAMS)}")
+    if catalog.is_user_builder(space.model):
+        problems += _check_user_builder(space.model)
+    elif space.model not in catalog.MODEL_PARAMS:
+        problems.append(f"model: unknown model {space.model!r}; expected one of {', '.join(catalog.MODEL_PARAMS)} "
+                        "or a builder 'package.module:function'")
     problems += _check_data(space.data, base_dir)
     if space.objective.metric not in catalog.METRICS:
         hint = difflib.get_close_matches(space.objective.metric, catalog.METRICS, n=1)
@@ -179,7 +182,7 @@ def check_space(space: Space, base_dir: Path | None = None) -> list[str]:
             f"objective.metric: training does not produce {space.objective.metric!r}; expected one of "
             f"{', '.join(catalog.METRICS)}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
         )
-    known = catalog.known_params(space.model) if space.model in catalog.MODEL_PARAMS else None
+    known = catalog.known_params(space.model) if space.model in catalog.MODEL_PARAMS else None  # users': unknown
     declared: list[str] = []
     for name, param in space.params.items():
         problems += [f"params.{name}.{line}" for line in _check_param(param)]
@@ -196,6 +199,20 @@ def check_space(space: Space, base_dir: Path | None = None) -> list[str]:
         if name in catalog.NAMED_VALUES:
             problems += _check_named_values(f"fixed.{name}", name, [value])
     return problems
+
+
+def _check_user_builder(model: str) -> list[str]:
+    """Import a user's builder (this runs the user's module, as the README says) to fail before compute."""
+    from search.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    from trainers.models import resolve_builder
+
+    try:
+        resolve_builder(model)
+    except KeyError as exc:
+        return [f"model: {exc.args[0]}; expected an importable 'package.module:function'"]
+    return []
 
 
 def _check_data(data: str, base_dir: Path | None) -> list[str]:

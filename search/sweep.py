@@ -41,6 +41,7 @@ class SweepConfig:
     gpus_per_trial: float = 0.0  # Ray engine: fractional GPUs pack several small trials on one GPU
     address: str | None = None  # Ray engine: an existing cluster (else RAY_ADDRESS, else a local Ray)
     verbose: bool = False
+    debug: bool = False  # one trial, eager execution, Keras and TensorFlow logs: for a new builder
     parent_run_id: str | None = None  # filled in by run_sweep once the MLflow parent run exists
     tracking_uri: str | None = None
     artifact_root: Path | None = None
@@ -145,7 +146,8 @@ def run_sweep(config: SweepConfig, reporter: Any | None = None) -> SweepResult:
     config.store.mkdir(parents=True, exist_ok=True)
     _write_record(config)
     tracker = config.tracker()
-    settings = {"engine": config.engine, "space": config.space.name, "budget_trials": config.space.budget.trials}
+    settings = {"engine": config.engine, "space": config.space.name, "budget_trials": config.space.budget.trials,
+                "debug": str(config.debug).lower()}
     space_file = Path(config.space.source) if config.space.source and Path(config.space.source).exists() else None
     parent = tracker.start_sweep(config.space.name, config.name, space_file, settings)
     config = dataclasses.replace(config, parent_run_id=parent, tracking_uri=tracker.tracking_uri)

@@ -74,14 +74,16 @@ def _epoch_callback(hooks: Sequence[EpochHook]) -> Any:
 
 
 def run_trial(space: Space, values: dict[str, Any], hooks: Sequence[EpochHook] = (),
-              checkpoint_path: Path | None = None, tensorboard_dir: Path | None = None) -> TrialOutcome:
+              checkpoint_path: Path | None = None, tensorboard_dir: Path | None = None,
+              debug: bool = False) -> TrialOutcome:
     """Train `values` on the space's model and data; returns complete, pruned or failed."""
     from trainers.fit import TrainingDiverged, tensorboard_callback, train
 
     reporter = _epoch_callback(hooks)
     callbacks = [reporter] + ([tensorboard_callback(tensorboard_dir)] if tensorboard_dir else [])
     try:
-        result = train(train_spec(space, values), callbacks=callbacks, checkpoint_path=checkpoint_path)
+        result = train(train_spec(space, values), callbacks=callbacks, checkpoint_path=checkpoint_path,
+                       verbose=2 if debug else 0, run_eagerly=debug)
     except TrainingDiverged as exc:
         return TrialOutcome(TrialState.FAILED, error=f"diverged: {exc}", details=traceback.format_exc())
     except KeyboardInterrupt:

@@ -32,14 +32,27 @@ ACTIVATIONS: frozenset[str] = frozenset(
     {"relu", "gelu", "elu", "selu", "swish", "silu", "tanh", "sigmoid", "leaky_relu", "mish"}
 )
 
+#: Learning-rate schedules, applied per epoch after an optional linear warm-up.
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine", "exponential", "step", "plateau")
+
 #: Params the training loop itself reads (every model accepts these).
 TRAINING_PARAMS: dict[str, str] = {
     "learning_rate": "optimizer step size (float > 0)",
     "optimizer": f"one of {', '.join(OPTIMIZERS)}",
     "momentum": "SGD/RMSprop momentum in [0, 1)",
+    "nesterov": "SGD Nesterov momentum (bool)",
     "weight_decay": "AdamW decoupled weight decay (float >= 0)",
+    "clipnorm": "clip each gradient to this norm; 0 = off (float >= 0)",
     "batch_size": "examples per step (int > 0)",
+    "lr_schedule": f"one of {', '.join(LR_SCHEDULES)}",
+    "warmup_epochs": "epochs of linear learning-rate warm-up before the schedule (int >= 0; not with plateau)",
+    "decay_rate": "exponential: factor per epoch; step: factor per step (float in (0, 1])",
+    "step_epochs": "step schedule: epochs between decays (int >= 1)",
+    "plateau_factor": "plateau schedule: factor on the learning rate when the objective stalls (float in (0, 1))",
+    "plateau_patience": "plateau schedule: epochs without improvement before reducing (int >= 1)",
     "patience": "EarlyStopping patience in epochs (int >= 1)",
+    "min_delta": "EarlyStopping: smallest change that counts as an improvement (float >= 0)",
+    "mixed_precision": "mixed_float16 on or off; default: on with a GPU, off on CPU (bool)",
 }
 
 #: Params each bundled model builder reads, on top of TRAINING_PARAMS.
@@ -53,6 +66,13 @@ MODEL_PARAMS: dict[str, dict[str, str]] = {
         "activation": f"one of {', '.join(sorted(ACTIVATIONS))}",
         "l2": "L2 weight penalty on conv/dense kernels (float >= 0)",
         "batch_norm": "batch normalisation after each conv (bool)",
+        "pooling": "after each block: max, avg or none",
+        "augment": "random image augmentation during training only (bool)",
+        "translate": "augment: largest shift as a fraction of height/width (float in [0, 1))",
+        "rotate": "augment: largest rotation as a fraction of a full turn (float in [0, 1))",
+        "zoom": "augment: largest zoom in or out as a fraction (float in [0, 1))",
+        "contrast": "augment: largest contrast change as a fraction; 0 = off (float in [0, 1))",
+        "flip": "augment: none, horizontal, vertical or horizontal_and_vertical (only where it makes sense)",
     },
     "mlp": {
         "units": "width of each hidden layer (int > 0)",
@@ -64,16 +84,41 @@ MODEL_PARAMS: dict[str, dict[str, str]] = {
     },
 }
 
+MODEL_PARAMS["transfer"] = {
+    "backbone": "keras.applications backbone: mobilenet_v3_small or efficientnet_b0",
+    "image_size": "images are resized to this square size for the backbone (int >= 32)",
+    "weights": "path to a local .weights.h5 file of pretrained backbone weights; none = random (nothing is downloaded)",
+    "freeze_fraction": "share of backbone layers frozen, from the input side (float in [0, 1])",
+    "head_units": "width of the new dense head (int > 0)",
+    "dropout": "dropout rate before the classifier in [0, 1)",
+    "activation": f"head activation: one of {', '.join(sorted(ACTIVATIONS))}",
+}
+
+#: Backbones the transfer model can put under its head.
+BACKBONES: dict[str, str] = {"mobilenet_v3_small": "MobileNetV3Small", "efficientnet_b0": "EfficientNetB0"}
+
 #: Params whose values must come from a closed list of names.
 NAMED_VALUES: dict[str, frozenset[str]] = {
     "optimizer": frozenset(OPTIMIZERS),
     "activation": ACTIVATIONS,
+    "lr_schedule": frozenset(LR_SCHEDULES),
+    "pooling": frozenset({"max", "avg", "none"}),
+    "flip": frozenset({"none", "horizontal", "vertical", "horizontal_and_vertical"}),
+    "backbone": frozenset(BACKBONES),
 }
 
 #: Metrics a training run produces (Keras history keys); objectives must name one of these.
 METRICS: tuple[str, ...] = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
-def known_params(model: str) -> dict[str, str]:
-    """All param names `model` reads, with their meaning (training params included)."""
+def known_params(model: str) -> dict[str, str] | None:
+    """All param names `model` reads, with their meaning (training params included); None for a
+    user builder (`module:function`), whose params only its author knows."""
+    if is_user_builder(model):
+        return None
     return {**TRAINING_PARAMS, **MODEL_PARAMS[model]}
+
+
+def is_user_builder(model: str) -> bool:
+    """`mypackage.models:build` names a user's builder function rather than a bundled model."""
+    return ":" in model

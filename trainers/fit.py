@@ -22,9 +22,19 @@ TRAINING_DEFAULTS = {
     "learning_rate": 1e-3,  # Adam's own default: a safe start
     "optimizer": "adam",
     "momentum": 0.0,
+    "nesterov": False,
     "weight_decay": 0.004,  # AdamW's Keras default
+    "clipnorm": 0.0,  # off: clipping only helps when gradients explode
     "batch_size": 64,  # small data here; keeps steps per epoch meaningful
+    "lr_schedule": "constant",
+    "warmup_epochs": 0,
+    "decay_rate": 0.5,  # halve per step (step) or shrink gently per epoch (exponential: set ~0.9)
+    "step_epochs": 5,
+    "plateau_factor": 0.5,  # Keras ReduceLROnPlateau's usual choice
+    "plateau_patience": 2,
     "patience": 5,  # EarlyStopping: epochs without improvement before a trial ends itself
+    "min_delta": 0.0,
+    "mixed_precision": None,  # None: on with a GPU, off on CPU
 }
 
 
@@ -95,10 +105,42 @@ def make_optimizer(values: Mapping[str, Any]) -> Any:
         raise ValueError(f"unknown optimizer {name!r}; expected one of {', '.join(catalog.OPTIMIZERS)}")
     kwargs: dict[str, Any] = {"learning_rate": float(values["learning_rate"])}
     if name in ("sgd", "rmsprop"):
-        kwargs["momentum"] = float(values["momentum"])
+        kwargs["momentum"] = float(values.get("momentum", 0.0))
+    if name == "sgd":
+        kwargs["nesterov"] = bool(values.get("nesterov", False))
     if name == "adamw":
-        kwargs["weight_decay"] = float(values["weight_decay"])
+        kwargs["weight_decay"] = float(values.get("weight_decay", TRAINING_DEFAULTS["weight_decay"]))
+    if float(values.get("clipnorm") or 0) > 0:
+        kwargs["clipnorm"] = float(values["clipnorm"])
     return getattr(keras.optimizers, catalog.OPTIMIZERS[name])(**kwargs)
+
+
+def learning_rate_at(epoch: int, values: Mapping[str, Any], epochs: int) -> float:
+    """The scheduled learning rate for a 0-based epoch: linear warm-up, then the schedule."""
+    base, warmup = float(values["learning_rate"]), int(values["warmup_epochs"])
+    if epoch < warmup:
+        return base * (epoch + 1) / (warmup + 1)
+    done, span = epoch - warmup, max(1, epochs - warmup)
+    schedule = values["lr_schedule"]
+    if schedule == "cosine":
+        return base * 0.5 * (1 + math.cos(math.pi * done / span))
+    if schedule == "exponential":
+        return base * float(values["decay_rate"]) ** done
+    if schedule == "step":
+        return base * float(values["decay_rate"]) ** (done // int(values["step_epochs"]))
+    return base
+
+
+def schedule_callbacks(values: Mapping[str, Any], epochs: int, monitor: str, mode: str) -> list[Any]:
+    """Keras callbacks that apply the learning-rate schedule (none for a constant rate)."""
+    import keras
+
+    if values["lr_schedule"] == "plateau":
+        return [keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=float(values["plateau_factor"]),
+                                                  patience=int(values["plateau_patience"]), verbose=0)]
+    if values["lr_schedule"] == "constant" and int(values["warmup_epochs"]) == 0:
+        return []
+    return [keras.callbacks.LearningRateScheduler(lambda epoch, lr: learning_rate_at(epoch, values, epochs))]
 
 
 def tensorboard_callback(log_dir: str | os.PathLike[str]) -> Any:
@@ -141,6 +183,7 @@ def train(
     callbacks: Sequence[Any] = (),
     checkpoint_path: str | os.PathLike[str] | None = None,
     verbose: int = 0,
+    run_eagerly: bool = False,
 ) -> TrainResult:
     """Train `spec` on its dataset, keep the best epoch's weights, save them to `checkpoint_path`.
 
@@ -155,6 +198,8 @@ def train(
 
     configure_runtime()
     values = {**TRAINING_DEFAULTS, **spec.params}
+    if values["mixed_precision"] is not None:  # the space overrides the GPU/CPU default
+        keras.mixed_precision.set_global_policy("mixed_float16" if values["mixed_precision"] else "float32")
     keras.utils.set_random_seed(spec.seed)
     data = load_arrays(spec.data, spec.validation_split, spec.seed)
     train_ds = make_pipeline(data.x_train, data.y_train, values["batch_size"], shuffle=True, seed=spec.seed)
@@ -162,12 +207,14 @@ def train(
 
     with _strategy().scope():  # several GPUs: one trial trains on all of them (MirroredStrategy)
         model = build(spec.model, values, data.input_shape, data.n_classes)
-        model.compile(optimizer=make_optimizer(values), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.compile(optimizer=make_optimizer(values), loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                      run_eagerly=run_eagerly)  # eager: step through a new builder in a debugger
     mode = "max" if spec.direction == "maximize" else "min"
     early_stopping = keras.callbacks.EarlyStopping(
-        monitor=spec.monitor, mode=mode, patience=int(values["patience"]), restore_best_weights=True
+        monitor=spec.monitor, mode=mode, patience=int(values["patience"]), min_delta=float(values["min_delta"]),
+        restore_best_weights=True,
     )
-    own = [_stop_on_nan(), early_stopping]
+    own = [_stop_on_nan(), *schedule_callbacks(values, spec.epochs, spec.monitor, mode), early_stopping]
     history = model.fit(
         train_ds, validation_data=val_ds, epochs=spec.epochs, verbose=verbose, callbacks=[*own, *callbacks]
     ).history

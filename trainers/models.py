@@ -6,11 +6,16 @@ the winning model exactly, with or without kerasweep. Missing values take the de
 
 from __future__ import annotations
 
+import importlib
+import os
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import keras
 from keras import layers, regularizers
+
+from trainers import catalog
 
 Builder = Callable[[Mapping[str, Any], tuple[int, ...], int], keras.Model]
 
@@ -23,6 +28,13 @@ CNN_DEFAULTS = {
     "activation": "relu",
     "l2": 0.0,
     "batch_norm": False,
+    "pooling": "max",
+    "augment": False,  # the augmentation settings below apply only when this is on
+    "translate": 0.1,
+    "rotate": 0.05,
+    "zoom": 0.1,
+    "contrast": 0.0,
+    "flip": "none",  # digits and text must not be mirrored; natural photos usually may be
 }
 MLP_DEFAULTS = {"units": 64, "layers": 2, "dropout": 0.1, "activation": "relu", "l2": 0.0, "batch_norm": False}
 
@@ -32,20 +44,37 @@ def build_cnn(values: Mapping[str, Any], input_shape: tuple[int, ...], n_classes
     v = {**CNN_DEFAULTS, **values}
     reg = regularizers.l2(v["l2"]) if v["l2"] else None
     inputs = keras.Input(shape=input_shape)
-    x = inputs
+    x = augmentation(v)(inputs) if v["augment"] else inputs
+    pooling = {"max": layers.MaxPooling2D, "avg": layers.AveragePooling2D}.get(v["pooling"])
     for block in range(int(v["blocks"])):
         x = layers.Conv2D(int(v["filters"]) * 2**block, int(v["kernel_size"]), padding="same", kernel_regularizer=reg)(x)
         if v["batch_norm"]:
             x = layers.BatchNormalization()(x)
         x = layers.Activation(v["activation"])(x)
-        if x.shape[1] >= 2 and x.shape[2] >= 2:
-            x = layers.MaxPooling2D()(x)
+        if pooling is not None and x.shape[1] >= 2 and x.shape[2] >= 2:
+            x = pooling(pool_size=2)(x)
     x = layers.Flatten()(x)
     x = layers.Dropout(float(v["dropout"]))(x)
     x = layers.Dense(int(v["dense_units"]), activation=v["activation"], kernel_regularizer=reg)(x)
     x = layers.Dropout(float(v["dropout"]))(x)
     outputs = layers.Dense(n_classes, activation="softmax", dtype="float32")(x)  # float32 under mixed precision
     return keras.Model(inputs, outputs, name="cnn")
+
+
+def augmentation(values: Mapping[str, Any]) -> keras.Sequential:
+    """Keras preprocessing layers that perturb images in training and pass them through at inference."""
+    steps: list[layers.Layer] = []
+    if float(values["translate"]) > 0:
+        steps.append(layers.RandomTranslation(float(values["translate"]), float(values["translate"])))
+    if float(values["rotate"]) > 0:
+        steps.append(layers.RandomRotation(float(values["rotate"])))
+    if float(values["zoom"]) > 0:
+        steps.append(layers.RandomZoom(float(values["zoom"])))
+    if float(values["contrast"]) > 0:
+        steps.append(layers.RandomContrast(float(values["contrast"])))
+    if values["flip"] != "none":
+        steps.append(layers.RandomFlip(values["flip"]))
+    return keras.Sequential(steps, name="augmentation")
 
 
 def build_mlp(values: Mapping[str, Any], input_shape: tuple[int, ...], n_classes: int) -> keras.Model:
@@ -64,11 +93,61 @@ def build_mlp(values: Mapping[str, Any], input_shape: tuple[int, ...], n_classes
     return keras.Model(inputs, outputs, name="mlp")
 
 
-BUILDERS: dict[str, Builder] = {"cnn": build_cnn, "mlp": build_mlp}
+TRANSFER_DEFAULTS = {
+    "backbone": "mobilenet_v3_small",  # small and fast; efficientnet_b0 for more capacity
+    "image_size": 32,  # the smallest input the backbones accept
+    "weights": "none",  # a local file; kerasweep never downloads weights
+    "freeze_fraction": 0.5,
+    "head_units": 64,
+    "dropout": 0.2,
+    "activation": "relu",
+}
+
+
+def build_transfer(values: Mapping[str, Any], input_shape: tuple[int, ...], n_classes: int) -> keras.Model:
+    """A keras.applications backbone (pretrained weights from a local file) under a new dense head."""
+    v = {**TRANSFER_DEFAULTS, **values}
+    size = int(v["image_size"])
+    inputs = keras.Input(shape=input_shape)
+    x = layers.Resizing(size, size)(inputs)
+    if input_shape[-1] == 1:  # grayscale -> the three channels the backbones expect
+        x = layers.Concatenate()([x, x, x])
+    backbone = getattr(keras.applications, catalog.BACKBONES[v["backbone"]])(
+        input_shape=(size, size, 3), include_top=False, weights=None, pooling="avg"
+    )
+    if v["weights"] not in (None, "none"):
+        backbone.load_weights(str(v["weights"]))
+    frozen = int(len(backbone.layers) * float(v["freeze_fraction"]))
+    for layer in backbone.layers[:frozen]:
+        layer.trainable = False
+    x = backbone(x)
+    x = layers.Dropout(float(v["dropout"]))(x)
+    x = layers.Dense(int(v["head_units"]), activation=v["activation"])(x)
+    outputs = layers.Dense(n_classes, activation="softmax", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="transfer")
+
+
+BUILDERS: dict[str, Builder] = {"cnn": build_cnn, "mlp": build_mlp, "transfer": build_transfer}
+
+
+def resolve_builder(name: str) -> Builder:
+    """A bundled builder by name, or a user's `package.module:function` (this imports and runs user code)."""
+    if name in BUILDERS:
+        return BUILDERS[name]
+    module_name, sep, function = name.partition(":")
+    if not sep:
+        raise KeyError(f"unknown model {name!r}; expected one of {', '.join(BUILDERS)} or 'package.module:function'")
+    if os.getcwd() not in sys.path:  # like `python -m`: the project folder's own modules are importable
+        sys.path.insert(0, os.getcwd())
+    try:
+        builder = getattr(importlib.import_module(module_name), function)
+    except (ImportError, AttributeError) as exc:
+        raise KeyError(f"cannot load model builder {name!r}: {exc}") from None
+    if not callable(builder):
+        raise KeyError(f"model builder {name!r} is not a function")
+    return builder
 
 
 def build(name: str, values: Mapping[str, Any], input_shape: tuple[int, ...], n_classes: int) -> keras.Model:
-    """Build model `name` from `values`; raises KeyError listing the known names."""
-    if name not in BUILDERS:
-        raise KeyError(f"unknown model {name!r}; expected one of {', '.join(BUILDERS)}")
-    return BUILDERS[name](values, input_shape, n_classes)
+    """Build model `name` from `values`; raises KeyError naming what is known."""
+    return resolve_builder(name)(values, input_shape, n_classes)

@@ -248,7 +248,8 @@ def _run_one(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, track
     space = sweep.space
     trial.set_user_attr(OWNER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
     values = resolve_values(space, suggest(trial, space))
-    run_id = tracker.start_trial(sweep.parent_run_id, sweep.name, trial.number, values)
+    run_id = tracker.start_trial(sweep.parent_run_id, sweep.name, trial.number, values,
+                                 extra_tags={"kerasweep.debug": "true"} if sweep.debug else None)
     trial.set_user_attr(RUN_ATTR, run_id)
     metric = space.objective.metric
 
@@ -267,7 +268,7 @@ def _run_one(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, track
     with _heartbeat(study, trial):
         try:
             outcome = run_trial(space, values, hooks=[log_epoch, report], checkpoint_path=checkpoint,
-                                tensorboard_dir=sweep.tensorboard / f"trial-{trial.number}")
+                                tensorboard_dir=sweep.tensorboard / f"trial-{trial.number}", debug=sweep.debug)
         except KeyboardInterrupt:
             study.tell(trial, state=OptunaState.FAIL)
             tracker.finish_trial(run_id, TrialState.FAILED, error="interrupted: the sweep was stopped (Ctrl-C)")

@@ -109,7 +109,7 @@ def trainable(config: dict[str, Any], sweep: SweepConfig) -> None:
     number = tune.get_context().get_trial_id()
     with tempfile.TemporaryDirectory() as folder:
         outcome = run_trial(sweep.space, values, hooks=[report], checkpoint_path=Path(folder) / "model.keras",
-                            tensorboard_dir=sweep.tensorboard.resolve() / f"ray-{number}")
+                            tensorboard_dir=sweep.tensorboard.resolve() / f"ray-{number}", debug=sweep.debug)
         if outcome.state is TrialState.FAILED:
             raise TrialFailed(outcome.error or "trial failed")
         final = {sweep.space.objective.metric: outcome.value, EPOCH: outcome.epochs, FINAL: True, NODE: node,
