@@ -85,7 +85,6 @@ def plain_ray_tune(trials: int, epochs: int, folder: Path) -> dict:
         from search.quiet import import_tensorflow_quietly as quiet_tf
 
         quiet_tf()
-        import keras
 
         from trainers.data import load_arrays, make_pipeline
         from trainers.fit import make_optimizer

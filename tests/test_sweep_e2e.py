@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from search.tracking import ROLE_TAG, STATE_TAG
+from search.tracking import STATE_TAG
 from tests.conftest import EPOCHS, ROOT, TRIALS, mlflow_client, optuna_trials, run_cli, sweep_runs, write_space
 
 OPTUNA_TO_STATE = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}

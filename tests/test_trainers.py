@@ -82,12 +82,13 @@ def test_bad_data_files_raise_a_clear_error(tmp_path: Path, make, message: str) 
 
 def test_catalog_matches_the_builders() -> None:
     from trainers.fit import TRAINING_DEFAULTS
-    from trainers.models import BUILDERS, CNN_DEFAULTS, MLP_DEFAULTS
+    from trainers.models import BUILDERS, CNN_DEFAULTS, MLP_DEFAULTS, TRANSFER_DEFAULTS
 
     # Rule: the names validation accepts are exactly the values the code reads
     assert set(BUILDERS) == set(catalog.MODEL_PARAMS)
     assert set(CNN_DEFAULTS) == set(catalog.MODEL_PARAMS["cnn"])
     assert set(MLP_DEFAULTS) == set(catalog.MODEL_PARAMS["mlp"])
+    assert set(TRANSFER_DEFAULTS) == set(catalog.MODEL_PARAMS["transfer"])
     assert set(TRAINING_DEFAULTS) == set(catalog.TRAINING_PARAMS)
     import keras
 

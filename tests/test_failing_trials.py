@@ -1,4 +1,4 @@
-"""A failing trial never loses the sweep; parallel workers share one storage without duplicates."""
+"""A failing trial never loses the sweep (parallel workers: test_many_workers.py)."""
 
 from __future__ import annotations
 
@@ -66,32 +66,3 @@ def test_every_trial_failing_stops_the_sweep_with_one_message(tmp_path: Path) ->
     parents, runs = sweep_runs(mlflow_client(store), "allfail", "allfail")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert not [r for r in runs if r.info.status == "RUNNING"]
-
-
-def test_workers_share_one_storage_without_duplicates(tmp_path: Path) -> None:
-    space = write_space(tmp_path, """
-        name: par
-        model: mlp
-        data: wine
-        budget: {trials: 6, epochs: 2}
-        search: {sampler: tpe, pruner: none}
-        params:
-          learning_rate: {type: float, low: 1.0e-3, high: 1.0e-1, log: true}
-          units: {type: int, low: 8, high: 32}
-    """)
-    store = tmp_path / "store"
-    proc = run_cli("sweep", str(space), "--workers", "2", "--store", str(store))
-    assert proc.returncode == 0, proc.stderr + proc.stdout
-    trials = optuna_trials(store, "par")
-    counted = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
-    # Rule: N workers still run exactly the budget, each trial number once
-    assert len(counted) == 6
-    assert not [t for t in trials if t.state.name == "RUNNING"]
-    owners = {t.user_attrs["kerasweep.owner"] for t in counted}
-    assert len(owners) == 2  # two worker processes really shared the work
-    parents, runs = sweep_runs(mlflow_client(store), "par", "par")
-    # Rule: one MLflow run per trial, one parent, same shape as with one worker
-    numbers = [int(r.data.tags["kerasweep.trial"]) for r in runs]
-    assert len(parents) == 1
-    assert sorted(numbers) == sorted(t.number for t in counted)
-    assert all(r.info.status == "FINISHED" for r in runs)
