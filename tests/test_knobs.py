@@ -125,3 +125,17 @@ def test_debug_runs_one_trial_eagerly_with_keras_logs(tmp_path: Path) -> None:
     assert len(runs) == 1
     assert "Epoch 1/2" in proc.stdout + proc.stderr
     assert runs[0].data.tags["kerasweep.debug"] == "true"
+
+
+def test_mlp_layer_widths_and_l1_penalty() -> None:
+    from trainers.fit import TrainSpec, train
+
+    values = {"layers": 3, "units": 16, "units_2": 32, "units_3": 8, "l1": 1e-4, "l2": 0.0}
+    result = train(TrainSpec(model="mlp", data="wine", params=values, epochs=1))
+    dense = [layer for layer in result.model.layers if layer.__class__.__name__ == "Dense"]
+    # Rule: each hidden layer takes its own width when given; the penalty is L1 when l1 > 0
+    assert [layer.units for layer in dense] == [16, 32, 8, 3]
+    assert dense[0].kernel_regularizer.get_config()["l1"] == pytest.approx(1e-4)
+    # and a layer without its own width keeps the one before it
+    two = train(TrainSpec(model="mlp", data="wine", params={"layers": 3, "units": 16, "units_2": 24}, epochs=1))
+    assert [layer.units for layer in two.model.layers if layer.__class__.__name__ == "Dense"] == [16, 24, 24, 3]

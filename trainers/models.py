@@ -26,6 +26,7 @@ CNN_DEFAULTS = {
     "dense_units": 64,
     "dropout": 0.2,
     "activation": "relu",
+    "l1": 0.0,
     "l2": 0.0,
     "batch_norm": False,
     "pooling": "max",
@@ -36,13 +37,20 @@ CNN_DEFAULTS = {
     "contrast": 0.0,
     "flip": "none",  # digits and text must not be mirrored; natural photos usually may be
 }
-MLP_DEFAULTS = {"units": 64, "layers": 2, "dropout": 0.1, "activation": "relu", "l2": 0.0, "batch_norm": False}
+MLP_DEFAULTS = {"units": 64, "layers": 2, "units_2": None, "units_3": None, "units_4": None, "dropout": 0.1,
+                "activation": "relu", "l1": 0.0, "l2": 0.0, "batch_norm": False}
+
+
+def _penalty(values: Mapping[str, Any]) -> regularizers.Regularizer | None:
+    """L1 and/or L2 on kernels, or none when both are zero."""
+    l1, l2 = float(values["l1"] or 0), float(values["l2"] or 0)
+    return regularizers.l1_l2(l1=l1, l2=l2) if (l1 or l2) else None
 
 
 def build_cnn(values: Mapping[str, Any], input_shape: tuple[int, ...], n_classes: int) -> keras.Model:
     """Conv blocks (conv, optional batch norm, activation, pooling) then a dense head."""
     v = {**CNN_DEFAULTS, **values}
-    reg = regularizers.l2(v["l2"]) if v["l2"] else None
+    reg = _penalty(v)
     inputs = keras.Input(shape=input_shape)
     x = augmentation(v)(inputs) if v["augment"] else inputs
     pooling = {"max": layers.MaxPooling2D, "avg": layers.AveragePooling2D}.get(v["pooling"])
@@ -80,11 +88,13 @@ def augmentation(values: Mapping[str, Any]) -> keras.Sequential:
 def build_mlp(values: Mapping[str, Any], input_shape: tuple[int, ...], n_classes: int) -> keras.Model:
     """Dense layers (dense, optional batch norm, activation, dropout) then a softmax classifier."""
     v = {**MLP_DEFAULTS, **values}
-    reg = regularizers.l2(v["l2"]) if v["l2"] else None
+    reg = _penalty(v)
     inputs = keras.Input(shape=input_shape)
     x = layers.Flatten()(inputs) if len(input_shape) > 1 else inputs
-    for _ in range(int(v["layers"])):
-        x = layers.Dense(int(v["units"]), kernel_regularizer=reg)(x)
+    width = int(v["units"])
+    for index in range(1, int(v["layers"]) + 1):
+        width = int(v.get(f"units_{index}") or width)  # a layer's own width, else the one before it
+        x = layers.Dense(width, kernel_regularizer=reg)(x)
         if v["batch_norm"]:
             x = layers.BatchNormalization()(x)
         x = layers.Activation(v["activation"])(x)
