@@ -53,6 +53,21 @@ class Tracker:
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root
         self.client = MlflowClient(tracking_uri=tracking_uri)
+        self._wait_for_store()
+
+    def _wait_for_store(self, attempts: int = 20) -> None:
+        """Touch the store once, retrying while another process creates or migrates a new SQLite file
+        (two processes migrating at once fail with "table ... already exists")."""
+        from sqlalchemy.exc import OperationalError
+
+        for attempt in range(attempts):
+            try:
+                self.client.search_experiments(max_results=1)
+                return
+            except OperationalError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.5)
 
     @classmethod
     def for_store(cls, store: Path) -> Tracker:
