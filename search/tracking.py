@@ -206,6 +206,14 @@ class Tracker:
             self.client.log_artifact(run_id, str(checkpoint), "checkpoint")
         self.client.set_terminated(run_id, status=RUN_STATUS[state])
 
+    def metric_history(self, run_id: str, key: str) -> dict[int, float]:
+        """A run's values of one metric by step (epoch)."""
+        return {m.step: m.value for m in self.client.get_metric_history(run_id, key)}
+
+    def tag(self, run_id: str, key: str, value: str) -> None:
+        """One extra tag on a run (for example which Ray node ran a trial)."""
+        self.client.set_tag(run_id, key, value)
+
     def fail_unfinished_trials(self, parent_run_id: str, reason: str, keep: set[str] = frozenset()) -> int:
         """Mark trial runs still RUNNING under a parent as failed (their process died); returns how many."""
         parent = self.client.get_run(parent_run_id)

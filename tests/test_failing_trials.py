@@ -56,13 +56,22 @@ def test_every_trial_failing_stops_the_sweep_with_one_message(tmp_path: Path) ->
         fixed: {optimizer: sgd, units: 8}
     """)
     store = tmp_path / "store"
-    proc = run_cli("sweep", str(space), "--store", str(store))
+    proc = run_cli("sweep", str(space), "--max-failures", "1", "--store", str(store))
     # Rule: when every recent trial failed, the sweep stops with exit 1 and one message naming the error
     assert proc.returncode == 1
     assert "the last 5 trials all failed" in " ".join(proc.stderr.split())
     assert "diverged" in proc.stderr and "Traceback" not in proc.stderr
-    trials = optuna_trials(store, "allfail")
+    trials = [t for t in optuna_trials(store, "allfail") if t.state.name != "WAITING"]  # a queued retry may wait
     assert len(trials) == 5 and all(t.state.name == "FAIL" for t in trials)
+    # Rule: --max-failures 1 retries a failed trial once, with the same values
+    retries = [t for t in trials if "kerasweep.retry_of" in t.user_attrs]
+    assert retries
+    for retry in retries:
+        assert retry.params == trials[retry.user_attrs["kerasweep.retry_of"]].params
+        assert "kerasweep.retry_of" not in trials[retry.user_attrs["kerasweep.retry_of"]].user_attrs
+    export = run_cli("export", "allfail", "--store", str(store))
+    # Rule: exporting a sweep without a completed trial is bad input (exit 2) with a clear message
+    assert export.returncode == 2 and "has no completed trial yet" in export.stderr
     parents, runs = sweep_runs(mlflow_client(store), "allfail", "allfail")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert not [r for r in runs if r.info.status == "RUNNING"]

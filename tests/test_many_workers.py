@@ -45,3 +45,19 @@ def test_four_workers_run_exactly_the_budget(backend: str, tmp_path: Path, reque
     assert len(parents) == 1
     per_trial = Counter(int(r.data.tags["kerasweep.trial"]) for r in runs if r.data.tags["kerasweep.state"] == "complete")
     assert sorted(per_trial) == sorted(t.number for t in counted) and set(per_trial.values()) == {1}
+
+
+def test_journal_file_storage(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    journal = tmp_path / "optuna.journal"
+    proc = run_cli("sweep", str(write_space(tmp_path, SPACE)), "--trials", "3", "--storage", str(journal),
+                   "--store", str(store))
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    trials = optuna.load_study(study_name="many", storage=JournalStorage(JournalFileBackend(str(journal))))
+    # Rule: --storage FILE.journal keeps the study in Optuna's journal file, not in the store's SQLite
+    assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials.get_trials()) == 3
+    assert not (store / "optuna.db").exists()
+    status = run_cli("status", "many", "--store", str(store))
+    assert status.returncode == 0 and "many" in status.stdout

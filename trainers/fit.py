@@ -151,9 +151,15 @@ def tensorboard_callback(log_dir: str | os.PathLike[str]) -> Any:
 
 
 def _strategy() -> Any:
-    """MirroredStrategy when this process sees more than one GPU, else the default strategy."""
+    """TPUStrategy when a TPU is named (TPU_NAME), MirroredStrategy when this process sees several
+    GPUs, else the default strategy. The TPU branch is untested here (no TPU on the build machines)."""
     import tensorflow as tf
 
+    if os.environ.get("TPU_NAME"):  # only then: probing for a TPU otherwise waits on network timeouts
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=os.environ["TPU_NAME"])
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
     if len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()

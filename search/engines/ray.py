@@ -106,10 +106,10 @@ def trainable(config: dict[str, Any], sweep: SweepConfig) -> None:
         tune.report({**metrics, EPOCH: epoch, NODE: node})
         return False  # the scheduler stops the trial from the driver
 
-    number = tune.get_context().get_trial_id()
+    trial_id = tune.get_context().get_trial_id()
     with tempfile.TemporaryDirectory() as folder:
         outcome = run_trial(sweep.space, values, hooks=[report], checkpoint_path=Path(folder) / "model.keras",
-                            tensorboard_dir=sweep.tensorboard.resolve() / f"ray-{number}", debug=sweep.debug)
+                            tensorboard_dir=sweep.tensorboard.resolve() / f"ray-{trial_id}", debug=sweep.debug)
         if outcome.state is TrialState.FAILED:
             raise TrialFailed(outcome.error or "trial failed")
         final = {sweep.space.objective.metric: outcome.value, EPOCH: outcome.epochs, FINAL: True, NODE: node,
@@ -131,10 +131,11 @@ def _tune_callback_class() -> type:
             self._runs: dict[str, tuple[int, str]] = {}  # ray trial id -> (number, run id)
             self._closed: set[str] = set()  # ray trial ids whose run ended (a restored trial gets a new run)
             self._final: dict[str, dict[str, Any]] = {}
+            self._next = 0  # the next trial number
 
         def __getstate__(self) -> dict[str, Any]:  # pickled into Ray's experiment state: no clients
             return {"sweep": self.sweep, "on_progress": None, "_tracker": None, "_runs": {}, "_closed": set(),
-                    "_final": {}}
+                    "_final": {}, "_next": 0}
 
         @property
         def tracker(self) -> Any:
@@ -144,7 +145,7 @@ def _tune_callback_class() -> type:
                     ray_id = run.data.tags.get(RAY_ID_TAG)
                     if ray_id:
                         number = int(run.data.tags[TRIAL_TAG])
-                        self._next = max(getattr(self, "_next", 0), number + 1)
+                        self._next = max(self._next, number + 1)
                         if run.info.status != "RUNNING":
                             self._closed.add(ray_id)
                         if ray_id not in self._runs or number > self._runs[ray_id][0]:
@@ -155,8 +156,7 @@ def _tune_callback_class() -> type:
             tracker = self.tracker
             if trial.trial_id not in self._runs or (starting and trial.trial_id in self._closed):
                 self._closed.discard(trial.trial_id)
-                number = getattr(self, "_next", 0)
-                self._next = number + 1
+                number, self._next = self._next, self._next + 1
                 values = {**self.sweep.space.fixed, **trial.config}
                 run_id = tracker.start_trial(self.sweep.parent_run_id, self.sweep.name, number, values,
                                              extra_tags={RAY_ID_TAG: trial.trial_id})
@@ -174,7 +174,7 @@ def _tune_callback_class() -> type:
             from trainers.catalog import METRICS
 
             if int(result[EPOCH]) == 1 and NODE in result:  # which Ray node ran it (cluster runs)
-                self.tracker.client.set_tag(run_id, NODE_TAG, result[NODE])
+                self.tracker.tag(run_id, NODE_TAG, str(result[NODE]))
             metrics = {k: result[k] for k in METRICS if k in result}
             self.tracker.log_epoch(run_id, int(result[EPOCH]), metrics)
 
@@ -187,8 +187,7 @@ def _tune_callback_class() -> type:
                 path = Path(checkpoint.path) / "model.keras" if checkpoint is not None else None
                 self.tracker.finish_trial(run_id, TrialState.COMPLETE, final[metric], path)
             else:
-                best = _best_so_far(trial, metric, self.sweep.space.objective.direction)
-                self.tracker.finish_trial(run_id, TrialState.PRUNED, best)
+                self.tracker.finish_trial(run_id, TrialState.PRUNED, _last_value(trial, metric))
             self._closed.add(trial.trial_id)
             self._progress()
 
@@ -206,7 +205,8 @@ def _tune_callback_class() -> type:
     return TrackingCallback
 
 
-def _best_so_far(trial: Any, metric: str, direction: str) -> float | None:
+def _last_value(trial: Any, metric: str) -> float | None:
+    """A stopped trial's value, as Optuna records a pruned one: its last reported objective."""
     value = (trial.last_result or {}).get(metric)
     return float(value) if value is not None else None
 
@@ -334,7 +334,7 @@ def results(sweep: SweepConfig) -> SweepResult:
         metric = sweep.space.objective.metric
         for run in tracker.trial_runs(parent):
             tags = run.data.tags
-            history = {m.step: m.value for m in tracker.client.get_metric_history(run.info.run_id, metric)}
+            history = tracker.metric_history(run.info.run_id, metric)
             found.append(TrialResult(
                 number=int(tags[TRIAL_TAG]),
                 state=TrialState(tags.get(STATE_TAG, "running")),
