@@ -210,6 +210,9 @@ class Tracker:
         """A run's values of one metric by step (epoch)."""
         return {m.step: m.value for m in self.client.get_metric_history(run_id, key)}
 
+    def is_running(self, run_id: str) -> bool:
+        return self.client.get_run(run_id).info.status == "RUNNING"
+
     def tag(self, run_id: str, key: str, value: str) -> None:
         """One extra tag on a run (for example which Ray node ran a trial)."""
         self.client.set_tag(run_id, key, value)

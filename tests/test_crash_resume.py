@@ -28,9 +28,9 @@ def _optuna_states(store: Path) -> list[str]:
     return [t.state.name for t in study.get_trials(deepcopy=False)]
 
 
-def _start(store: Path) -> subprocess.Popen:
+def _start(store: Path, *extra: str) -> subprocess.Popen:
     kerasweep = str(Path(sys.executable).with_name("kerasweep"))
-    return subprocess.Popen([kerasweep, "sweep", *ARGS, "--store", str(store)], cwd=ROOT,
+    return subprocess.Popen([kerasweep, "sweep", *ARGS, *extra, "--store", str(store)], cwd=ROOT,
                             env={**os.environ, **QUIET_ENV}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
 
@@ -41,11 +41,11 @@ def _wait_until(predicate, proc: subprocess.Popen, timeout: float = 240) -> None
         time.sleep(0.2)
 
 
-def _assert_consistent(store: Path) -> None:
+def _assert_consistent(store: Path, budget: int = TRIALS) -> None:
     states = _optuna_states(store)
     parents, runs = sweep_runs(mlflow_client(store), "mlp", "crashy")
     # Rule: exactly the budget of complete/pruned trials, nothing left RUNNING in Optuna or MLflow
-    assert sum(s in ("COMPLETE", "PRUNED") for s in states) == TRIALS, states
+    assert sum(s in ("COMPLETE", "PRUNED") for s in states) == budget, states
     assert "RUNNING" not in states
     assert not [r for r in runs if r.info.status == "RUNNING"]
     # Rule: one parent run, one MLflow run per Optuna trial, states that agree
@@ -59,7 +59,7 @@ def _assert_consistent(store: Path) -> None:
 @pytest.mark.parametrize("moment", ["during start-up", "mid-trial"])
 def test_sigkill_then_rerun_finishes_the_budget(tmp_path: Path, moment: str) -> None:
     store = tmp_path / "store"
-    proc = _start(store)
+    proc = _start(store, "--trials", "40")  # more than it can finish before the kill, even on a slow machine
     if moment == "during start-up":  # the study exists, the first trial is loading data or building
         _wait_until(lambda: "RUNNING" in _optuna_states(store), proc)
     else:  # some trials done, one in the middle of its epochs
@@ -69,11 +69,12 @@ def test_sigkill_then_rerun_finishes_the_budget(tmp_path: Path, moment: str) -> 
     proc.wait(30)
     assert "RUNNING" in _optuna_states(store)  # the kill left a trial behind
 
-    again = run_cli("sweep", *ARGS, "--store", str(store))
+    budget = sum(s in ("COMPLETE", "PRUNED") for s in _optuna_states(store)) + 2
+    again = run_cli("sweep", *ARGS, "--trials", str(budget), "--store", str(store))
     assert again.returncode == 0, again.stderr + again.stdout
     # Rule: the trial lost to the crash ends as failed (in both stores) and does not eat the budget
     assert _optuna_states(store).count("FAIL") == 1
-    _assert_consistent(store)
+    _assert_consistent(store, budget)
     _, runs = sweep_runs(mlflow_client(store), "mlp", "crashy")
     failed = [r for r in runs if r.data.tags["kerasweep.state"] == "failed"]
     assert failed[0].data.tags["kerasweep.error"] == "worker process died during the trial"
@@ -81,7 +82,7 @@ def test_sigkill_then_rerun_finishes_the_budget(tmp_path: Path, moment: str) -> 
 
 def test_ctrl_c_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     store = tmp_path / "store"
-    proc = _start(store)
+    proc = _start(store, "--trials", "40")  # a budget it cannot finish before the Ctrl-C, even on a slow machine
     _wait_until(lambda: _optuna_states(store).count("COMPLETE") >= 1 and "RUNNING" in _optuna_states(store), proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
@@ -93,6 +94,7 @@ def test_ctrl_c_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     assert parents[0].info.status == "KILLED"
     assert not [r for r in runs if r.info.status == "RUNNING"]
 
-    again = run_cli("sweep", *ARGS, "--store", str(store))
+    budget = sum(s in ("COMPLETE", "PRUNED") for s in _optuna_states(store)) + 2
+    again = run_cli("sweep", *ARGS, "--trials", str(budget), "--store", str(store))
     assert again.returncode == 0, again.stderr
-    _assert_consistent(store)
+    _assert_consistent(store, budget)

@@ -209,9 +209,13 @@ def work(sweep: SweepConfig, worker: int, on_progress: ProgressCallback) -> None
         if counted + running >= budget:
             return
         trial = study.ask()
-        if _over_budget(study, trial, budget):
-            return
-        error = _run_one(sweep, study, trial, tracker)
+        try:
+            if _over_budget(study, trial, budget):
+                return
+            error = _run_one(sweep, study, trial, tracker)
+        except KeyboardInterrupt:  # whatever moment Ctrl-C hits, the asked trial ends failed everywhere
+            _abandon(study, trial, tracker, "interrupted: the sweep was stopped (Ctrl-C)")
+            raise
         retries = int(trial.user_attrs.get(RETRIES_ATTR, 0))
         if error and retries < sweep.max_failures:  # --max-failures: try the same values again
             study.enqueue_trial(trial.params, user_attrs={RETRIES_ATTR: retries + 1, "kerasweep.retry_of": trial.number})
@@ -266,13 +270,8 @@ def _run_one(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, track
 
     checkpoint = sweep.checkpoints / f"trial-{trial.number}" / "model.keras"
     with _heartbeat(study, trial):
-        try:
-            outcome = run_trial(space, values, hooks=[log_epoch, report], checkpoint_path=checkpoint,
-                                tensorboard_dir=sweep.tensorboard / f"trial-{trial.number}", debug=sweep.debug)
-        except KeyboardInterrupt:
-            study.tell(trial, state=OptunaState.FAIL)
-            tracker.finish_trial(run_id, TrialState.FAILED, error="interrupted: the sweep was stopped (Ctrl-C)")
-            raise
+        outcome = run_trial(space, values, hooks=[log_epoch, report], checkpoint_path=checkpoint,
+                            tensorboard_dir=sweep.tensorboard / f"trial-{trial.number}", debug=sweep.debug)
     if outcome.state is TrialState.COMPLETE:
         study.tell(trial, outcome.value)
     elif outcome.state is TrialState.PRUNED:
@@ -284,6 +283,16 @@ def _run_one(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, track
     if outcome.checkpoint is not None:
         outcome.checkpoint.unlink(missing_ok=True)  # MLflow holds it now
     return outcome.error
+
+
+def _abandon(study: optuna.Study, trial: optuna.Trial, tracker: Any, reason: str) -> None:
+    """End a trial that will not finish as failed in Optuna and MLflow, whichever it is still open in."""
+    frozen = study._storage.get_trial(trial._trial_id)
+    if frozen.state is OptunaState.RUNNING:
+        study._storage.set_trial_state_values(trial._trial_id, state=OptunaState.FAIL)
+    run_id = frozen.user_attrs.get(RUN_ATTR)
+    if run_id and tracker.is_running(run_id):
+        tracker.finish_trial(run_id, TrialState.FAILED, error=reason)
 
 
 @contextmanager
