@@ -65,7 +65,7 @@ def main() -> None:
 @store_option
 @click.option("--storage", help="Optuna storage URL (sqlite:///..., postgresql://...) or a *.journal file.")
 @click.option("--max-failures", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Retry a failed trial up to N times (Ray: from its last checkpoint).")
+              help="Retry a failed trial up to N times with the same values (from epoch 1).")
 @click.option("--cpus-per-trial", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Ray engine: CPUs reserved per trial.")
 @click.option("--gpus-per-trial", type=click.FloatRange(min=0), default=0.0, show_default=True,
