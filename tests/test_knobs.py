@@ -139,3 +139,13 @@ def test_mlp_layer_widths_and_l1_penalty() -> None:
     # and a layer without its own width keeps the one before it
     two = train(TrainSpec(model="mlp", data="wine", params={"layers": 3, "units": 16, "units_2": 24}, epochs=1))
     assert [layer.units for layer in two.model.layers if layer.__class__.__name__ == "Dense"] == [16, 24, 24, 3]
+
+
+def test_mixed_precision_override_stays_with_its_trial() -> None:
+    from trainers.fit import TrainSpec, train
+
+    forced = train(TrainSpec(model="mlp", data="iris", params={"mixed_precision": True}, epochs=1))
+    after = train(TrainSpec(model="mlp", data="iris", params={}, epochs=1))
+    # Rule: a space's mixed_precision applies to its trial only; the next trial is back on the CPU default
+    assert forced.model.layers[1].dtype_policy.name == "mixed_float16"
+    assert after.model.layers[1].dtype_policy.name == "float32"

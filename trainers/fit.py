@@ -68,13 +68,14 @@ class TrainResult:
 
 
 _configured = False
+_default_policy = "float32"  # set by configure_runtime: mixed_float16 with a GPU
 
 
 def configure_runtime(parallel_trials: int = 1, mixed_precision: bool | None = None, threads: int | None = None) -> None:
     """Set up TensorFlow once per process, before the first op: GPU memory growth and mixed precision,
     or CPU thread pools sized so `parallel_trials` trials share the cores instead of fighting for them
     (`threads` fixes the pool size instead, e.g. a Ray trial's CPU reservation)."""
-    global _configured
+    global _configured, _default_policy
     if _configured:
         return
     import keras
@@ -92,7 +93,8 @@ def configure_runtime(parallel_trials: int = 1, mixed_precision: bool | None = N
     except RuntimeError:  # the runtime already started (e.g. in a notebook); keep its settings
         pass
     use_mixed = bool(gpus) if mixed_precision is None else mixed_precision
-    keras.mixed_precision.set_global_policy("mixed_float16" if use_mixed else "float32")
+    _default_policy = "mixed_float16" if use_mixed else "float32"
+    keras.mixed_precision.set_global_policy(_default_policy)
     _configured = True
 
 
@@ -193,7 +195,7 @@ def train(
 ) -> TrainResult:
     """Train `spec` on its dataset, keep the best epoch's weights, save them to `checkpoint_path`.
 
-    The handed `callbacks` run after the loop's own (EarlyStopping, TerminateOnNaN), so a reporter
+    The handed `callbacks` run after the loop's own (NaN stop, LR schedule, EarlyStopping), so a reporter
     sees every finished epoch and may set `model.stop_training` to prune. Raises TrainingDiverged
     when the loss stops being finite.
     """
@@ -204,8 +206,10 @@ def train(
 
     configure_runtime()
     values = {**TRAINING_DEFAULTS, **spec.params}
-    if values["mixed_precision"] is not None:  # the space overrides the GPU/CPU default
-        keras.mixed_precision.set_global_policy("mixed_float16" if values["mixed_precision"] else "float32")
+    # per trial, so one trial's override never leaks into the next trial of the same worker
+    chosen = values["mixed_precision"]
+    keras.mixed_precision.set_global_policy(
+        _default_policy if chosen is None else ("mixed_float16" if chosen else "float32"))
     keras.utils.set_random_seed(spec.seed)
     data = load_arrays(spec.data, spec.validation_split, spec.seed)
     train_ds = make_pipeline(data.x_train, data.y_train, values["batch_size"], shuffle=True, seed=spec.seed)
@@ -227,7 +231,7 @@ def train(
 
     losses = history.get("loss", [])
     if losses and not math.isfinite(losses[-1]):
-        raise TrainingDiverged(f"loss became {losses[-1]} at epoch {len(losses) - 1}; try a lower learning rate")
+        raise TrainingDiverged(f"loss became {losses[-1]} at epoch {len(losses)}; try a lower learning rate")
     if spec.monitor not in history:
         raise KeyError(f"training did not produce metric {spec.monitor!r}; it produced {', '.join(history)}")
     scores = history[spec.monitor]
