@@ -19,7 +19,7 @@ from search.engines import ENGINES, get_engine
 from search.errors import UserInputError
 from search.results import SweepResult
 from search.space import Space, resolve_data_path
-from search.tracking import Tracker, tracking_uri_for
+from search.tracking import Tracker, artifact_root_for, tracking_uri_for
 
 DEFAULT_STORE = Path(os.environ.get("KERASWEEP_STORE", "runs"))
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -77,12 +77,11 @@ def make_config(space: Space, name: str | None = None, store: Path | str | None 
     if options.get("workers", 1) < 1:
         raise UserInputError(f"--workers: must be >= 1, got {options['workers']}")
     check_data(space)
-    local_mlflow = not os.environ.get("MLFLOW_TRACKING_URI")
     return SweepConfig(
         space=space,
         name=name,
         store=store_path,
-        artifact_root=(store_path / "mlartifacts") if local_mlflow else None,
+        artifact_root=artifact_root_for(store_path),
         **options,
     )
 

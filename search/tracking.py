@@ -42,6 +42,11 @@ def tracking_uri_for(store: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(store / 'mlflow.db').resolve()}"
 
 
+def artifact_root_for(store: Path) -> Path | None:
+    """The store's artifact folder for a local tracking store; None when a server keeps artifacts."""
+    return None if os.environ.get("MLFLOW_TRACKING_URI") else store / "mlartifacts"
+
+
 class Tracker:
     """Writes sweeps and trials to one MLflow tracking store; cheap to create once per worker process."""
 
@@ -72,7 +77,7 @@ class Tracker:
     @classmethod
     def for_store(cls, store: Path) -> Tracker:
         uri = tracking_uri_for(store)
-        return cls(uri, artifact_root=None if os.environ.get("MLFLOW_TRACKING_URI") else store / "mlartifacts")
+        return cls(uri, artifact_root=artifact_root_for(store))
 
     # --- sweep (parent run) -------------------------------------------------------------------
     def experiment_id(self, name: str) -> str:
