@@ -98,3 +98,22 @@ def test_ctrl_c_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     again = run_cli("sweep", *ARGS, "--trials", str(budget), "--store", str(store))
     assert again.returncode == 0, again.stderr
     _assert_consistent(store, budget)
+
+
+def test_trial_asked_by_a_process_that_died_at_once_is_failed_on_rerun(tmp_path: Path) -> None:
+    """The narrowest crash: killed right after Optuna's `ask`, before naming an owner or opening a run."""
+    import optuna
+
+    store = tmp_path / "store"
+    first = run_cli("sweep", *ARGS, "--trials", "1", "--store", str(store))
+    assert first.returncode == 0, first.stderr
+    study = optuna.load_study(study_name="crashy", storage=f"sqlite:///{store / 'optuna.db'}")
+    study.ask()  # what the dead process left: a RUNNING trial with no owner and no MLflow run
+
+    again = run_cli("sweep", *ARGS, "--trials", "2", "--store", str(store))
+    assert again.returncode == 0, again.stderr + again.stdout
+    assert _optuna_states(store) == ["COMPLETE", "FAIL", "COMPLETE"]
+    _assert_consistent(store, 2)
+    _, runs = sweep_runs(mlflow_client(store), "mlp", "crashy")
+    lost = [r for r in runs if r.data.tags["kerasweep.trial"] == "1"]
+    assert lost[0].data.tags["kerasweep.error"] == "worker process died during the trial"

@@ -45,6 +45,8 @@ STATES = {
 OWNER_ATTR, RUN_ATTR, DISCARDED_ATTR = "kerasweep.owner", "kerasweep.mlflow_run_id", "kerasweep.discarded"
 RETRIES_ATTR = "kerasweep.retries"
 HEARTBEAT_S, GRACE_S = 10, 60  # a trial whose worker stopped beating for a minute is stale
+ORPHAN_REASON = "worker process died during the trial"
+OWNERLESS_GRACE_S = 3.0  # a live worker names itself owner milliseconds after asking
 
 
 # --- translating the space ---------------------------------------------------------------------
@@ -209,12 +211,14 @@ def work(sweep: SweepConfig, worker: int, on_progress: ProgressCallback) -> None
         if counted + running >= budget:
             return
         trial = study.ask()
+        # at once: a trial without an owner looks orphaned to the next start
+        trial.set_user_attr(OWNER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
         try:
             if _over_budget(study, trial, budget):
                 return
             error = _run_one(sweep, study, trial, tracker)
         except KeyboardInterrupt:  # whatever moment Ctrl-C hits, the asked trial ends failed everywhere
-            _abandon(study, trial, tracker, "interrupted: the sweep was stopped (Ctrl-C)")
+            _abandon(sweep, study, trial, tracker, "interrupted: the sweep was stopped (Ctrl-C)")
             raise
         retries = int(trial.user_attrs.get(RETRIES_ATTR, 0))
         if error and retries < sweep.max_failures:  # --max-failures: try the same values again
@@ -250,7 +254,6 @@ def _over_budget(study: optuna.Study, trial: optuna.Trial, budget: int) -> bool:
 def _run_one(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, tracker: Any) -> str | None:
     """Train one asked trial, tell Optuna and MLflow how it ended; returns the error, if any."""
     space = sweep.space
-    trial.set_user_attr(OWNER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
     values = resolve_values(space, suggest(trial, space))
     run_id = tracker.start_trial(sweep.parent_run_id, sweep.name, trial.number, values,
                                  extra_tags={"kerasweep.debug": "true"} if sweep.debug else None)
@@ -285,7 +288,7 @@ def _run_one(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, track
     return outcome.error
 
 
-def _abandon(study: optuna.Study, trial: optuna.Trial, tracker: Any, reason: str) -> None:
+def _abandon(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, tracker: Any, reason: str) -> None:
     """End a trial that will not finish as failed in Optuna and MLflow, whichever it is still open in."""
     frozen = study._storage.get_trial(trial._trial_id)
     if frozen.state is OptunaState.RUNNING:
@@ -293,6 +296,17 @@ def _abandon(study: optuna.Study, trial: optuna.Trial, tracker: Any, reason: str
     run_id = frozen.user_attrs.get(RUN_ATTR)
     if run_id and tracker.is_running(run_id):
         tracker.finish_trial(run_id, TrialState.FAILED, error=reason)
+    elif not run_id and sweep.parent_run_id:
+        _log_lost_trials(sweep, tracker, [frozen], reason)
+
+
+def _log_lost_trials(sweep: SweepConfig, tracker: Any, trials: list[optuna.trial.FrozenTrial], reason: str) -> None:
+    """Trials that ended before their MLflow run was opened get a failed run, so both stores list them."""
+    logged = {r.data.tags.get("kerasweep.trial") for r in tracker.trial_runs(sweep.parent_run_id)}
+    for t in trials:
+        if str(t.number) not in logged:
+            run_id = tracker.start_trial(sweep.parent_run_id, sweep.name, t.number, dict(t.params))
+            tracker.finish_trial(run_id, TrialState.FAILED, error=reason)
 
 
 @contextmanager
@@ -319,21 +333,34 @@ def _heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
 
 
 def _fail_orphans(sweep: SweepConfig, study: optuna.Study) -> None:
-    """Trials left RUNNING by a process of this machine that no longer exists end as failed, everywhere."""
+    """Trials left RUNNING by a process of this machine that no longer exists end as failed, everywhere.
+
+    A process killed between `ask` and naming itself owner leaves an ownerless trial; one still
+    ownerless after a short grace is an orphan too. An orphan that never got its MLflow run gets
+    one (failed), so both stores always hold the same trials.
+    """
     host = socket.gethostname()
-    tracker = sweep.tracker()
-    live_runs = set()
-    for t in study.get_trials(deepcopy=False, states=(OptunaState.RUNNING,)):
-        owner_host, _, pid = str(t.user_attrs.get(OWNER_ATTR, ":")).partition(":")
-        if owner_host == host and pid.isdigit() and not _alive(int(pid)):
+    running = study.get_trials(deepcopy=False, states=(OptunaState.RUNNING,))
+    if any(OWNER_ATTR not in t.user_attrs for t in running):
+        time.sleep(OWNERLESS_GRACE_S)
+        running = study.get_trials(deepcopy=False, states=(OptunaState.RUNNING,))
+    orphans, live_runs = [], set()
+    for t in running:
+        owner_host, _, pid = str(t.user_attrs.get(OWNER_ATTR, f"{host}:")).partition(":")
+        if owner_host == host and not (pid.isdigit() and _alive(int(pid))):
             try:
                 study._storage.set_trial_state_values(t._trial_id, state=OptunaState.FAIL)
+                orphans.append(t)
             except Exception:  # noqa: BLE001 - finished by someone else meanwhile
                 pass
         elif t.user_attrs.get(RUN_ATTR):
             live_runs.add(t.user_attrs[RUN_ATTR])
-    if sweep.parent_run_id:
-        tracker.fail_unfinished_trials(sweep.parent_run_id, "worker process died during the trial", keep=live_runs)
+    if not sweep.parent_run_id:
+        return
+    tracker = sweep.tracker()
+    tracker.fail_unfinished_trials(sweep.parent_run_id, ORPHAN_REASON, keep=live_runs)
+    if orphans:
+        _log_lost_trials(sweep, tracker, orphans, ORPHAN_REASON)
 
 
 def _alive(pid: int) -> bool:
