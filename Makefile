@@ -14,19 +14,20 @@ TRIALS  ?=
 EPOCHS  ?=
 NAME    ?=
 WORKERS ?=
+SAMPLER ?=
 SWEEP   ?=
 CONFIG  ?=
 
 SWEEP_FLAGS = --engine $(ENGINE) --store $(STORE) \
 	$(if $(TRIALS),--trials $(TRIALS)) $(if $(EPOCHS),--epochs $(EPOCHS)) \
-	$(if $(NAME),--name $(NAME)) $(if $(WORKERS),--workers $(WORKERS))
+	$(if $(NAME),--name $(NAME)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(SAMPLER),--sampler $(SAMPLER))
 
 .DEFAULT_GOAL := help
 .PHONY: help install lock sweep status export train ui tensorboard dashboard cluster-local bench test test-slow clean
 
 help: ## List the targets with one line each
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
-	@echo "  variables: SPACE=$(SPACE) ENGINE=$(ENGINE) STORE=$(STORE) TRIALS EPOCHS NAME WORKERS SWEEP CONFIG PORT"
+	@echo "  variables: SPACE=$(SPACE) ENGINE=$(ENGINE) STORE=$(STORE) TRIALS EPOCHS NAME WORKERS SAMPLER SWEEP CONFIG PORT"
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,7 +41,7 @@ install: $(STAMP) ## Create .venv and install the locked stack (pyproject.toml +
 lock: $(STAMP) ## Re-pin constraints.txt from the current .venv (after changing dependencies)
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^kerasweep' > constraints.txt
 
-sweep: $(STAMP) ## Run or resume a sweep: make sweep SPACE=cnn [ENGINE TRIALS EPOCHS NAME WORKERS STORE]
+sweep: $(STAMP) ## Run or resume a sweep: make sweep SPACE=cnn [ENGINE TRIALS EPOCHS NAME WORKERS SAMPLER STORE]
 	$(BIN)/kerasweep sweep $(SPACE) $(SWEEP_FLAGS)
 
 status: $(STAMP) ## Sweeps in the store with counts per state and best value [SWEEP=name]

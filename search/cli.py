@@ -59,7 +59,9 @@ def main() -> None:
 @click.option("--epochs", type=click.IntRange(min=1), help="Most epochs a trial may train (overrides the space).")
 @click.option("--name", help="Sweep name (default: the space's name). The same name resumes the sweep.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Parallel trial processes.")
-@click.option("--sampler", type=click.Choice(SAMPLERS), help="Sampler (overrides the space; default tpe).")
+@click.option("--sampler", type=click.Choice(SAMPLERS),
+              help="Sampler (overrides the space): tpe (default), random, cmaes, qmc on optuna and ray; "
+                   "hyperband (default), random, bayesian on keras-tuner.")
 @click.option("--pruner", type=click.Choice(PRUNERS), help="Pruner (overrides the space; default hyperband).")
 @click.option("--seed", type=int, help="Seed for sampling, data split and weights (overrides the space).")
 @store_option
@@ -98,8 +100,8 @@ def sweep(space: str, engine: str, trials: int | None, epochs: int | None, name:
     from search.sweep import run_sweep
 
     metric = parsed.objective.metric
-    parallel = (f"{workers} worker(s)" if engine == "optuna"
-                else f"{cpus_per_trial:g} CPU + {gpus_per_trial:g} GPU per trial")
+    parallel = {"optuna": f"{workers} worker(s)", "keras-tuner": "one trial at a time"}.get(
+        engine, f"{cpus_per_trial:g} CPU + {gpus_per_trial:g} GPU per trial")
     console.print(
         f"Sweep [bold]{config.name}[/]: {parsed.model} on {parsed.data}, engine {engine}, "
         f"{parsed.budget.trials} trials x {parsed.budget.epochs} epochs, {parallel}, store {store}/"
@@ -134,7 +136,8 @@ def status(name: str | None, store: Path) -> None:
         return
     table = Table(title=f"Sweeps in {store}/")
     for column in ("sweep", "engine", "budget", "complete", "pruned", "failed", "running", "best"):
-        table.add_column(column, justify="left" if column in ("sweep", "engine") else "right")
+        table.add_column(column, justify="left" if column in ("sweep", "engine") else "right",
+                         no_wrap=column in ("sweep", "engine"))
     results = []
     for sweep_name in names:
         config = load_config(sweep_name, store)

@@ -21,7 +21,13 @@ from search.errors import UserInputError, yaml_problem
 from trainers import catalog
 
 Scalar = Union[StrictBool, StrictInt, float, StrictStr]
-SAMPLERS = ("tpe", "random", "cmaes", "qmc")
+SAMPLERS = ("tpe", "random", "cmaes", "qmc", "hyperband", "bayesian")
+#: which samplers each engine runs; the first is its default (the space's `sampler` left unset)
+ENGINE_SAMPLERS = {
+    "optuna": ("tpe", "random", "cmaes", "qmc"),
+    "ray": ("tpe", "random", "cmaes", "qmc"),
+    "keras-tuner": ("hyperband", "random", "bayesian"),  # KerasTuner's oracles
+}
 PRUNERS = ("hyperband", "median", "successive_halving", "none")
 PROJECT_SPACES = Path(__file__).resolve().parents[1] / "spaces"
 
@@ -74,7 +80,8 @@ class Budget(_Strict):
 
 
 class SearchSettings(_Strict):
-    sampler: Literal["tpe", "random", "cmaes", "qmc"] = "tpe"
+    # None: the engine's default (tpe for Optuna and Ray, the Hyperband oracle for KerasTuner)
+    sampler: Literal["tpe", "random", "cmaes", "qmc", "hyperband", "bayesian"] | None = None
     pruner: Literal["hyperband", "median", "successive_halving", "none"] = "hyperband"
     seed: int = 0
 

@@ -18,7 +18,7 @@ from typing import Any
 from search.engines import ENGINES, get_engine
 from search.errors import UserInputError
 from search.results import SweepResult
-from search.space import Space, resolve_data_path
+from search.space import ENGINE_SAMPLERS, Space, resolve_data_path
 from search.tracking import Tracker, artifact_root_for, tracking_uri_for
 
 DEFAULT_STORE = Path(os.environ.get("KERASWEEP_STORE", "runs"))
@@ -74,8 +74,23 @@ def make_config(space: Space, name: str | None = None, store: Path | str | None 
     engine = options.get("engine", "optuna")
     if engine not in ENGINES:
         raise UserInputError(f"--engine: unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    allowed = ENGINE_SAMPLERS[engine]
+    if space.search.sampler is not None and space.search.sampler not in allowed:
+        raise UserInputError(
+            f"--sampler / search.sampler: {space.search.sampler!r} does not run on engine {engine!r}; "
+            f"expected one of {', '.join(allowed)} (default {allowed[0]})"
+        )
     if options.get("workers", 1) < 1:
         raise UserInputError(f"--workers: must be >= 1, got {options['workers']}")
+    if engine == "keras-tuner" and options.get("workers", 1) > 1:
+        raise UserInputError("--workers: the keras-tuner engine runs one trial at a time; use --engine optuna "
+                             "or ray for parallel trials")
+    if engine != "optuna" and options.get("storage"):
+        raise UserInputError(f"--storage: only the optuna engine takes a storage URL; engine {engine!r} keeps its "
+                             "state under the store (--store)")
+    problems = getattr(get_engine(engine), "check", lambda space: [])(space)
+    if problems:
+        raise UserInputError("\n".join(f"{space.source or 'space'}: {problem}" for problem in problems))
     check_data(space)
     return SweepConfig(
         space=space,

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from search.results import TrialState
+from search.results import TrialResult, TrialState
 
 RUN_STATUS = {
     TrialState.COMPLETE: "FINISHED",
@@ -241,3 +241,22 @@ class Tracker:
             [parent.info.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
             max_results=10000,
         )
+
+    def trial_results(self, parent_run_id: str, metric: str) -> list[TrialResult]:
+        """A sweep's trials as recorded here, in trial order: for engines whose own store is not the
+        record (Ray's driver callback and the KerasTuner engine write MLflow as trials happen)."""
+        found = []
+        for run in self.trial_runs(parent_run_id):
+            tags = run.data.tags
+            history = self.metric_history(run.info.run_id, metric)
+            found.append(TrialResult(
+                number=int(tags[TRIAL_TAG]),
+                state=TrialState(tags.get(STATE_TAG, "running")),
+                value=float(tags[VALUE_TAG]) if VALUE_TAG in tags else None,
+                params=json.loads(tags.get(PARAMS_TAG, "{}")),
+                mlflow_run_id=run.info.run_id,
+                epochs=max(history, default=0),
+                error=tags.get(ERROR_TAG),
+                intermediate=history,
+            ))
+        return sorted(found, key=lambda t: t.number)

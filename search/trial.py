@@ -75,15 +75,21 @@ def _epoch_callback(hooks: Sequence[EpochHook]) -> Any:
 
 def run_trial(space: Space, values: dict[str, Any], hooks: Sequence[EpochHook] = (),
               checkpoint_path: Path | None = None, tensorboard_dir: Path | None = None,
-              debug: bool = False) -> TrialOutcome:
-    """Train `values` on the space's model and data; returns complete, pruned or failed."""
+              debug: bool = False, resume_from: Path | None = None, initial_epoch: int = 0,
+              stop_at: int | None = None) -> TrialOutcome:
+    """Train `values` on the space's model and data; returns complete, pruned or failed.
+
+    `resume_from`, `initial_epoch` and `stop_at` train a slice of the epochs (see `trainers.fit.train`);
+    epochs in the outcome count from the start of the whole plan.
+    """
     from trainers.fit import TrainingDiverged, tensorboard_callback, train
 
     reporter = _epoch_callback(hooks)
     callbacks = [reporter] + ([tensorboard_callback(tensorboard_dir)] if tensorboard_dir else [])
     try:
         result = train(train_spec(space, values), callbacks=callbacks, checkpoint_path=checkpoint_path,
-                       verbose=2 if debug else 0, run_eagerly=debug)
+                       verbose=2 if debug else 0, run_eagerly=debug, resume_from=resume_from,
+                       initial_epoch=initial_epoch, stop_at=stop_at)
     except TrainingDiverged as exc:
         return TrialOutcome(TrialState.FAILED, error=f"diverged: {exc}", details=traceback.format_exc())
     except KeyboardInterrupt:
@@ -95,8 +101,8 @@ def run_trial(space: Space, values: dict[str, Any], hooks: Sequence[EpochHook] =
     return TrialOutcome(
         state,
         value=result.best_value,
-        best_epoch=result.best_epoch,
-        epochs=result.epochs_run,
+        best_epoch=initial_epoch + result.best_epoch,
+        epochs=initial_epoch + result.epochs_run,
         history=result.history,
         checkpoint=checkpoint_path if state is TrialState.COMPLETE else None,
     )

@@ -37,6 +37,11 @@ def _export(folder: Path, text: str) -> str:
     return str(folder / "best.yaml")
 
 
+def _mixed_choices(folder: Path) -> str:
+    (folder / "m.yaml").write_text("name: m\nmodel: mlp\ndata: iris\nparams:\n  units: {type: categorical, choices: [8, '16']}\n")
+    return str(folder / "m.yaml")
+
+
 GOOD_EXPORT = "model: mlp\ndata: iris\nparams: {units: 8}\nepochs: 2\nseed: 0\n"
 
 # (case, how to build the command in a folder, fragments of the error line)
@@ -68,6 +73,10 @@ CASES = [
     ("--max-failures negative", lambda f: ["sweep", "mlp", "--max-failures", "-2"], ["--max-failures", "-2"]),
     ("--seed not a number", lambda f: ["sweep", "mlp", "--seed", "abc"], ["--seed", "abc"]),
     ("unknown flag", lambda f: ["sweep", "mlp", "--trails", "3"], ["--trails"]),
+    ("sampler of another engine", lambda f: ["sweep", "mlp", "--engine", "keras-tuner", "--sampler", "tpe"], ["--sampler", "'tpe'", "keras-tuner", "hyperband, random, bayesian"]),
+    ("keras-tuner with workers", lambda f: ["sweep", "mlp", "--engine", "keras-tuner", "--workers", "2"], ["--workers", "one trial at a time"]),
+    ("storage on ray", lambda f: ["sweep", "mlp", "--engine", "ray", "--storage", "sqlite:///x.db"], ["--storage", "only the optuna engine"]),
+    ("keras-tuner mixed choices", lambda f: ["sweep", _mixed_choices(f), "--engine", "keras-tuner"], ["m.yaml", "params.units.choices", "one type"]),
     # stores and names
     ("store is a file", lambda f: ["sweep", "mlp", "--store", str(f / "file")] if (f / "file").write_text("x") else [], ["--store", "not a folder"]),
     ("name escapes the store", lambda f: ["sweep", "mlp", "--name", "../escape"], ["--name", "'../escape'", "not a valid sweep name"]),

@@ -11,7 +11,7 @@ from tests.conftest import mlflow_client, run_cli, sweep_runs
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ["optuna", "ray"])
+@pytest.mark.parametrize("engine", ["optuna", "ray", "keras-tuner"])
 def test_default_cnn_sweep_reaches_098(engine: str, tmp_path: Path) -> None:
     store = tmp_path / "store"
     started = time.monotonic()

@@ -11,7 +11,7 @@ import yaml
 from search.tracking import PARAMS_TAG, STATE_TAG
 from tests.conftest import mlflow_client, run_cli, sweep_runs, write_space
 
-ENGINES = ["optuna", "ray"]
+ENGINES = ["optuna", "ray", "keras-tuner"]
 TRIALS, EPOCHS = 5, 3
 STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
 SPACE = f"""

@@ -24,11 +24,13 @@ def test_help_lists_every_target_the_readme_documents() -> None:
 
 def test_sweep_status_export_train_through_make(tmp_path: Path) -> None:
     store = str(tmp_path / "store")
-    swept = make("sweep", "SPACE=mlp", "TRIALS=2", "EPOCHS=2", "NAME=viamake", f"STORE={store}")
+    # the engine and sampler variables reach the CLI (the optuna default runs everywhere else)
+    swept = make("sweep", "SPACE=mlp", "ENGINE=keras-tuner", "SAMPLER=random", "TRIALS=2", "EPOCHS=2",
+                 "NAME=viamake", f"STORE={store}")
     assert swept.returncode == 0, swept.stdout + swept.stderr
     status = make("status", "SWEEP=viamake", f"STORE={store}")
-    # Rule: make status shows the sweep with its budget
-    assert status.returncode == 0 and re.search(r"viamake\s+│\s+optuna\s+│\s+2", status.stdout), status.stdout
+    # Rule: make status shows the sweep with its engine and budget
+    assert status.returncode == 0 and re.search(r"viamake\s+│\s+keras-tuner\s+│\s+2", status.stdout), status.stdout
     exported = make("export", "SWEEP=viamake", f"STORE={store}")
     assert exported.returncode == 0 and (tmp_path / "store" / "exports" / "viamake.yaml").exists()
     trained = make("train", f"CONFIG={store}/exports/viamake.yaml", "EPOCHS=1", f"STORE={store}")

@@ -60,8 +60,8 @@ class TrainSpec:
 class TrainResult:
     """What a run produced: per-epoch history, the best epoch and its value, and the best model."""
 
-    history: dict[str, list[float]]
-    best_epoch: int
+    history: dict[str, list[float]]  # the epochs this call trained
+    best_epoch: int  # 0-based index into `history`
     best_value: float
     model: Any
     epochs_run: int
@@ -192,12 +192,19 @@ def train(
     checkpoint_path: str | os.PathLike[str] | None = None,
     verbose: int = 0,
     run_eagerly: bool = False,
+    resume_from: str | os.PathLike[str] | None = None,
+    initial_epoch: int = 0,
+    stop_at: int | None = None,
 ) -> TrainResult:
     """Train `spec` on its dataset, keep the best epoch's weights, save them to `checkpoint_path`.
 
     The handed `callbacks` run after the loop's own (NaN stop, LR schedule, EarlyStopping), so a reporter
     sees every finished epoch and may set `model.stop_training` to prune. Raises TrainingDiverged
     when the loss stops being finite.
+
+    A slice of the plan: `resume_from` (a saved `.keras` model, optimizer state included) continues
+    training after `initial_epoch` epochs, and `stop_at` ends it early; the learning-rate schedule
+    still spans `spec.epochs`. KerasTuner's Hyperband trains its rounds this way.
     """
     import keras
 
@@ -216,9 +223,12 @@ def train(
     val_ds = make_pipeline(data.x_val, data.y_val, values["batch_size"], shuffle=False)
 
     with _strategy().scope():  # several GPUs: one trial trains on all of them (MirroredStrategy)
-        model = build(spec.model, values, data.input_shape, data.n_classes)
-        model.compile(optimizer=make_optimizer(values), loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                      run_eagerly=run_eagerly)  # eager: step through a new builder in a debugger
+        if resume_from is not None:
+            model = keras.models.load_model(resume_from)
+        else:
+            model = build(spec.model, values, data.input_shape, data.n_classes)
+            model.compile(optimizer=make_optimizer(values), loss="sparse_categorical_crossentropy",
+                          metrics=["accuracy"], run_eagerly=run_eagerly)  # eager: step through a new builder
     mode = "max" if spec.direction == "maximize" else "min"
     early_stopping = keras.callbacks.EarlyStopping(
         monitor=spec.monitor, mode=mode, patience=int(values["patience"]), min_delta=float(values["min_delta"]),
@@ -226,12 +236,14 @@ def train(
     )
     own = [_stop_on_nan(), *schedule_callbacks(values, spec.epochs, spec.monitor, mode), early_stopping]
     history = model.fit(
-        train_ds, validation_data=val_ds, epochs=spec.epochs, verbose=verbose, callbacks=[*own, *callbacks]
+        train_ds, validation_data=val_ds, epochs=stop_at or spec.epochs, initial_epoch=initial_epoch, verbose=verbose,
+        callbacks=[*own, *callbacks],
     ).history
 
     losses = history.get("loss", [])
     if losses and not math.isfinite(losses[-1]):
-        raise TrainingDiverged(f"loss became {losses[-1]} at epoch {len(losses)}; try a lower learning rate")
+        raise TrainingDiverged(
+            f"loss became {losses[-1]} at epoch {initial_epoch + len(losses)}; try a lower learning rate")
     if spec.monitor not in history:
         raise KeyError(f"training did not produce metric {spec.monitor!r}; it produced {', '.join(history)}")
     scores = history[spec.monitor]

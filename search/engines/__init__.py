@@ -12,12 +12,17 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from search.results import SweepResult
+    from search.space import Space
     from search.sweep import SweepConfig
 
 ProgressCallback = Callable[["SweepResult"], None]
 
 #: engine name -> module implementing it (imported only when used: each pulls a heavy library).
-ENGINES: dict[str, str] = {"optuna": "search.engines.optuna", "ray": "search.engines.ray"}
+ENGINES: dict[str, str] = {
+    "optuna": "search.engines.optuna",
+    "ray": "search.engines.ray",
+    "keras-tuner": "search.engines.keras_tuner",
+}
 
 
 class Engine(Protocol):
@@ -28,6 +33,9 @@ class Engine(Protocol):
 
     def results(self, sweep: SweepConfig) -> SweepResult:
         """Every trial of the sweep so far, from the engine's own storage."""
+
+    def check(self, space: Space) -> list[str]:
+        """What this engine cannot run in a space, one line per problem naming the field (optional)."""
 
 
 def get_engine(name: str) -> Engine:

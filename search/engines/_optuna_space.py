@@ -16,7 +16,7 @@ from search.space import CategoricalParam, FloatParam, IntParam, Space
 def make_sampler(space: Space, worker: int = 0, workers: int = 1) -> optuna.samplers.BaseSampler:
     """The space's sampler; each worker gets its own seed so parallel workers do not repeat each other."""
     seed = space.search.seed + worker
-    name = space.search.sampler
+    name = space.search.sampler or "tpe"
     if name == "tpe":
         # Few random start-up trials (the default 10 wastes a small budget), grouped multivariate TPE
         # for conditional spaces, and constant liar so parallel workers spread out.

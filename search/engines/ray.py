@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from search.errors import TrialFailed, UserInputError
-from search.results import SweepResult, TrialResult, TrialState
+from search.results import SweepResult, TrialState
 from search.space import Space
-from search.tracking import PARAMS_TAG, STATE_TAG, TRIAL_TAG, VALUE_TAG
+from search.tracking import TRIAL_TAG
 
 if TYPE_CHECKING:
     from search.engines import ProgressCallback
@@ -324,26 +324,8 @@ def _reattach(tuner: Any, callback: Any) -> None:
 
 
 def results(sweep: SweepConfig) -> SweepResult:
-    """The sweep's trials as the driver recorded them in MLflow (typed values from the params tag)."""
-    import json
-
+    """The sweep's trials as the driver recorded them in MLflow."""
     tracker = sweep.tracker()
     parent = sweep.parent_run_id or tracker.find_sweep_run(sweep.space.name, sweep.name)
-    found: list[TrialResult] = []
-    if parent is not None:
-        metric = sweep.space.objective.metric
-        for run in tracker.trial_runs(parent):
-            tags = run.data.tags
-            history = tracker.metric_history(run.info.run_id, metric)
-            found.append(TrialResult(
-                number=int(tags[TRIAL_TAG]),
-                state=TrialState(tags.get(STATE_TAG, "running")),
-                value=float(tags[VALUE_TAG]) if VALUE_TAG in tags else None,
-                params=json.loads(tags.get(PARAMS_TAG, "{}")),
-                mlflow_run_id=run.info.run_id,
-                epochs=max(history, default=0),
-                error=tags.get("kerasweep.error"),
-                intermediate=history,
-            ))
-    found.sort(key=lambda t: t.number)
+    found = tracker.trial_results(parent, sweep.space.objective.metric) if parent else []
     return SweepResult(sweep.name, "ray", sweep.space.objective.direction, sweep.space.budget.trials, tuple(found))

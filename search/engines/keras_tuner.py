@@ -1,0 +1,302 @@
+"""KerasTuner engine: the same space on KerasTuner's oracles (Hyperband, RandomSearch, BayesianOptimization).
+
+The only place that translates a `Space` into KerasTuner's terms: `HyperParameters` with log
+sampling, steps and `when:` conditions as (nested) `conditional_scope`s, and an oracle chosen by the
+space's sampler. KerasTuner drives the search (its oracle state and trial files live under
+`<store>/keras_tuner/<sweep>/`, so re-running resumes with `overwrite=False`); each trial trains with
+the same `run_trial` as the other engines.
+
+Hyperband trains a config in rounds (2 epochs, then up to 5, then 15, ...). Each round is a KerasTuner
+trial; kerasweep logs each as its own MLflow trial run: a round that stops short of the budget's
+epochs is `pruned`, one that reaches it `complete`. A promoted round continues from the previous
+round's saved model (weights and optimizer state), and its MLflow run starts with the previous
+round's curve, so every run shows the whole training of its model.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import io
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from search.errors import SweepAborted, UserInputError
+from search.results import SweepResult, TrialState
+from search.space import CategoricalParam, FloatParam, IntParam, Space
+from search.trial import resolve_values, run_trial
+
+if TYPE_CHECKING:
+    from search.engines import ProgressCallback
+    from search.sweep import SweepConfig
+
+KT_ID_TAG, CONTINUES_TAG = "kerasweep.keras_tuner_trial", "kerasweep.continues_trial"
+RETRY_TAG = "kerasweep.retry_of"  # the trial number this run retries (as the Optuna engine's attr)
+ROUND_KEYS = ("tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round", "tuner/trial_id")
+ORPHAN_REASON = "worker process died during the trial"
+CHECKPOINT = "model.keras"
+
+
+# --- translating the space ----------------------------------------------------------------------
+def check(space: Space) -> list[str]:
+    """What KerasTuner cannot express in this space (one line per problem, naming the field)."""
+    problems = []
+    for name, param in space.params.items():
+        if isinstance(param, CategoricalParam) and len({type(c) for c in param.choices}) > 1:
+            problems.append(f"params.{name}.choices: KerasTuner needs choices of one type (all numbers, all "
+                            f"strings or all booleans), got {param.choices}; use --engine optuna or ray")
+    return problems
+
+
+def hyperparameters(space: Space) -> Any:
+    """KerasTuner `HyperParameters` for the space: `when:` becomes nested conditional scopes."""
+    import keras_tuner as kt
+
+    hp = kt.HyperParameters()
+    for name, param in space.params.items():
+        with contextlib.ExitStack() as scopes:
+            for parent, wanted in (param.when or {}).items():
+                scopes.enter_context(hp.conditional_scope(parent, wanted if isinstance(wanted, list) else [wanted]))
+            _declare(hp, name, param)
+    return hp
+
+
+def _declare(hp: Any, name: str, param: Any) -> None:
+    if isinstance(param, FloatParam):
+        hp.Float(name, param.low, param.high, step=param.step, sampling="log" if param.log else "linear",
+                 default=param.default)
+    elif isinstance(param, IntParam):
+        # KerasTuner's step multiplies under log sampling; a space's step always adds (as in Optuna)
+        hp.Int(name, param.low, param.high, step=None if param.log else (param.step or 1),
+               sampling="log" if param.log else "linear", default=param.default)
+    elif isinstance(param, CategoricalParam):
+        hp.Choice(name, param.choices, default=param.default)
+
+
+def sampled_values(space: Space, hp_values: dict[str, Any]) -> dict[str, Any]:
+    """The space's active params out of a KerasTuner trial's values (its round keys dropped)."""
+    values: dict[str, Any] = {}
+    for name in space.params:
+        if name in hp_values and space.is_active(name, values):
+            values[name] = hp_values[name]
+    return values
+
+
+def make_oracle(space: Space) -> Any:
+    """The space's oracle: hyperband (default; the budget's epochs as max_epochs), random or bayesian.
+
+    The budget is kerasweep's (complete + pruned trials), so the oracles get no trial limit of their
+    own; Hyperband runs iteration after iteration until the budget stops it.
+    """
+    import keras_tuner as kt
+
+    name = space.search.sampler or "hyperband"
+    common = {
+        "objective": kt.Objective(space.objective.metric, "max" if space.objective.direction == "maximize" else "min"),
+        "hyperparameters": hyperparameters(space),
+        "allow_new_entries": False,
+        "seed": space.search.seed,
+        "max_consecutive_failed_trials": 10**9,  # kerasweep's own rule stops a failing sweep, with a message
+    }
+    defaults = space.default_values()
+    if name == "hyperband":
+        oracle = _defaults_first(kt.oracles.HyperbandOracle)(
+            max_epochs=space.budget.epochs, factor=3, hyperband_iterations=None, **common)
+    elif name == "bayesian":
+        oracle = _defaults_first(kt.oracles.BayesianOptimizationOracle)(max_trials=None, **common)
+    else:
+        oracle = _defaults_first(kt.oracles.RandomSearchOracle)(max_trials=None, **common)
+    oracle.first_values = defaults
+    return oracle
+
+
+def _defaults_first(oracle_class: type) -> type:
+    """The oracle, except that a new search's first trial uses the space's declared defaults."""
+
+    class DefaultsFirst(oracle_class):  # type: ignore[misc, valid-type]
+        first_values: dict[str, Any] = {}
+
+        def _random_values(self) -> dict[str, Any] | None:
+            if self.trials or not self.first_values:
+                return super()._random_values()
+            import keras_tuner as kt
+
+            hps = kt.HyperParameters()
+            for hp in self.hyperparameters.space:
+                hps.merge([hp])
+                if hps.is_active(hp):
+                    hps.values[hp.name] = self.first_values.get(hp.name, hp.default)
+            return hps.values
+
+    DefaultsFirst.__name__ = f"DefaultsFirst{oracle_class.__name__}"
+    return DefaultsFirst
+
+
+# --- running --------------------------------------------------------------------------------------
+class _BudgetMet(Exception):
+    """Raised between trials to end KerasTuner's search loop once the budget is met."""
+
+
+def _tuner_class() -> type:
+    from keras_tuner.engine.base_tuner import BaseTuner
+
+    class SweepTuner(BaseTuner):
+        """KerasTuner's search loop around kerasweep's trial: MLflow runs, budget, failure rule."""
+
+        def __init__(self, sweep: SweepConfig, oracle: Any, on_progress: ProgressCallback) -> None:
+            self.sweep = sweep
+            self.on_progress = on_progress
+            self.tracker = sweep.tracker()
+            self.recent_errors: collections.deque[str] = collections.deque(maxlen=sweep.max_failures_in_a_row)
+            self.last_progress = 0.0
+            self.current_run: str | None = None
+            with contextlib.redirect_stdout(io.StringIO()):  # "Reloading Tuner from ..."
+                super().__init__(oracle, hypermodel=None, directory=str(project_root(sweep)),
+                                 project_name=sweep.name, overwrite=False)
+            runs = self.tracker.trial_runs(sweep.parent_run_id)
+            self.next_number = 1 + max((int(r.data.tags["kerasweep.trial"]) for r in runs), default=-1)
+            # KerasTuner trial id -> (number, run id) of its latest MLflow run (a retry gets a new run)
+            self.run_of = {r.data.tags[KT_ID_TAG]: (int(r.data.tags["kerasweep.trial"]), r.info.run_id)
+                           for r in sorted(runs, key=lambda r: int(r.data.tags["kerasweep.trial"]))
+                           if KT_ID_TAG in r.data.tags}
+
+        def pre_create_trial(self) -> None:
+            counted = sum(t.status == "COMPLETED" for t in self.oracle.trials.values())
+            if counted >= self.sweep.space.budget.trials:
+                raise _BudgetMet
+
+        def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> dict[str, float]:
+            space, sweep = self.sweep.space, self.sweep
+            hp_values = trial.hyperparameters.values
+            values = resolve_values(space, sampled_values(space, hp_values))
+            stop_at = int(hp_values.get("tuner/epochs", space.budget.epochs))
+            initial_epoch = int(hp_values.get("tuner/initial_epoch", 0))
+            previous = hp_values.get("tuner/trial_id")
+            number, self.next_number = self.next_number, self.next_number + 1
+            tags = {KT_ID_TAG: trial.trial_id, **({"kerasweep.debug": "true"} if sweep.debug else {})}
+            if previous is not None:
+                tags[CONTINUES_TAG] = str(previous)
+            if trial.trial_id in self.run_of:  # KerasTuner retries a failed or crashed trial under its id
+                tags[RETRY_TAG] = str(self.run_of[trial.trial_id][0])
+            run_id = self.tracker.start_trial(sweep.parent_run_id, sweep.name, number, values, extra_tags=tags)
+            self.current_run, self.run_of[trial.trial_id] = run_id, (number, run_id)
+            resume_from = None
+            if previous is not None and initial_epoch > 0 and self.checkpoint(previous).exists():
+                resume_from = self.checkpoint(previous)
+                self._copy_curve(self.run_of.get(previous, (0, None))[1], run_id, initial_epoch)
+
+            def log_epoch(epoch: int, metrics: dict[str, float]) -> bool:
+                self.tracker.log_epoch(run_id, epoch, metrics)
+                return False
+
+            checkpoint = self.checkpoint(trial.trial_id)
+            outcome = run_trial(space, values, hooks=[log_epoch], checkpoint_path=checkpoint,
+                                tensorboard_dir=sweep.tensorboard / f"trial-{number}", debug=sweep.debug,
+                                resume_from=resume_from, initial_epoch=initial_epoch if resume_from else 0,
+                                stop_at=stop_at)
+            self.recent_errors.append(outcome.error or "")
+            if outcome.state is TrialState.FAILED:
+                self.tracker.finish_trial(run_id, TrialState.FAILED, error=outcome.error, details=outcome.details)
+                self.current_run = None
+                raise RuntimeError(outcome.error)  # KerasTuner retries it (--max-failures) or records it failed
+            # a Hyperband round that stops short of the budget's epochs is a pruned trial
+            state = TrialState.PRUNED if stop_at < space.budget.epochs else TrialState.COMPLETE
+            self.tracker.finish_trial(run_id, state, outcome.value,
+                                      checkpoint if state is TrialState.COMPLETE else None)
+            if state is TrialState.COMPLETE:  # MLflow holds it now; a pruned round's stays for its promotion
+                checkpoint.unlink(missing_ok=True)
+            self.current_run = None
+            return {space.objective.metric: outcome.value}
+
+        def on_trial_end(self, trial: Any) -> None:
+            with contextlib.redirect_stdout(io.StringIO()):  # "Trial 3 failed 1 times. 1 retries left."
+                super().on_trial_end(trial)
+            if time.monotonic() - self.last_progress > 2.0:
+                self.on_progress(results(self.sweep))
+                self.last_progress = time.monotonic()
+            errors = self.recent_errors
+            if len(errors) == errors.maxlen and all(errors):
+                common, times = collections.Counter(e.split(":")[0] for e in errors).most_common(1)[0]
+                raise SweepAborted(
+                    f"the last {len(errors)} trials all failed (most often: {common!r}, {times}x; last: "
+                    f"{errors[-1]}); fix the cause and re-run the same command to resume"
+                )
+
+        def checkpoint(self, trial_id: str) -> Path:
+            """A trial's saved model: the MLflow artifact of a complete trial, the start of the next round."""
+            return Path(self.get_trial_dir(trial_id)) / CHECKPOINT
+
+        def _copy_curve(self, source_run: str | None, run_id: str, epochs: int) -> None:
+            if source_run is None:
+                return
+            from trainers.catalog import METRICS
+
+            curves = {key: self.tracker.metric_history(source_run, key) for key in METRICS}
+            for epoch in range(1, epochs + 1):
+                metrics = {key: curve[epoch] for key, curve in curves.items() if epoch in curve}
+                if metrics:
+                    self.tracker.log_epoch(run_id, epoch, metrics)
+
+        def interrupted(self, reason: str) -> None:
+            """Ctrl-C: the running trial ends failed in both KerasTuner's files and MLflow."""
+            if self.current_run is not None:
+                self.tracker.finish_trial(self.current_run, TrialState.FAILED, error=reason)
+            for trial in list(self.oracle.ongoing_trials.values()):
+                trial.status, trial.message = "FAILED", reason
+                with contextlib.redirect_stdout(io.StringIO()):
+                    self.oracle.end_trial(trial)
+            self.save()
+
+        def save_model(self, trial_id: str, model: Any, step: int = 0) -> None:
+            """Not used: `run_trial` saves each trial's model itself."""
+
+        def load_model(self, trial: Any) -> Any:
+            import keras
+
+            return keras.models.load_model(self.checkpoint(trial.trial_id))
+
+    return SweepTuner
+
+
+def project_root(sweep: SweepConfig) -> Path:
+    """KerasTuner's own files for this store: `<root>/<sweep name>/` holds the oracle and trials."""
+    return (sweep.store / "keras_tuner").resolve()
+
+
+def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
+    """Run KerasTuner's search until the budget of complete + pruned trials is met (resuming)."""
+    from trainers.fit import configure_runtime
+
+    configure_runtime(parallel_trials=1)
+    # a crash left its trial's run RUNNING; KerasTuner retries that trial, as a new run
+    sweep.tracker().fail_unfinished_trials(sweep.parent_run_id, ORPHAN_REASON)
+    oracle = make_oracle(sweep.space)
+    oracle.max_retries_per_trial = sweep.max_failures
+    try:
+        tuner = _tuner_class()(sweep, oracle, on_progress)
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise UserInputError(f"{project_root(sweep) / sweep.name}: KerasTuner cannot reload this sweep ({exc}); "
+                             "remove that folder to start over, or pass a new --name") from None
+    oracle.verbose = 0  # kerasweep shows progress; KerasTuner's tables would interleave with it
+    try:
+        tuner.search()
+        counted = sum(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
+        print(f"keras-tuner: the oracle has no untried values left after {counted} of "
+              f"{sweep.space.budget.trials} trials; widen the space or lower --trials", file=sys.stderr)
+    except _BudgetMet:
+        pass
+    except KeyboardInterrupt:
+        tuner.interrupted("interrupted: the sweep was stopped (Ctrl-C)")
+        raise
+
+
+def results(sweep: SweepConfig) -> SweepResult:
+    """The sweep's trials as recorded in MLflow (KerasTuner's rounds, one trial each)."""
+    tracker = sweep.tracker()
+    parent = sweep.parent_run_id or tracker.find_sweep_run(sweep.space.name, sweep.name)
+    found = tracker.trial_results(parent, sweep.space.objective.metric) if parent else []
+    return SweepResult(sweep.name, "keras-tuner", sweep.space.objective.direction, sweep.space.budget.trials,
+                       tuple(found))
+

@@ -1,0 +1,172 @@
+"""KerasTuner engine: the space in KerasTuner's terms, its three oracles, failures, crash and resume.
+
+The shared behaviour (MLflow shape, states, export, status) is in test_engine_contract.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from search.engines.keras_tuner import CONTINUES_TAG, KT_ID_TAG, ORPHAN_REASON, RETRY_TAG, make_oracle
+from search.space import load_space
+from search.tracking import ERROR_TAG, STATE_TAG
+from tests.conftest import QUIET_ENV, ROOT, mlflow_client, run_cli, sweep_runs, write_space
+
+SPACE = """
+    name: kt
+    model: mlp
+    data: wine
+    budget: {trials: 4, epochs: 2}
+    params:
+      learning_rate: {type: float, low: 1.0e-3, high: 3.0e-2, log: true, default: 1.0e-2}
+      optimizer: {type: categorical, choices: [adam, sgd, rmsprop], default: adam}
+      momentum: {type: float, low: 0.5, high: 0.9, when: {optimizer: [sgd, rmsprop]}}
+      nesterov: {type: categorical, choices: [true, false], when: {optimizer: sgd}}
+      units: {type: int, low: 8, high: 32, step: 8}
+      layers: {type: int, low: 1, high: 8, log: true}
+"""
+
+
+def test_space_translates_to_hyperparameters(tmp_path: Path) -> None:
+    space = load_space(write_space(tmp_path, SPACE + "    search: {sampler: random}\n", "kt.yaml"))
+    oracle = make_oracle(space)
+    first = oracle.populate_space("0")["values"]
+    # Rule: a new search starts from the declared defaults (inactive conditionals absent)
+    assert {k: first[k] for k in ("learning_rate", "optimizer")} == {"learning_rate": 1.0e-2, "optimizer": "adam"}
+    assert "momentum" not in first and "nesterov" not in first
+    oracle.trials["0"] = None  # what the oracle records once a trial runs: later samples are random
+    seen = []
+    for i in range(1, 200):
+        values = oracle.populate_space(str(i))["values"]
+        seen.append(values)
+        # Rule: bounds, log sampling and steps as declared; conditionals only under their parent's values
+        assert 1.0e-3 <= values["learning_rate"] <= 3.0e-2
+        assert values["units"] in (8, 16, 24, 32) and 1 <= values["layers"] <= 8
+        assert ("momentum" in values) == (values["optimizer"] in ("sgd", "rmsprop"))
+        assert ("nesterov" in values) == (values["optimizer"] == "sgd")
+    rates = sorted(v["learning_rate"] for v in seen)
+    assert rates[len(rates) // 2] < 0.012  # log sampling: the median sits near the geometric mean (5.5e-3)
+    assert Counter(v["optimizer"] for v in seen).keys() == {"adam", "sgd", "rmsprop"}
+
+
+@pytest.mark.parametrize("sampler", ["random", "bayesian"])
+def test_random_and_bayesian_oracles_run_full_trials(sampler: str, tmp_path: Path) -> None:
+    space = write_space(tmp_path, SPACE, "kt.yaml")
+    store = tmp_path / "store"
+    proc = run_cli("sweep", str(space), "--engine", "keras-tuner", "--sampler", sampler, "--trials", "3",
+                   "--store", str(store))
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    _, runs = sweep_runs(mlflow_client(store), "kt", "kt")
+    # Rule: without Hyperband every trial trains the budget's epochs and ends complete
+    assert sorted(r.data.tags[STATE_TAG] for r in runs) == ["complete"] * 3
+    assert len({r.data.tags[KT_ID_TAG] for r in runs}) == 3
+    # Rule: KerasTuner's own files live under the store, per sweep
+    trial_files = list((store / "keras_tuner" / "kt").glob("trial_*/trial.json"))
+    assert len(trial_files) == 3
+    assert {json.loads(f.read_text())["status"] for f in trial_files} == {"COMPLETED"}
+
+
+def test_sampler_of_another_engine_is_rejected(tmp_path: Path) -> None:
+    space = write_space(tmp_path, SPACE, "kt.yaml")
+    proc = run_cli("sweep", str(space), "--engine", "keras-tuner", "--sampler", "cmaes", "--store", str(tmp_path / "s"))
+    # Rule: an engine/sampler mismatch is bad input, named, before anything is written
+    assert proc.returncode == 2
+    assert "'cmaes' does not run on engine 'keras-tuner'; expected one of hyperband, random, bayesian" in proc.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def test_failed_trials_are_recorded_and_retried(tmp_path: Path) -> None:
+    space = write_space(tmp_path, """
+        name: ktfail
+        model: mlp
+        data: iris
+        budget: {trials: 3, epochs: 2}
+        search: {sampler: random, seed: 1}
+        params:
+          learning_rate: {type: categorical, choices: [0.05, 0.1, 1.0e+12], default: 1.0e+12}
+          units: {type: int, low: 8, high: 64}
+        fixed: {optimizer: sgd}
+    """)
+    store = tmp_path / "store"
+    proc = run_cli("sweep", str(space), "--engine", "keras-tuner", "--max-failures", "1", "--store", str(store))
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    client = mlflow_client(store)
+    _, runs = sweep_runs(client, "ktfail", "ktfail")
+    states = Counter(r.data.tags[STATE_TAG] for r in runs)
+    # Rule: the diverging first trial fails, is retried once (--max-failures 1), fails again; the sweep goes on
+    assert states["complete"] == 3 and states["failed"] >= 2
+    failed = sorted((r for r in runs if r.data.tags[STATE_TAG] == "failed"), key=lambda r: int(r.data.tags["kerasweep.trial"]))
+    assert all(r.data.tags[ERROR_TAG].startswith("diverged: loss became") for r in failed)
+    assert failed[1].data.tags[RETRY_TAG] == failed[0].data.tags["kerasweep.trial"]
+    assert failed[0].data.tags[KT_ID_TAG] == failed[1].data.tags[KT_ID_TAG]
+    assert all("error.txt" in [a.path for a in client.list_artifacts(r.info.run_id)] for r in failed)
+
+
+def _kt_statuses(store: Path, name: str) -> list[str]:
+    statuses = []
+    for path in (store / "keras_tuner" / name).glob("trial_*/trial.json"):
+        try:
+            statuses.append(json.loads(path.read_text())["status"])
+        except (OSError, ValueError):  # being written
+            pass
+    return statuses
+
+
+def test_sigkill_mid_bracket_then_rerun_resumes_the_bracket(tmp_path: Path) -> None:
+    # Hyperband with 9 epochs: bracket 2 runs 9 one-epoch trials, then promotes the best 3 to 3 epochs.
+    space = write_space(tmp_path, """
+        name: ktcrash
+        model: mlp
+        data: wine
+        budget: {trials: 40, epochs: 9}
+        params:
+          learning_rate: {type: float, low: 1.0e-3, high: 3.0e-2, log: true}
+          units: {type: int, low: 8, high: 32, step: 8}
+        fixed: {patience: 100}
+    """)
+    store = tmp_path / "store"
+    kerasweep = str(Path(sys.executable).with_name("kerasweep"))
+    proc = subprocess.Popen([kerasweep, "sweep", str(space), "--engine", "keras-tuner", "--store", str(store)],
+                            cwd=ROOT, env={**os.environ, **QUIET_ENV}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        statuses = _kt_statuses(store, "ktcrash")
+        if statuses.count("COMPLETED") >= 2 and "RUNNING" in statuses:
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    before = _kt_statuses(store, "ktcrash")
+    assert "RUNNING" in before and before.count("COMPLETED") < 9  # killed inside the bracket's first round
+
+    budget = 11  # the 9 one-epoch trials of the first round and 2 promotions
+    again = run_cli("sweep", str(space), "--engine", "keras-tuner", "--trials", str(budget), "--store", str(store))
+    assert again.returncode == 0, again.stderr + again.stdout
+    parents, runs = sweep_runs(mlflow_client(store), "ktcrash", "ktcrash")
+    states = [r.data.tags[STATE_TAG] for r in runs]
+    # Rule: one parent; the budget of complete + pruned trials; the crashed attempt failed, nothing RUNNING
+    assert len(parents) == 1
+    assert states.count("complete") + states.count("pruned") == budget
+    assert states.count("failed") == 1
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    failed = next(r for r in runs if r.data.tags[STATE_TAG] == "failed")
+    assert failed.data.tags[ERROR_TAG] == ORPHAN_REASON
+    # Rule: no trial number twice; KerasTuner retried the crashed trial under its id, as a new run
+    numbers = sorted(int(r.data.tags["kerasweep.trial"]) for r in runs)
+    assert numbers == list(range(len(runs)))
+    retry = next(r for r in runs if r.data.tags.get(RETRY_TAG) == failed.data.tags["kerasweep.trial"])
+    assert retry.data.tags[KT_ID_TAG] == failed.data.tags[KT_ID_TAG]
+    # Rule: the bracket went on across the crash: promoted rounds continue trials from before it
+    continued = [r for r in runs if CONTINUES_TAG in r.data.tags]
+    assert len(continued) == 2
+    first_round_ids = {r.data.tags[KT_ID_TAG] for r in runs if CONTINUES_TAG not in r.data.tags}
+    assert {r.data.tags[CONTINUES_TAG] for r in continued} <= first_round_ids
