@@ -41,8 +41,14 @@ def silence(verbose: bool = False) -> None:
 
 
 def import_tensorflow_quietly() -> None:
-    """Import TensorFlow with the C++ start-up lines (CUDA probing, absl preamble) sent to /dev/null."""
+    """Import TensorFlow with the C++ start-up lines (CUDA probing, absl preamble) sent to /dev/null.
+
+    Ctrl-C is held until the import ends: interrupted, TensorFlow's native modules fail to initialise
+    ("ImportError: initialization failed") or swallow the interrupt, and the sweep would run on.
+    """
     import sys
+
+    from search.interrupts import deferred_interrupts
 
     if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
         return
@@ -51,8 +57,9 @@ def import_tensorflow_quietly() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
-        import tensorflow  # noqa: F401
-        import keras  # noqa: F401
+        with deferred_interrupts():
+            import tensorflow  # noqa: F401
+            import keras  # noqa: F401
     finally:
         os.dup2(saved, 2)
         os.close(devnull)

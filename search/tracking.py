@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from search.interrupts import deferred_interrupts
 from search.results import TrialResult, TrialState
 
 RUN_STATUS = {
@@ -105,6 +106,7 @@ class Tracker:
         )
         return runs[0].info.run_id if runs else None
 
+    @deferred_interrupts()
     def start_sweep(self, experiment: str, sweep: str, space_file: Path | None, settings: dict[str, Any]) -> str:
         """Create the sweep's parent run, or reopen it when resuming; returns its run id."""
         run_id = self.find_sweep_run(experiment, sweep)
@@ -120,6 +122,7 @@ class Tracker:
             self.client.log_artifact(run.info.run_id, str(space_file), "space")
         return run.info.run_id
 
+    @deferred_interrupts()
     def finish_sweep(self, run_id: str, counts: dict[str, int], metric: str, best_value: float | None,
                      best_trial: int | None, interrupted: bool = False) -> None:
         """Final counts per state and the best trial on the parent run, then close it."""
@@ -134,6 +137,7 @@ class Tracker:
         self.client.log_batch(run_id, metrics=metrics)
         self.client.set_terminated(run_id, status="KILLED" if interrupted else "FINISHED")
 
+    @deferred_interrupts()
     def log_plots(self, run_id: str, folder: Path) -> None:
         """Attach the sweep's plots (PNG and HTML) to its parent run under `plots/`."""
         self.client.log_artifacts(run_id, str(folder), "plots")
@@ -166,6 +170,7 @@ class Tracker:
         return run_id, int(info.registered_model_version)
 
     # --- trials (nested runs) -----------------------------------------------------------------
+    @deferred_interrupts()
     def start_trial(self, parent_run_id: str, sweep: str, number: int, params: dict[str, Any],
                     extra_tags: dict[str, str] | None = None) -> str:
         """Open trial `number`'s nested run with its resolved params; returns the run id."""
@@ -188,6 +193,7 @@ class Tracker:
         self.client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in sorted(params.items())])
         return run.info.run_id
 
+    @deferred_interrupts()
     def log_epoch(self, run_id: str, epoch: int, metrics: dict[str, float]) -> None:
         """One epoch's metrics at step = epoch (0-based, as Keras counts)."""
         from mlflow.entities import Metric
@@ -197,6 +203,7 @@ class Tracker:
         if batch:
             self.client.log_batch(run_id, metrics=batch)
 
+    @deferred_interrupts()
     def finish_trial(self, run_id: str, state: TrialState, value: float | None = None,
                      checkpoint: Path | None = None, error: str | None = None, details: str | None = None) -> None:
         """Record how the trial ended: state tag, run status, checkpoint (complete), error (failed)."""
@@ -218,10 +225,12 @@ class Tracker:
     def is_running(self, run_id: str) -> bool:
         return self.client.get_run(run_id).info.status == "RUNNING"
 
+    @deferred_interrupts()
     def tag(self, run_id: str, key: str, value: str) -> None:
         """One extra tag on a run (for example which Ray node ran a trial)."""
         self.client.set_tag(run_id, key, value)
 
+    @deferred_interrupts()
     def fail_unfinished_trials(self, parent_run_id: str, reason: str, keep: set[str] = frozenset()) -> int:
         """Mark trial runs still RUNNING under a parent as failed (their process died); returns how many."""
         parent = self.client.get_run(parent_run_id)

@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import QUIET_ENV, ROOT, mlflow_client, sweep_runs
 
 
+@pytest.mark.slow  # a minute of two Ray nodes starting; CI runs it with make test-slow
 def test_sweep_on_a_two_node_ray_cluster(tmp_path: Path) -> None:
     import os
 

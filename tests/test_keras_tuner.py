@@ -121,6 +121,7 @@ def _kt_statuses(store: Path, name: str) -> list[str]:
     return statuses
 
 
+@pytest.mark.slow  # about a minute; CI runs it with make test-slow
 def test_sigkill_mid_bracket_then_rerun_resumes_the_bracket(tmp_path: Path) -> None:
     # Hyperband with 9 epochs: bracket 2 runs 9 one-epoch trials, then promotes the best 3 to 3 epochs.
     space = write_space(tmp_path, """

@@ -23,7 +23,7 @@ SPACE = f"""
 """
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
 def test_four_workers_run_exactly_the_budget(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     store = tmp_path / "store"
     space = write_space(tmp_path, SPACE)

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import QUIET_ENV, ROOT, mlflow_client, run_cli, sweep_runs
 
 ARGS = ["mlp", "--engine", "ray", "--trials", "8", "--epochs", "6", "--name", "resumable"]
@@ -19,6 +21,7 @@ def _completed_trials(store: Path) -> int:
     return len(list((store / "ray" / "resumable").glob("trainable_*/checkpoint_*")))
 
 
+@pytest.mark.slow  # about a minute; CI runs it with make test-slow
 def test_interrupted_ray_sweep_resumes_to_its_budget(tmp_path: Path) -> None:
     store = tmp_path / "store"
     kerasweep = str(Path(sys.executable).with_name("kerasweep"))

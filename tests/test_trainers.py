@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import ROOT
 from trainers import catalog
 from trainers.data import DataError, load_arrays
-from tests.conftest import ROOT
 
 
 @pytest.mark.parametrize("name, shape, classes", [("digits", (8, 8, 1), 10), ("breast_cancer", (30,), 2),

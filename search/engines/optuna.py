@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING, Any, Iterator
 import optuna
 from optuna.trial import TrialState as OptunaState
 
-from search.errors import KerasweepError, SweepAborted, UserInputError
-from search.results import SweepResult, TrialResult, TrialState
 from search.engines._optuna_space import make_sampler, suggest
+from search.errors import KerasweepError, SweepAborted, UserInputError
+from search.interrupts import deferred_interrupts
+from search.results import SweepResult, TrialResult, TrialState
 from search.space import Space
 from search.trial import resolve_values, run_trial
 
@@ -210,15 +211,18 @@ def work(sweep: SweepConfig, worker: int, on_progress: ProgressCallback) -> None
         running = sum(1 for t in trials if t.state is OptunaState.RUNNING)
         if counted + running >= budget:
             return
-        trial = study.ask()
-        # at once: a trial without an owner looks orphaned to the next start
-        trial.set_user_attr(OWNER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
+        trial = None
         try:
+            with deferred_interrupts():
+                trial = study.ask()
+                # at once: a trial without an owner looks orphaned to the next start
+                trial.set_user_attr(OWNER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
             if _over_budget(study, trial, budget):
                 return
             error = _run_one(sweep, study, trial, tracker)
         except KeyboardInterrupt:  # whatever moment Ctrl-C hits, the asked trial ends failed everywhere
-            _abandon(sweep, study, trial, tracker, "interrupted: the sweep was stopped (Ctrl-C)")
+            if trial is not None:
+                _abandon(sweep, study, trial, tracker, "interrupted: the sweep was stopped (Ctrl-C)")
             raise
         retries = int(trial.user_attrs.get(RETRIES_ATTR, 0))
         if error and retries < sweep.max_failures:  # --max-failures: try the same values again
@@ -254,10 +258,11 @@ def _over_budget(study: optuna.Study, trial: optuna.Trial, budget: int) -> bool:
 def _run_one(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, tracker: Any) -> str | None:
     """Train one asked trial, tell Optuna and MLflow how it ended; returns the error, if any."""
     space = sweep.space
-    values = resolve_values(space, suggest(trial, space))
-    run_id = tracker.start_trial(sweep.parent_run_id, sweep.name, trial.number, values,
-                                 extra_tags={"kerasweep.debug": "true"} if sweep.debug else None)
-    trial.set_user_attr(RUN_ATTR, run_id)
+    with deferred_interrupts():  # suggesting writes to the storage too
+        values = resolve_values(space, suggest(trial, space))
+        run_id = tracker.start_trial(sweep.parent_run_id, sweep.name, trial.number, values,
+                                     extra_tags={"kerasweep.debug": "true"} if sweep.debug else None)
+        trial.set_user_attr(RUN_ATTR, run_id)
     metric = space.objective.metric
 
     def log_epoch(epoch: int, metrics: dict[str, float]) -> bool:
@@ -275,19 +280,22 @@ def _run_one(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, track
     with _heartbeat(study, trial):
         outcome = run_trial(space, values, hooks=[log_epoch, report], checkpoint_path=checkpoint,
                             tensorboard_dir=sweep.tensorboard / f"trial-{trial.number}", debug=sweep.debug)
-    if outcome.state is TrialState.COMPLETE:
-        study.tell(trial, outcome.value)
-    elif outcome.state is TrialState.PRUNED:
-        study.tell(trial, state=OptunaState.PRUNED)
-    else:
-        trial.set_user_attr("kerasweep.error", outcome.error)
-        study.tell(trial, state=OptunaState.FAIL)
-    tracker.finish_trial(run_id, outcome.state, outcome.value, outcome.checkpoint, outcome.error, outcome.details)
+    with deferred_interrupts():
+        if outcome.state is TrialState.COMPLETE:
+            study.tell(trial, outcome.value)
+        elif outcome.state is TrialState.PRUNED:
+            study.tell(trial, state=OptunaState.PRUNED)
+        else:
+            trial.set_user_attr("kerasweep.error", outcome.error)
+            study.tell(trial, state=OptunaState.FAIL)
+        tracker.finish_trial(run_id, outcome.state, outcome.value, outcome.checkpoint, outcome.error,
+                             outcome.details)
     if outcome.checkpoint is not None:
         outcome.checkpoint.unlink(missing_ok=True)  # MLflow holds it now
     return outcome.error
 
 
+@deferred_interrupts()
 def _abandon(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, tracker: Any, reason: str) -> None:
     """End a trial that will not finish as failed in Optuna and MLflow, whichever it is still open in."""
     frozen = study._storage.get_trial(trial._trial_id)
