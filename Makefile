@@ -23,7 +23,7 @@ SWEEP_FLAGS = --engine $(ENGINE) --store $(STORE) \
 	$(if $(NAME),--name $(NAME)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(SAMPLER),--sampler $(SAMPLER))
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock sweep status export train ui tensorboard dashboard cluster-local bench test test-slow clean
+.PHONY: help install lock sweep status export train ui tensorboard dashboard cluster-local bench bench-quick test test-slow clean
 
 help: ## List the targets with one line each
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -69,8 +69,15 @@ dashboard: $(STAMP) ## Serve optuna-dashboard over a sweep's storage: make dashb
 cluster-local: $(STAMP) ## Start a 2-node Ray cluster on 127.0.0.1, sweep on it, show which node ran each trial, stop
 	$(BIN)/python cluster/local_cluster.py
 
-bench: $(STAMP) ## Per-trial overhead side by side: bare Keras, both engines, plain Ray Tune (table + JSON)
+bench: $(STAMP) ## All benchmarks, side by side with the peers (about 2 hours; tables, JSON and PNGs under STORE/bench)
 	$(BIN)/python benchmarks/bench_overhead.py --store $(STORE) $(if $(TRIALS),--trials $(TRIALS)) $(if $(EPOCHS),--epochs $(EPOCHS))
+	$(BIN)/python benchmarks/bench_time_to_target.py --store $(STORE) --seeds 5 --budget 120
+	$(BIN)/python benchmarks/bench_bookkeeping.py --store $(STORE) --trials 1000
+
+bench-quick: $(STAMP) ## The same benchmarks, smaller: one seed, fewer trials (under 10 minutes)
+	$(BIN)/python benchmarks/bench_overhead.py --store $(STORE) --trials 4 --epochs 2
+	$(BIN)/python benchmarks/bench_time_to_target.py --store $(STORE) --seeds 1 --budget 40
+	$(BIN)/python benchmarks/bench_bookkeeping.py --store $(STORE) --trials 150
 
 test: $(STAMP) ## Run the test suite (what CI runs)
 	$(BIN)/python -m pytest

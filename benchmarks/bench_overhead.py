@@ -13,9 +13,7 @@ N; their start-up (MLflow store, Ray, worker imports) and end (plots) show in th
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -24,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import print_table, write_results  # noqa: E402
 from search.quiet import import_tensorflow_quietly, silence  # noqa: E402
 
 CONFIG = {"learning_rate": 1e-3, "optimizer": "adam", "batch_size": 64, "filters": 32, "dropout": 0.2}
@@ -125,9 +124,6 @@ def main() -> None:
     args = parser.parse_args()
     silence()
     import_tensorflow_quietly()
-    from rich.console import Console
-    from rich.table import Table
-
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -141,18 +137,15 @@ def main() -> None:
             print(f"running {name} ...", flush=True)
             results[name] = runner()
     floor = results["bare Keras loop"]["per_trial_s"]
-    table = Table(title=f"Per-trial overhead: {args.trials} trials x {args.epochs} epochs, cnn on digits, "
-                        f"{os.cpu_count()} CPUs")
-    for column in ("runner", "total s", "s per trial", "x bare Keras"):
-        table.add_column(column, justify="left" if column == "runner" else "right")
+    rows = []
     for name, r in results.items():
         r["ratio"] = r["per_trial_s"] / floor
-        table.add_row(name, f"{r['total_s']:.1f}", f"{r['per_trial_s']:.2f}", f"{r['ratio']:.2f}")
-    Console().print(table)
-    out = args.store / "bench" / "overhead.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"trials": args.trials, "epochs": args.epochs, "cpus": os.cpu_count(),
-                               "machine": platform.platform(), "results": results}, indent=2))
+        r["extra_s_per_trial"] = r["per_trial_s"] - floor
+        rows.append([name, f"{r['total_s']:.1f}", f"{r['per_trial_s']:.2f}", f"{r['extra_s_per_trial']:+.2f}",
+                     f"{r['ratio']:.2f}"])
+    print_table(f"Per-trial overhead: {args.trials} trials x {args.epochs} epochs, cnn on digits, {os.cpu_count()} CPUs",
+                ["runner", "total s", "s per trial", "extra s per trial", "x bare Keras"], rows)
+    out = write_results(args.store, "overhead", {"trials": args.trials, "epochs": args.epochs, "results": results})
     print(f"results written to {out}")
 
 

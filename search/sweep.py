@@ -7,6 +7,7 @@ is written or trained, so a typo costs nothing. Re-running the same sweep name r
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -59,8 +60,16 @@ class SweepConfig:
         return self.store / "sweeps" / f"{self.name}.json"
 
     def tracker(self) -> Tracker:
-        """A tracker for this sweep's MLflow store (one per process)."""
-        return Tracker(self.tracking_uri or tracking_uri_for(self.store), self.artifact_root)
+        """A tracker for this sweep's MLflow store, one per process (opening a store costs a second)."""
+        uri = self.tracking_uri or tracking_uri_for(self.store)
+        if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+            _tracker.cache_clear()  # the store was removed (a notebook's `rm -rf runs`): open it afresh
+        return _tracker(uri, self.artifact_root, os.getpid())
+
+
+@functools.lru_cache(maxsize=8)
+def _tracker(tracking_uri: str, artifact_root: Path | None, pid: int) -> Tracker:
+    return Tracker(tracking_uri, artifact_root)
 
 
 def make_config(space: Space, name: str | None = None, store: Path | str | None = None, **options: Any) -> SweepConfig:

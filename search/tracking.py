@@ -59,6 +59,7 @@ class Tracker:
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root
         self.client = MlflowClient(tracking_uri=tracking_uri)
+        self._experiment_of: dict[str, str] = {}  # parent run id -> its experiment id
         self._wait_for_store()
 
     def _wait_for_store(self, attempts: int = 20) -> None:
@@ -174,9 +175,10 @@ class Tracker:
     def start_trial(self, parent_run_id: str, sweep: str, number: int, params: dict[str, Any],
                     extra_tags: dict[str, str] | None = None) -> str:
         """Open trial `number`'s nested run with its resolved params; returns the run id."""
-        parent = self.client.get_run(parent_run_id)
+        if parent_run_id not in self._experiment_of:  # one lookup per sweep, not per trial
+            self._experiment_of[parent_run_id] = self.client.get_run(parent_run_id).info.experiment_id
         run = self.client.create_run(
-            parent.info.experiment_id,
+            self._experiment_of[parent_run_id],
             run_name=f"trial-{number}",
             tags={
                 "mlflow.parentRunId": parent_run_id,
@@ -195,7 +197,7 @@ class Tracker:
 
     @deferred_interrupts()
     def log_epoch(self, run_id: str, epoch: int, metrics: dict[str, float]) -> None:
-        """One epoch's metrics at step = epoch (0-based, as Keras counts)."""
+        """One epoch's metrics at step = epoch (counted from 1)."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
@@ -207,11 +209,14 @@ class Tracker:
     def finish_trial(self, run_id: str, state: TrialState, value: float | None = None,
                      checkpoint: Path | None = None, error: str | None = None, details: str | None = None) -> None:
         """Record how the trial ended: state tag, run status, checkpoint (complete), error (failed)."""
-        self.client.set_tag(run_id, STATE_TAG, state.value)
+        from mlflow.entities import RunTag
+
+        tags = [RunTag(STATE_TAG, state.value)]  # one write for all tags: this runs once per trial
         if value is not None:
-            self.client.set_tag(run_id, VALUE_TAG, repr(float(value)))
+            tags.append(RunTag(VALUE_TAG, repr(float(value))))
         if error:
-            self.client.set_tag(run_id, ERROR_TAG, error[:4000])
+            tags.append(RunTag(ERROR_TAG, error[:4000]))
+        self.client.log_batch(run_id, tags=tags)
         if details:
             self.client.log_text(run_id, details, "error.txt")
         if checkpoint is not None and Path(checkpoint).exists():

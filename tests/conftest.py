@@ -121,39 +121,14 @@ def mlflow_server(backend: Path, artifacts: Path, port: int):
     return serving(command, port)
 
 
-def _pg_bin() -> Path | None:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    return found[-1].parent if found else None
-
-
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory):
+def postgres_url():
     """A real, throw-away PostgreSQL server on 127.0.0.1 (initdb + pg_ctl), removed afterwards."""
-    import pwd
-    import shutil
+    from tests.postgres_server import postgres_bin, throwaway_postgres
 
-    bindir = _pg_bin()
-    if bindir is None:
+    if postgres_bin() is None:
         if os.environ.get("CI") == "true":
             pytest.fail("Debian's postgresql package is missing; .ci/run installs it")
         pytest.skip("needs Debian's postgresql package (initdb, pg_ctl)")
-    folder = Path(tempfile.mkdtemp(prefix="kerasweep-pg-"))  # under /tmp: the postgres user can reach it
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root: run the server as the postgres user
-        user = pwd.getpwnam("postgres")
-        os.chown(folder, user.pw_uid, user.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    data, port = folder / "data", free_port()
-
-    def pg(*args: str) -> None:
-        subprocess.run([*as_user, *args], check=True, capture_output=True, cwd=folder)
-
-    pg(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "kerasweep", "--no-sync")
-    pg(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"), "-w", "start",
-       "-o", f"-h 127.0.0.1 -p {port} -k {folder} -c fsync=off -c max_connections=200")
-    try:
-        pg(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "kerasweep", "sweeps")
-        yield f"postgresql+psycopg2://kerasweep@127.0.0.1:{port}/sweeps"
-    finally:
-        pg(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
-        shutil.rmtree(folder, ignore_errors=True)
+    with throwaway_postgres() as url:
+        yield url

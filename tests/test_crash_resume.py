@@ -56,7 +56,7 @@ def _assert_consistent(store: Path, budget: int = TRIALS) -> None:
     assert by_number == {i: names[s] for i, s in enumerate(states)}
 
 
-@pytest.mark.parametrize("moment", ["during start-up", "mid-trial"])
+@pytest.mark.parametrize("moment", [pytest.param("during start-up", marks=pytest.mark.slow), "mid-trial"])
 def test_sigkill_then_rerun_finishes_the_budget(tmp_path: Path, moment: str) -> None:
     store = tmp_path / "store"
     proc = _start(store, "--trials", "40")  # more than it can finish before the kill, even on a slow machine

@@ -203,9 +203,11 @@ def work(sweep: SweepConfig, worker: int, on_progress: ProgressCallback) -> None
     tracker = sweep.tracker()
     budget = sweep.space.budget.trials
     recent_errors: collections.deque[str] = collections.deque(maxlen=sweep.max_failures_in_a_row)
-    last_progress = 0.0
+    last_progress = last_stale_check = 0.0
     while True:
-        optuna.storages.fail_stale_trials(study)
+        if time.monotonic() - last_stale_check > HEARTBEAT_S:  # staleness takes GRACE_S: no need per trial
+            optuna.storages.fail_stale_trials(study)
+            last_stale_check = time.monotonic()
         trials = study.get_trials(deepcopy=False)
         counted = sum(1 for t in trials if t.state in (OptunaState.COMPLETE, OptunaState.PRUNED))
         running = sum(1 for t in trials if t.state is OptunaState.RUNNING)

@@ -1,0 +1,66 @@
+"""The benchmark scripts run end to end and write what the README promises (no timing assertions).
+
+Slow (`make test-slow`): each starts real sweeps. `make bench` and `make bench-quick` run the same
+scripts with larger settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import QUIET_ENV, ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def _bench(script: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], cwd=ROOT, capture_output=True,
+                          text=True, env={**os.environ, **QUIET_ENV, "COLUMNS": "200"}, timeout=600)
+
+
+def test_bookkeeping_bench(tmp_path: Path) -> None:
+    proc = _bench("bench_bookkeeping.py", "--trials", "30", "--store", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    document = json.loads((tmp_path / "bench" / "bookkeeping.json").read_text())
+    results = document["results"]
+    # Rule: every storage with and without MLflow, and the peer, each ran exactly the asked trials
+    expected = {"kerasweep, SQLite + MLflow", "kerasweep, SQLite", "kerasweep, journal file + MLflow",
+                "kerasweep, journal file", "peer: Optuna, SQLite + MLflowCallback"}
+    assert expected <= set(results)
+    assert all(r["trials"] == 30 and r["trials_per_s"] > 0 for r in results.values())
+    assert document["machine"]["cpus"] == os.cpu_count()
+    assert (tmp_path / "bench" / "bookkeeping.png").stat().st_size > 10_000
+    assert "trials/s" in proc.stdout
+
+
+def test_time_to_target_bench(tmp_path: Path) -> None:
+    tools = "kerasweep optuna,Optuna TPE"
+    proc = _bench("bench_time_to_target.py", "--seeds", "1", "--budget", "30", "--target", "0.9",
+                  "--tools", tools, "--store", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    document = json.loads((tmp_path / "bench" / "time_to_target.json").read_text())
+    # Rule: each tool ran in its own process and its epochs were read back within the budget
+    for tool in tools.split(","):
+        run = document["runs"][tool][0]
+        assert run["trials"] >= 1 and run["curve"], tool
+        assert all(t <= 30 for t, _ in run["curve"])
+        assert run["best"] == max(value for _, value in run["curve"])
+        assert set(document["summary"][tool]) >= {"median_time_to_target_s", "median_best", "median_first_epoch_s"}
+    assert (tmp_path / "bench" / "time_to_target.png").stat().st_size > 10_000
+
+
+def test_overhead_bench(tmp_path: Path) -> None:
+    proc = _bench("bench_overhead.py", "--trials", "2", "--epochs", "1", "--store", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((tmp_path / "bench" / "overhead.json").read_text())["results"]
+    # Rule: the four runners side by side, each with its ratio to the bare loop
+    assert set(results) == {"bare Keras loop", "kerasweep optuna engine", "kerasweep ray engine",
+                            "plain Ray Tune (defaults)"}
+    assert results["bare Keras loop"]["ratio"] == 1.0
+    assert all(r["per_trial_s"] > 0 for r in results.values())
