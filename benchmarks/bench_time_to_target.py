@@ -18,6 +18,7 @@ never), the median best value at the budget, trials started, and seconds to the 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import signal
@@ -187,18 +188,24 @@ def ray_peer(name: str, seed: int, log: Path, folder: Path, deadline: float) -> 
         from ray.tune.schedulers import ASHAScheduler
         from ray.tune.search.optuna import OptunaSearch
 
-        from search.engines._optuna_space import suggest
-
         param_space = None
         tune_config = tune.TuneConfig(
-            num_samples=10_000, metric="val_accuracy", mode="max", time_budget_s=deadline - time.time(),
-            search_alg=OptunaSearch(space=lambda trial: suggest(trial, space), metric="val_accuracy", mode="max",
-                                    seed=seed),
-            scheduler=ASHAScheduler(time_attr="epoch", max_t=space.budget.epochs, grace_period=1))
+            num_samples=10_000, time_budget_s=deadline - time.time(),
+            search_alg=OptunaSearch(space=functools.partial(_define_by_run, space=space), seed=seed,
+                                    metric="val_accuracy", mode="max"),
+            scheduler=ASHAScheduler(time_attr="epoch", max_t=space.budget.epochs, grace_period=1,
+                                    metric="val_accuracy", mode="max"))
     tuner = tune.Tuner(tune.with_resources(trainable, {"cpu": 1}), param_space=param_space, tune_config=tune_config,
                        run_config=tune.RunConfig(storage_path=str(folder), verbose=0))
     tuner.fit()  # Tune stops at the deadline and ray.shutdown() takes its daemons down with it
     ray.shutdown()
+
+
+def _define_by_run(trial: Any, space: Any) -> None:
+    """OptunaSearch's define-by-run space (a module-level function: Tune pickles its searcher)."""
+    from search.engines._optuna_space import suggest
+
+    suggest(trial, space)
 
 
 def _ray_domain(param: Any) -> Any:
