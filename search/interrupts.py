@@ -20,7 +20,8 @@ def deferred_interrupts() -> Iterator[None]:
 
     Usable as a decorator too. Only the main thread receives signals; elsewhere this does nothing.
     """
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+    # nothing to hold when Ctrl-C is ignored (a background job) or not Python's to handle
+    if threading.current_thread() is not threading.main_thread() or not callable(signal.getsignal(signal.SIGINT)):
         yield
         return
     received: list[int] = []

@@ -30,9 +30,11 @@ def _optuna_states(store: Path) -> list[str]:
 
 def _start(store: Path, *extra: str) -> subprocess.Popen:
     kerasweep = str(Path(sys.executable).with_name("kerasweep"))
+    # Ctrl-C as in a terminal, even when the test run itself was started in the background (a shell
+    # without job control starts background commands with SIGINT ignored, and children inherit that)
     return subprocess.Popen([kerasweep, "sweep", *ARGS, *extra, "--store", str(store)], cwd=ROOT,
                             env={**os.environ, **QUIET_ENV}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_until(predicate, proc: subprocess.Popen, timeout: float = 240) -> None:

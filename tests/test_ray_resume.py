@@ -26,7 +26,8 @@ def test_interrupted_ray_sweep_resumes_to_its_budget(tmp_path: Path) -> None:
     store = tmp_path / "store"
     kerasweep = str(Path(sys.executable).with_name("kerasweep"))
     proc = subprocess.Popen([kerasweep, "sweep", *ARGS, "--store", str(store)], cwd=ROOT,
-                            env={**os.environ, **QUIET_ENV}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env={**os.environ, **QUIET_ENV}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
     deadline = time.time() + 240
     while _completed_trials(store) < 1 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.5)
