@@ -74,7 +74,7 @@ bench: $(STAMP) ## All benchmarks, side by side with the peers (about 2 hours; t
 	$(BIN)/python benchmarks/bench_time_to_target.py --store $(STORE) --seeds 5 --budget 120
 	$(BIN)/python benchmarks/bench_bookkeeping.py --store $(STORE) --trials 1000
 
-bench-quick: $(STAMP) ## The same benchmarks, smaller: one seed, fewer trials (under 10 minutes)
+bench-quick: $(STAMP) ## The same benchmarks, smaller: one seed, fewer trials (about 10 minutes)
 	$(BIN)/python benchmarks/bench_overhead.py --store $(STORE) --trials 4 --epochs 2
 	$(BIN)/python benchmarks/bench_time_to_target.py --store $(STORE) --seeds 1 --budget 40
 	$(BIN)/python benchmarks/bench_bookkeeping.py --store $(STORE) --trials 150
