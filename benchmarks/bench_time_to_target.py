@@ -294,11 +294,11 @@ def summarise(spawned: float, lines: list[dict], budget: float, target: float) -
 def _median_time(times: list[float | None]) -> float | None:
     """Median where 'never' sorts last: None when half or more of the seeds never got there."""
     ordered = sorted(times, key=lambda t: float("inf") if t is None else t)
-    middle = ordered[(len(ordered) - 1) // 2] if len(ordered) % 2 else None
-    if len(ordered) % 2 == 0:
-        a, b = ordered[len(ordered) // 2 - 1], ordered[len(ordered) // 2]
-        middle = None if a is None or b is None else (a + b) / 2
-    return middle
+    half = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[half]
+    a, b = ordered[half - 1], ordered[half]
+    return None if a is None or b is None else (a + b) / 2
 
 
 def plot(results: dict[str, list[dict]], target: float, path: Path) -> None:

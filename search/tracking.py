@@ -36,6 +36,7 @@ SWEEP_TAG, TRIAL_TAG, STATE_TAG, ROLE_TAG, ERROR_TAG = (
     "kerasweep.role",
     "kerasweep.error",
 )
+ORPHAN_REASON = "worker process died during the trial"  # a trial whose process was killed
 
 
 def tracking_uri_for(store: Path) -> str:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from search.errors import SweepAborted, UserInputError
 from search.results import SweepResult, TrialState
 from search.space import CategoricalParam, FloatParam, IntParam, Space
+from search.tracking import ORPHAN_REASON, TRIAL_TAG
 from search.trial import resolve_values, run_trial
 
 if TYPE_CHECKING:
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 KT_ID_TAG, CONTINUES_TAG = "kerasweep.keras_tuner_trial", "kerasweep.continues_trial"
 RETRY_TAG = "kerasweep.retry_of"  # the trial number this run retries (as the Optuna engine's attr)
 ROUND_KEYS = ("tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round", "tuner/trial_id")
-ORPHAN_REASON = "worker process died during the trial"
 CHECKPOINT = "model.keras"
 
 
@@ -156,10 +156,10 @@ def _tuner_class() -> type:
                 super().__init__(oracle, hypermodel=None, directory=str(project_root(sweep)),
                                  project_name=sweep.name, overwrite=False)
             runs = self.tracker.trial_runs(sweep.parent_run_id)
-            self.next_number = 1 + max((int(r.data.tags["kerasweep.trial"]) for r in runs), default=-1)
+            self.next_number = 1 + max((int(r.data.tags[TRIAL_TAG]) for r in runs), default=-1)
             # KerasTuner trial id -> (number, run id) of its latest MLflow run (a retry gets a new run)
-            self.run_of = {r.data.tags[KT_ID_TAG]: (int(r.data.tags["kerasweep.trial"]), r.info.run_id)
-                           for r in sorted(runs, key=lambda r: int(r.data.tags["kerasweep.trial"]))
+            self.run_of = {r.data.tags[KT_ID_TAG]: (int(r.data.tags[TRIAL_TAG]), r.info.run_id)
+                           for r in sorted(runs, key=lambda r: int(r.data.tags[TRIAL_TAG]))
                            if KT_ID_TAG in r.data.tags}
 
         def pre_create_trial(self) -> None:

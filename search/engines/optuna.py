@@ -31,6 +31,7 @@ from search.errors import KerasweepError, SweepAborted, UserInputError
 from search.interrupts import deferred_interrupts
 from search.results import SweepResult, TrialResult, TrialState
 from search.space import Space
+from search.tracking import ORPHAN_REASON, TRIAL_TAG
 from search.trial import resolve_values, run_trial
 
 if TYPE_CHECKING:
@@ -46,7 +47,6 @@ STATES = {
 OWNER_ATTR, RUN_ATTR, DISCARDED_ATTR = "kerasweep.owner", "kerasweep.mlflow_run_id", "kerasweep.discarded"
 RETRIES_ATTR = "kerasweep.retries"
 HEARTBEAT_S, GRACE_S = 10, 60  # a trial whose worker stopped beating for a minute is stale
-ORPHAN_REASON = "worker process died during the trial"
 OWNERLESS_GRACE_S = 3.0  # a live worker names itself owner milliseconds after asking
 
 
@@ -312,7 +312,7 @@ def _abandon(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, track
 
 def _log_lost_trials(sweep: SweepConfig, tracker: Any, trials: list[optuna.trial.FrozenTrial], reason: str) -> None:
     """Trials that ended before their MLflow run was opened get a failed run, so both stores list them."""
-    logged = {r.data.tags.get("kerasweep.trial") for r in tracker.trial_runs(sweep.parent_run_id)}
+    logged = {r.data.tags.get(TRIAL_TAG) for r in tracker.trial_runs(sweep.parent_run_id)}
     for t in trials:
         if str(t.number) not in logged:
             run_id = tracker.start_trial(sweep.parent_run_id, sweep.name, t.number, dict(t.params))
