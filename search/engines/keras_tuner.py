@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from search.errors import SweepAborted, UserInputError
+from search.interrupts import deferred_interrupts, interruptible
 from search.results import SweepResult, TrialState
 from search.space import CategoricalParam, FloatParam, IntParam, Space
 from search.tracking import ORPHAN_REASON, TRIAL_TAG
@@ -192,10 +193,11 @@ def _tuner_class() -> type:
                 return False
 
             checkpoint = self.checkpoint(trial.trial_id)
-            outcome = run_trial(space, values, hooks=[log_epoch], checkpoint_path=checkpoint,
-                                tensorboard_dir=sweep.tensorboard / f"trial-{number}", debug=sweep.debug,
-                                resume_from=resume_from, initial_epoch=initial_epoch if resume_from else 0,
-                                stop_at=stop_at)
+            with interruptible():  # Ctrl-C is held everywhere else (store and oracle files)
+                outcome = run_trial(space, values, hooks=[log_epoch], checkpoint_path=checkpoint,
+                                    tensorboard_dir=sweep.tensorboard / f"trial-{number}", debug=sweep.debug,
+                                    resume_from=resume_from, initial_epoch=initial_epoch if resume_from else 0,
+                                    stop_at=stop_at)
             self.recent_errors.append(outcome.error or "")
             if outcome.state is TrialState.FAILED:
                 self.tracker.finish_trial(run_id, TrialState.FAILED, error=outcome.error, details=outcome.details)
@@ -239,6 +241,7 @@ def _tuner_class() -> type:
                 if metrics:
                     self.tracker.log_epoch(run_id, epoch, metrics)
 
+        @deferred_interrupts()
         def interrupted(self, reason: str) -> None:
             """Ctrl-C: the running trial ends failed in both KerasTuner's files and MLflow."""
             if self.current_run is not None:
@@ -281,7 +284,8 @@ def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
                              "remove that folder to start over, or pass a new --name") from None
     oracle.verbose = 0  # kerasweep shows progress; KerasTuner's tables would interleave with it
     try:
-        tuner.search()
+        with deferred_interrupts():  # let through only while a trial trains (`run_trial`)
+            tuner.search()
         counted = sum(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
         print(f"keras-tuner: the oracle has no untried values left after {counted} of "
               f"{sweep.space.budget.trials} trials; widen the space or lower --trials", file=sys.stderr)

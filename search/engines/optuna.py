@@ -28,7 +28,7 @@ from optuna.trial import TrialState as OptunaState
 
 from search.engines._optuna_space import make_sampler, suggest
 from search.errors import KerasweepError, SweepAborted, UserInputError
-from search.interrupts import deferred_interrupts
+from search.interrupts import deferred_interrupts, interruptible
 from search.results import SweepResult, TrialResult, TrialState
 from search.space import Space
 from search.tracking import ORPHAN_REASON, TRIAL_TAG
@@ -131,13 +131,14 @@ def _last_value(trial: optuna.trial.FrozenTrial) -> float | None:
 # --- running ------------------------------------------------------------------------------------
 def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
     """Fail what a dead process left running, then run the workers until the budget is met."""
-    storage = make_storage(sweep)
-    study = _study(sweep, storage)
-    if not study.get_trials(deepcopy=False):
-        defaults = sweep.space.default_values()
-        if defaults:  # a known-good first trial: the space's declared defaults
-            study.enqueue_trial(defaults, skip_if_exists=True)
-    _fail_orphans(sweep, study)
+    with deferred_interrupts():  # store work is never cut short by Ctrl-C (see search.interrupts)
+        storage = make_storage(sweep)
+        study = _study(sweep, storage)
+        if not study.get_trials(deepcopy=False):
+            defaults = sweep.space.default_values()
+            if defaults:  # a known-good first trial: the space's declared defaults
+                study.enqueue_trial(defaults, skip_if_exists=True)
+        _fail_orphans(sweep, study)
     if sweep.workers == 1:
         work(sweep, 0, on_progress)
         return
@@ -152,7 +153,8 @@ def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
         os.environ.pop("CUDA_VISIBLE_DEVICES") if visible is None else os.environ.update(CUDA_VISIBLE_DEVICES=visible)
     try:
         while any(p.is_alive() for p in processes):
-            on_progress(results(sweep))
+            with deferred_interrupts():
+                on_progress(results(sweep))
             time.sleep(1.0)
     except KeyboardInterrupt:
         for process in processes:
@@ -193,6 +195,7 @@ def _worker_main(sweep: SweepConfig, worker: int) -> None:
         raise SystemExit(exc.exit_code) from None
 
 
+@deferred_interrupts()  # Ctrl-C gets through while a trial trains (`_run_one`), not while the stores are used
 def work(sweep: SweepConfig, worker: int, on_progress: ProgressCallback) -> None:
     """One worker's loop: ask, train with pruning and logging, tell; until the budget is met."""
     from trainers.fit import configure_runtime
@@ -215,10 +218,9 @@ def work(sweep: SweepConfig, worker: int, on_progress: ProgressCallback) -> None
             return
         trial = None
         try:
-            with deferred_interrupts():
-                trial = study.ask()
-                # at once: a trial without an owner looks orphaned to the next start
-                trial.set_user_attr(OWNER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
+            trial = study.ask()
+            # at once: a trial without an owner looks orphaned to the next start
+            trial.set_user_attr(OWNER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
             if _over_budget(study, trial, budget):
                 return
             error = _run_one(sweep, study, trial, tracker)
@@ -260,11 +262,10 @@ def _over_budget(study: optuna.Study, trial: optuna.Trial, budget: int) -> bool:
 def _run_one(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, tracker: Any) -> str | None:
     """Train one asked trial, tell Optuna and MLflow how it ended; returns the error, if any."""
     space = sweep.space
-    with deferred_interrupts():  # suggesting writes to the storage too
-        values = resolve_values(space, suggest(trial, space))
-        run_id = tracker.start_trial(sweep.parent_run_id, sweep.name, trial.number, values,
-                                     extra_tags={"kerasweep.debug": "true"} if sweep.debug else None)
-        trial.set_user_attr(RUN_ATTR, run_id)
+    values = resolve_values(space, suggest(trial, space))
+    run_id = tracker.start_trial(sweep.parent_run_id, sweep.name, trial.number, values,
+                                 extra_tags={"kerasweep.debug": "true"} if sweep.debug else None)
+    trial.set_user_attr(RUN_ATTR, run_id)
     metric = space.objective.metric
 
     def log_epoch(epoch: int, metrics: dict[str, float]) -> bool:
@@ -275,23 +276,23 @@ def _run_one(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, track
         value = metrics.get(metric)
         if value is None or not math.isfinite(value):
             return False
-        trial.report(value, step=epoch)
-        return trial.should_prune()
+        with deferred_interrupts():  # both read and write the storage
+            trial.report(value, step=epoch)
+            return trial.should_prune()
 
     checkpoint = sweep.checkpoints / f"trial-{trial.number}" / "model.keras"
-    with _heartbeat(study, trial):
+    with _heartbeat(study, trial), interruptible():
         outcome = run_trial(space, values, hooks=[log_epoch, report], checkpoint_path=checkpoint,
                             tensorboard_dir=sweep.tensorboard / f"trial-{trial.number}", debug=sweep.debug)
-    with deferred_interrupts():
-        if outcome.state is TrialState.COMPLETE:
-            study.tell(trial, outcome.value)
-        elif outcome.state is TrialState.PRUNED:
-            study.tell(trial, state=OptunaState.PRUNED)
-        else:
-            trial.set_user_attr("kerasweep.error", outcome.error)
-            study.tell(trial, state=OptunaState.FAIL)
-        tracker.finish_trial(run_id, outcome.state, outcome.value, outcome.checkpoint, outcome.error,
-                             outcome.details)
+    if outcome.state is TrialState.COMPLETE:
+        study.tell(trial, outcome.value)
+    elif outcome.state is TrialState.PRUNED:
+        study.tell(trial, state=OptunaState.PRUNED)
+    else:
+        trial.set_user_attr("kerasweep.error", outcome.error)
+        study.tell(trial, state=OptunaState.FAIL)
+    tracker.finish_trial(run_id, outcome.state, outcome.value, outcome.checkpoint, outcome.error,
+                         outcome.details)
     if outcome.checkpoint is not None:
         outcome.checkpoint.unlink(missing_ok=True)  # MLflow holds it now
     return outcome.error
