@@ -67,7 +67,11 @@ def main() -> None:
 @store_option
 @click.option("--storage", help="Optuna storage URL (sqlite:///..., postgresql://...) or a *.journal file.")
 @click.option("--max-failures", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Retry a failed trial up to N times with the same values (from epoch 1).")
+              help="Retry a failed trial up to N times with the same values (optuna engine: from its last "
+                   "saved epoch, see --checkpoint-every).")
+@click.option("--checkpoint-every", "checkpoint_every", type=click.FloatRange(min=0), metavar="SECONDS",
+              help="Optuna engine: save a running trial's model at most this often (default 60; 0: every epoch); "
+                   "a crashed, interrupted or failed trial's retry continues from it.")
 @click.option("--cpus-per-trial", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Ray engine: CPUs reserved per trial.")
 @click.option("--gpus-per-trial", type=click.FloatRange(min=0), default=0.0, show_default=True,
@@ -78,7 +82,7 @@ def main() -> None:
 @reports_errors
 def sweep(space: str, engine: str, trials: int | None, epochs: int | None, name: str | None, workers: int,
           sampler: str | None, pruner: str | None, seed: int | None, store: Path, storage: str | None,
-          max_failures: int, cpus_per_trial: float, gpus_per_trial: float, address: str | None,
+          max_failures: int, checkpoint_every: float | None, cpus_per_trial: float, gpus_per_trial: float, address: str | None,
           verbose: bool, debug: bool) -> None:
     """Run (or resume) a sweep of SPACE: a name under spaces/ or a path to a YAML file."""
     verbose = verbose or debug
@@ -89,7 +93,7 @@ def sweep(space: str, engine: str, trials: int | None, epochs: int | None, name:
     trials = 1 if debug else trials
     parsed = load_space(space).with_overrides(trials=trials, epochs=epochs, sampler=sampler, pruner=pruner, seed=seed)
     config = make_config(parsed, name=name, store=store, engine=engine, workers=workers, storage=storage,
-                         max_failures=max_failures, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                         max_failures=max_failures, checkpoint_every_s=checkpoint_every, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                          address=address, verbose=verbose, debug=debug)
 
     from search.quiet import import_tensorflow_quietly

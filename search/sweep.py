@@ -38,6 +38,7 @@ class SweepConfig:
     workers: int = 1  # parallel trial processes on this machine (Optuna engine)
     max_failures: int = 0  # retries of a failed trial (same values) before it stays failed
     max_failures_in_a_row: int = 5  # stop the sweep when this many trials in a row failed
+    checkpoint_every_s: float = 60.0  # a running trial's resumable copy, at most this often (0: every epoch)
     cpus_per_trial: float = 1.0  # Ray engine: CPUs reserved per trial (2 cores = 2 trials at once)
     gpus_per_trial: float = 0.0  # Ray engine: fractional GPUs pack several small trials on one GPU
     address: str | None = None  # Ray engine: an existing cluster (else RAY_ADDRESS, else a local Ray)
@@ -50,6 +51,10 @@ class SweepConfig:
     @property
     def checkpoints(self) -> Path:
         return self.store / "checkpoints" / self.name
+
+    def backups(self, number: int) -> Path:
+        """Where trial `number` keeps its resumable copy while it trains (a retry continues from it)."""
+        return self.checkpoints / f"trial-{number}" / "resume"
 
     @property
     def tensorboard(self) -> Path:
@@ -94,6 +99,11 @@ def make_config(space: Space, name: str | None = None, store: Path | str | None 
     if engine == "keras-tuner" and options.get("workers", 1) > 1:
         raise UserInputError("--workers: the keras-tuner engine runs one trial at a time; use --engine optuna "
                              "or ray for parallel trials")
+    if options.get("checkpoint_every_s") is None:
+        options.pop("checkpoint_every_s", None)  # the default
+    elif engine != "optuna":
+        raise UserInputError(f"--checkpoint-every: only the optuna engine keeps resumable copies of running trials; "
+                             f"engine {engine!r} does not take it (drop the flag)")
     if engine != "optuna" and options.get("storage"):
         raise UserInputError(f"--storage: only the optuna engine takes a storage URL; engine {engine!r} keeps its "
                              "state under the store (--store)")

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ SWEEP_TAG, TRIAL_TAG, STATE_TAG, ROLE_TAG, ERROR_TAG = (
     "kerasweep.role",
     "kerasweep.error",
 )
+RETRY_TAG = "kerasweep.retry_of"  # on a trial run: the number of the trial it retries
+RESUMED_TAG = "kerasweep.resumed_from_epoch"  # on a retry: the epochs it took over from that trial's backup
 ORPHAN_REASON = "worker process died during the trial"  # a trial whose process was killed
 
 
@@ -223,6 +226,17 @@ class Tracker:
         if checkpoint is not None and Path(checkpoint).exists():
             self.client.log_artifact(run_id, str(checkpoint), "checkpoint")
         self.client.set_terminated(run_id, status=RUN_STATUS[state])
+
+    @deferred_interrupts()
+    def copy_epochs(self, source_run_id: str, run_id: str, epochs: int, keys: Iterable[str]) -> None:
+        """Start a continued trial's curves with the first `epochs` steps of the run it continues, so its
+        history reads as one run: each epoch once, in order."""
+        from mlflow.entities import Metric
+
+        batch = [Metric(m.key, m.value, m.timestamp, m.step) for key in keys
+                 for m in self.client.get_metric_history(source_run_id, key) if 1 <= m.step <= epochs]
+        for start in range(0, len(batch), 1000):  # MLflow's limit per batch
+            self.client.log_batch(run_id, metrics=batch[start:start + 1000])
 
     def metric_history(self, run_id: str, key: str) -> dict[int, float]:
         """A run's values of one metric by step (epoch)."""

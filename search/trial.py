@@ -76,11 +76,12 @@ def _epoch_callback(hooks: Sequence[EpochHook]) -> Any:
 def run_trial(space: Space, values: dict[str, Any], hooks: Sequence[EpochHook] = (),
               checkpoint_path: Path | None = None, tensorboard_dir: Path | None = None,
               debug: bool = False, resume_from: Path | None = None, initial_epoch: int = 0,
-              stop_at: int | None = None) -> TrialOutcome:
+              stop_at: int | None = None, backup_dir: Path | None = None, backup_every_s: float = 60.0) -> TrialOutcome:
     """Train `values` on the space's model and data; returns complete, pruned or failed.
 
     `resume_from`, `initial_epoch` and `stop_at` train a slice of the epochs (see `trainers.fit.train`);
-    epochs in the outcome count from the start of the whole plan.
+    epochs in the outcome count from the start of the whole plan. `backup_dir` keeps a resumable copy
+    of the model every `backup_every_s` seconds, for a retry after a crash or failure.
     """
     from trainers.fit import TrainingDiverged, tensorboard_callback, train
 
@@ -89,7 +90,8 @@ def run_trial(space: Space, values: dict[str, Any], hooks: Sequence[EpochHook] =
     try:
         result = train(train_spec(space, values), callbacks=callbacks, checkpoint_path=checkpoint_path,
                        verbose=2 if debug else 0, run_eagerly=debug, resume_from=resume_from,
-                       initial_epoch=initial_epoch, stop_at=stop_at)
+                       initial_epoch=initial_epoch, stop_at=stop_at, backup_dir=backup_dir,
+                       backup_every_s=backup_every_s)
     except TrainingDiverged as exc:
         return TrialOutcome(TrialState.FAILED, error=f"diverged: {exc}", details=traceback.format_exc())
     except KeyboardInterrupt:

@@ -82,6 +82,55 @@ def test_sigkill_then_rerun_finishes_the_budget(tmp_path: Path, moment: str) -> 
     assert failed[0].data.tags["kerasweep.error"] == "worker process died during the trial"
 
 
+def _running_backup(store: Path) -> tuple[int, int] | None:
+    """The running trial's number and the epochs its backup holds, once it has one."""
+    import optuna
+
+    from trainers.fit import latest_backup
+
+    try:
+        study = optuna.load_study(study_name="crashy", storage=f"sqlite:///{store / 'optuna.db'}")
+    except Exception:  # noqa: BLE001 - not created yet
+        return None
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        backup = latest_backup(store / "checkpoints" / "crashy" / f"trial-{t.number}" / "resume")
+        if backup is not None:
+            return t.number, backup[1]
+    return None
+
+
+def test_killed_trial_continues_from_its_last_saved_epoch_on_rerun(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    longer = ["--epochs", "30", "--checkpoint-every", "0"]  # a backup every epoch, time to kill mid-trial
+    proc = _start(store, "--trials", "40", *longer)
+    _wait_until(lambda: (_running_backup(store) or (0, 0))[1] >= 2, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    killed, saved = _running_backup(store)
+    killed_run = {int(r.data.tags["kerasweep.trial"]): r for r in sweep_runs(mlflow_client(store), "mlp", "crashy")[1]}[killed]
+
+    budget = sum(s in ("COMPLETE", "PRUNED") for s in _optuna_states(store)) + 1
+    again = run_cli("sweep", *ARGS, *longer, "--trials", str(budget), "--store", str(store))
+    assert again.returncode == 0, again.stderr + again.stdout
+    _assert_consistent(store, budget)
+    client = mlflow_client(store)
+    _, runs = sweep_runs(client, "mlp", "crashy")
+    # Rule: the killed trial is retried from its last saved epoch, not from scratch
+    retries = [r for r in runs if r.data.tags.get("kerasweep.retry_of") == str(killed)]
+    assert len(retries) == 1
+    retry = retries[0]
+    assert retry.data.tags["kerasweep.resumed_from_epoch"] == str(saved)
+    assert retry.data.tags["kerasweep.state"] in ("complete", "pruned")
+    # Rule: its metric history continues the killed trial's: each epoch once, in order, the first ones copied
+    history = client.get_metric_history(retry.info.run_id, "val_accuracy")
+    steps = [m.step for m in history]
+    assert steps == list(range(1, len(steps) + 1)) and len(steps) > saved
+    before = {m.step: m.value for m in client.get_metric_history(killed_run.info.run_id, "val_accuracy")}
+    assert {m.step: m.value for m in history if m.step <= saved} == {e: before[e] for e in range(1, saved + 1)}
+    # Rule: backups are gone once nothing needs them
+    assert not list((store / "checkpoints" / "crashy").glob("trial-*/resume/*.keras"))
+
+
 def test_ctrl_c_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     store = tmp_path / "store"
     proc = _start(store, "--trials", "40")  # a budget it cannot finish before the Ctrl-C, even on a slow machine

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,6 +154,49 @@ def tensorboard_callback(log_dir: str | os.PathLike[str]) -> Any:
     return keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False, profile_batch=0, update_freq="epoch")
 
 
+BACKUP_PATTERN = re.compile(r"epoch-(\d+)\.keras")
+
+
+def latest_backup(folder: str | os.PathLike[str]) -> tuple[Path, int] | None:
+    """The newest epoch backup `backup_callback` left in `folder`, with the epochs it holds; None if none."""
+    found = [(int(m.group(1)), p) for p in Path(folder).glob("epoch-*.keras") if (m := BACKUP_PATTERN.fullmatch(p.name))]
+    if not found:
+        return None
+    epoch, path = max(found)
+    return path, epoch
+
+
+def backup_callback(folder: str | os.PathLike[str], every_s: float) -> Any:
+    """A Keras callback that keeps a resumable copy of the model while it trains.
+
+    At the end of an epoch, when at least `every_s` seconds passed since the last copy (0: every
+    epoch), the whole model (weights and optimizer state) goes to `folder/epoch-<n>.keras`: written
+    under a temporary name and renamed, so a kill at any moment leaves the previous copy whole. Keras'
+    own BackupAndRestore writes weights and epoch as two files in place, which a kill can tear apart.
+    """
+    import keras
+
+    folder = Path(folder)
+
+    class EpochBackup(keras.callbacks.Callback):
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            self.last_saved = time.monotonic()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            if time.monotonic() - self.last_saved < every_s or epoch + 1 >= self.params["epochs"]:
+                return  # not due yet, or the last epoch: the trial ends now anyway
+            folder.mkdir(parents=True, exist_ok=True)
+            partial = folder / "partial.keras"
+            self.model.save(partial)
+            os.replace(partial, folder / f"epoch-{epoch + 1}.keras")
+            for older in folder.glob("epoch-*.keras"):
+                if older.name != f"epoch-{epoch + 1}.keras":
+                    older.unlink(missing_ok=True)
+            self.last_saved = time.monotonic()
+
+    return EpochBackup()
+
+
 def _strategy() -> Any:
     """TPUStrategy when a TPU is named (TPU_NAME), MirroredStrategy when this process sees several
     GPUs, else the default strategy. The TPU branch is untested here (no TPU on the build machines)."""
@@ -195,6 +240,8 @@ def train(
     resume_from: str | os.PathLike[str] | None = None,
     initial_epoch: int = 0,
     stop_at: int | None = None,
+    backup_dir: str | os.PathLike[str] | None = None,
+    backup_every_s: float = 60.0,
 ) -> TrainResult:
     """Train `spec` on its dataset, keep the best epoch's weights, save them to `checkpoint_path`.
 
@@ -204,7 +251,8 @@ def train(
 
     A slice of the plan: `resume_from` (a saved `.keras` model, optimizer state included) continues
     training after `initial_epoch` epochs, and `stop_at` ends it early; the learning-rate schedule
-    still spans `spec.epochs`. KerasTuner's Hyperband trains its rounds this way.
+    still spans `spec.epochs`. KerasTuner's Hyperband trains its rounds this way, and a crashed trial's
+    retry continues from the copy that `backup_dir` keeps (see `backup_callback`).
     """
     import keras
 
@@ -235,6 +283,8 @@ def train(
         restore_best_weights=True,
     )
     own = [_stop_on_nan(), *schedule_callbacks(values, spec.epochs, spec.monitor, mode), early_stopping]
+    if backup_dir is not None:
+        own.append(backup_callback(backup_dir, backup_every_s))
     history = model.fit(
         train_ds, validation_data=val_ds, epochs=stop_at or spec.epochs, initial_epoch=initial_epoch, verbose=verbose,
         callbacks=[*own, *callbacks],

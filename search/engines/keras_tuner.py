@@ -27,15 +27,15 @@ from search.errors import SweepAborted, UserInputError
 from search.interrupts import deferred_interrupts, interruptible
 from search.results import SweepResult, TrialState
 from search.space import CategoricalParam, FloatParam, IntParam, Space
-from search.tracking import ORPHAN_REASON, TRIAL_TAG
+from search.tracking import ORPHAN_REASON, RETRY_TAG, TRIAL_TAG
 from search.trial import resolve_values, run_trial
+from trainers.catalog import METRICS
 
 if TYPE_CHECKING:
     from search.engines import ProgressCallback
     from search.sweep import SweepConfig
 
 KT_ID_TAG, CONTINUES_TAG = "kerasweep.keras_tuner_trial", "kerasweep.continues_trial"
-RETRY_TAG = "kerasweep.retry_of"  # the trial number this run retries (as the Optuna engine's attr)
 ROUND_KEYS = ("tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round", "tuner/trial_id")
 CHECKPOINT = "model.keras"
 
@@ -186,7 +186,9 @@ def _tuner_class() -> type:
             resume_from = None
             if previous is not None and initial_epoch > 0 and self.checkpoint(previous).exists():
                 resume_from = self.checkpoint(previous)
-                self._copy_curve(self.run_of.get(previous, (0, None))[1], run_id, initial_epoch)
+                source_run = self.run_of.get(previous, (0, None))[1]
+                if source_run is not None:
+                    self.tracker.copy_epochs(source_run, run_id, initial_epoch, METRICS)
 
             def log_epoch(epoch: int, metrics: dict[str, float]) -> bool:
                 self.tracker.log_epoch(run_id, epoch, metrics)
@@ -229,17 +231,6 @@ def _tuner_class() -> type:
         def checkpoint(self, trial_id: str) -> Path:
             """A trial's saved model: the MLflow artifact of a complete trial, the start of the next round."""
             return Path(self.get_trial_dir(trial_id)) / CHECKPOINT
-
-        def _copy_curve(self, source_run: str | None, run_id: str, epochs: int) -> None:
-            if source_run is None:
-                return
-            from trainers.catalog import METRICS
-
-            curves = {key: self.tracker.metric_history(source_run, key) for key in METRICS}
-            for epoch in range(1, epochs + 1):
-                metrics = {key: curve[epoch] for key, curve in curves.items() if epoch in curve}
-                if metrics:
-                    self.tracker.log_epoch(run_id, epoch, metrics)
 
         @deferred_interrupts()
         def interrupted(self, reason: str) -> None:

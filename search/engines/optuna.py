@@ -31,8 +31,9 @@ from search.errors import KerasweepError, SweepAborted, UserInputError
 from search.interrupts import deferred_interrupts, interruptible
 from search.results import SweepResult, TrialResult, TrialState
 from search.space import Space
-from search.tracking import ORPHAN_REASON, TRIAL_TAG
+from search.tracking import ORPHAN_REASON, RESUMED_TAG, RETRY_TAG, TRIAL_TAG
 from search.trial import resolve_values, run_trial
+from trainers.fit import latest_backup
 
 if TYPE_CHECKING:
     from search.engines import ProgressCallback
@@ -45,7 +46,7 @@ STATES = {
     OptunaState.RUNNING: TrialState.RUNNING,
 }
 OWNER_ATTR, RUN_ATTR, DISCARDED_ATTR = "kerasweep.owner", "kerasweep.mlflow_run_id", "kerasweep.discarded"
-RETRIES_ATTR = "kerasweep.retries"
+RETRIES_ATTR, RETRY_OF_ATTR = "kerasweep.retries", "kerasweep.retry_of"
 HEARTBEAT_S, GRACE_S = 10, 60  # a trial whose worker stopped beating for a minute is stale
 OWNERLESS_GRACE_S = 3.0  # a live worker names itself owner milliseconds after asking
 
@@ -139,6 +140,7 @@ def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
             if defaults:  # a known-good first trial: the space's declared defaults
                 study.enqueue_trial(defaults, skip_if_exists=True)
         _fail_orphans(sweep, study)
+        _resume_unfinished(sweep, study)
     if sweep.workers == 1:
         work(sweep, 0, on_progress)
         return
@@ -229,8 +231,10 @@ def work(sweep: SweepConfig, worker: int, on_progress: ProgressCallback) -> None
                 _abandon(sweep, study, trial, tracker, "interrupted: the sweep was stopped (Ctrl-C)")
             raise
         retries = int(trial.user_attrs.get(RETRIES_ATTR, 0))
-        if error and retries < sweep.max_failures:  # --max-failures: try the same values again
-            study.enqueue_trial(trial.params, user_attrs={RETRIES_ATTR: retries + 1, "kerasweep.retry_of": trial.number})
+        if error and retries < sweep.max_failures:  # --max-failures: the same values again, from the last backup
+            study.enqueue_trial(trial.params, user_attrs={RETRIES_ATTR: retries + 1, RETRY_OF_ATTR: trial.number})
+        elif error:
+            shutil.rmtree(sweep.backups(trial.number), ignore_errors=True)  # no retry will need it
         if time.monotonic() - last_progress > 2.0:  # reading every trial back costs; refresh at most every 2 s
             on_progress(results(sweep))
             last_progress = time.monotonic()
@@ -263,9 +267,19 @@ def _run_one(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, track
     """Train one asked trial, tell Optuna and MLflow how it ended; returns the error, if any."""
     space = sweep.space
     values = resolve_values(space, suggest(trial, space))
-    run_id = tracker.start_trial(sweep.parent_run_id, sweep.name, trial.number, values,
-                                 extra_tags={"kerasweep.debug": "true"} if sweep.debug else None)
+    source = trial.user_attrs.get(RETRY_OF_ATTR)  # a retry continues from the last backup of the trial it retries
+    backup = latest_backup(sweep.backups(source)) if source is not None else None
+    if backup is not None and backup[1] >= space.budget.epochs:  # re-run with fewer --epochs: start afresh
+        backup = None
+    tags = {"kerasweep.debug": "true"} if sweep.debug else {}
+    if source is not None:
+        tags[RETRY_TAG] = str(source)
+    if backup is not None:
+        tags[RESUMED_TAG] = str(backup[1])
+    run_id = tracker.start_trial(sweep.parent_run_id, sweep.name, trial.number, values, extra_tags=tags)
     trial.set_user_attr(RUN_ATTR, run_id)
+    if backup is not None:
+        _continue_history(study, source, trial, run_id, backup[1], tracker)
     metric = space.objective.metric
 
     def log_epoch(epoch: int, metrics: dict[str, float]) -> bool:
@@ -283,7 +297,9 @@ def _run_one(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, track
     checkpoint = sweep.checkpoints / f"trial-{trial.number}" / "model.keras"
     with _heartbeat(study, trial), interruptible():
         outcome = run_trial(space, values, hooks=[log_epoch, report], checkpoint_path=checkpoint,
-                            tensorboard_dir=sweep.tensorboard / f"trial-{trial.number}", debug=sweep.debug)
+                            tensorboard_dir=sweep.tensorboard / f"trial-{trial.number}", debug=sweep.debug,
+                            resume_from=backup[0] if backup else None, initial_epoch=backup[1] if backup else 0,
+                            backup_dir=sweep.backups(trial.number), backup_every_s=sweep.checkpoint_every_s)
     if outcome.state is TrialState.COMPLETE:
         study.tell(trial, outcome.value)
     elif outcome.state is TrialState.PRUNED:
@@ -295,7 +311,35 @@ def _run_one(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, track
                          outcome.details)
     if outcome.checkpoint is not None:
         outcome.checkpoint.unlink(missing_ok=True)  # MLflow holds it now
+    if source is not None:  # this trial's own backup supersedes the one it continued from
+        shutil.rmtree(sweep.backups(source), ignore_errors=True)
+    if outcome.state is not TrialState.FAILED:
+        shutil.rmtree(sweep.backups(trial.number), ignore_errors=True)
     return outcome.error
+
+
+def _continue_history(study: optuna.Study, source: int, trial: optuna.Trial, run_id: str, epochs: int,
+                      tracker: Any) -> None:
+    """A resumed trial starts with its source's first `epochs` epochs, in MLflow and for the pruner."""
+    from trainers.catalog import METRICS
+
+    previous = study.get_trials(deepcopy=False)[source]
+    if previous.user_attrs.get(RUN_ATTR):
+        tracker.copy_epochs(previous.user_attrs[RUN_ATTR], run_id, epochs, METRICS)
+    for step, value in sorted(previous.intermediate_values.items()):
+        if step <= epochs:
+            trial.report(value, step=step)
+
+
+def _resume_unfinished(sweep: SweepConfig, study: optuna.Study) -> None:
+    """Trials that a crash or Ctrl-C cut short and that left a backup continue on this run, as Ray Tune's
+    restore resumes errored trials: each gets a retry that starts from its last saved epoch."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get(RETRY_OF_ATTR) for t in trials}
+    for t in trials:
+        if t.state is OptunaState.FAIL and t.number not in retried and latest_backup(sweep.backups(t.number)):
+            retries = int(t.user_attrs.get(RETRIES_ATTR, 0))  # a crash is not the trial's failure
+            study.enqueue_trial(t.params, user_attrs={RETRIES_ATTR: retries, RETRY_OF_ATTR: t.number})
 
 
 @deferred_interrupts()
