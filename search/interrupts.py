@@ -41,7 +41,9 @@ def _can_hold() -> bool:
 def deferred_interrupts() -> Iterator[None]:
     """Run the block to its end, then raise the KeyboardInterrupt that came meanwhile (if any).
 
-    Usable as a decorator too. Blocks nest; elsewhere than the main thread this does nothing.
+    Usable as a decorator too. Blocks nest: an inner block hands a held Ctrl-C on to the outer one, so
+    the outermost block always runs to its end (a write and the record of its result stay together).
+    Elsewhere than the main thread this does nothing.
     """
     if not _can_hold():
         yield
@@ -53,7 +55,10 @@ def deferred_interrupts() -> Iterator[None]:
     finally:
         signal.signal(signal.SIGINT, hold.previous)
         if hold.received == 1:
-            raise KeyboardInterrupt
+            if isinstance(hold.previous, _Hold):
+                hold.previous.received += 1
+            else:
+                raise KeyboardInterrupt
 
 
 @contextmanager

@@ -38,6 +38,20 @@ def test_ctrl_c_in_a_held_block_is_raised_when_the_block_ends() -> None:
     assert steps == [0, 1, 2]  # the block ran to its end first
 
 
+def test_a_ctrl_c_held_by_an_inner_block_waits_for_the_outer_one() -> None:
+    """A write and the record of its result (an MLflow run, then its id in Optuna) stay together."""
+    steps: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_interrupts():
+            with deferred_interrupts():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.01)
+                steps.append("inner")
+            steps.append("outer")
+    assert steps == ["inner", "outer"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_a_second_ctrl_c_gets_through_at_once() -> None:
     steps: list[int] = []
     with pytest.raises(KeyboardInterrupt):

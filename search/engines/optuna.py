@@ -356,12 +356,16 @@ def _abandon(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, track
 
 
 def _log_lost_trials(sweep: SweepConfig, tracker: Any, trials: list[optuna.trial.FrozenTrial], reason: str) -> None:
-    """Trials that ended before their MLflow run was opened get a failed run, so both stores list them."""
-    logged = {r.data.tags.get(TRIAL_TAG) for r in tracker.trial_runs(sweep.parent_run_id)}
+    """Trials that ended before their MLflow run was opened get a failed run, so both stores list them;
+    a run opened but not yet recorded in Optuna is failed too."""
+    logged = {r.data.tags.get(TRIAL_TAG): r for r in tracker.trial_runs(sweep.parent_run_id)}
     for t in trials:
-        if str(t.number) not in logged:
+        run = logged.get(str(t.number))
+        if run is None:
             run_id = tracker.start_trial(sweep.parent_run_id, sweep.name, t.number, dict(t.params))
             tracker.finish_trial(run_id, TrialState.FAILED, error=reason)
+        elif run.info.status == "RUNNING":
+            tracker.finish_trial(run.info.run_id, TrialState.FAILED, error=reason)
 
 
 @contextmanager
