@@ -281,6 +281,7 @@ def test_ui_serves_the_sweep_on_localhost(swept: dict) -> None:
     assert "tiny" in names and "trial-0" in names
 
 
+@pytest.mark.slow  # about 40 s: a real `mlflow server` process; CI runs it in `make test-slow`
 def test_sweep_logs_to_a_real_mlflow_server(tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
