@@ -61,3 +61,80 @@ def test_truncated_ray_state_is_a_clear_error(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "Ray experiment state is missing or truncated" in " ".join(proc.stderr.split())
     assert "Traceback" not in proc.stderr
+
+
+def _trial_checkpoint_epochs(store: Path, name: str) -> list[int]:
+    """Epochs of the resumable copies Tune holds as checkpoints, from Ray's own files."""
+    from trainers.fit import latest_backup
+
+    found = [latest_backup(p) for p in (store / "ray" / name).glob("trainable_*/checkpoint_*")]
+    return [f[1] for f in found if f is not None]
+
+
+def _ray_trial_processes(sweep_pid: int) -> list[int]:
+    """The Ray worker processes training this sweep's trials (its local Ray runs under the sweep)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    below, grew = {sweep_pid}, True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in below} - below
+        below |= more
+        grew = bool(more)
+    found = []
+    for pid in below - {sweep_pid}:
+        try:
+            if b"ImplicitFunc" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+        except OSError:
+            pass
+    return found
+
+
+@pytest.mark.slow  # about a minute and a half; CI runs it with make test-slow
+def test_ray_trial_whose_worker_died_continues_from_its_checkpoint(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    args = ["mlp", "--engine", "ray", "--trials", "3", "--epochs", "40", "--name", "retried", "--pruner", "none",
+            "--max-failures", "1", "--checkpoint-every", "0", "--store", str(store)]
+    kerasweep = str(Path(sys.executable).with_name("kerasweep"))
+    proc = subprocess.Popen([kerasweep, "sweep", *args], cwd=ROOT, env={**os.environ, **QUIET_ENV},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while max(_trial_checkpoint_epochs(store, "retried"), default=0) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    victims = _ray_trial_processes(proc.pid)
+    assert victims, "no Ray trial process found"
+    for pid in victims:  # the worker dies (OOM killer, lost node): Tune retries its trial
+        os.kill(pid, signal.SIGKILL)
+    try:
+        out, err = proc.communicate(timeout=400)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out + err
+
+    client = mlflow_client(store)
+    _, runs = sweep_runs(client, "mlp", "retried")
+    by_number = {int(r.data.tags["kerasweep.trial"]): r for r in runs}
+    retries = [r for r in runs if "kerasweep.retry_of" in r.data.tags]
+    # Rule: the attempt that died ends failed; its retry is a new run that continues from the saved epoch
+    assert retries
+    for retry in retries:
+        failed = by_number[int(retry.data.tags["kerasweep.retry_of"])]
+        assert failed.data.tags["kerasweep.state"] == "failed"
+        assert retry.data.tags["kerasweep.state"] in ("complete", "pruned")
+    resumed = [r for r in retries if "kerasweep.resumed_from_epoch" in r.data.tags]
+    assert resumed
+    for retry in resumed:
+        saved = int(retry.data.tags["kerasweep.resumed_from_epoch"])
+        assert saved >= 1
+        steps = [m.step for m in client.get_metric_history(retry.info.run_id, "val_accuracy")]
+        assert steps == list(range(1, len(steps) + 1)) and len(steps) > saved  # each epoch once, in order
+    # Rule: the budget is met and nothing stays RUNNING
+    assert sum(r.data.tags["kerasweep.state"] in ("complete", "pruned") for r in runs) == 3
+    assert not [r for r in runs if r.info.status == "RUNNING"]

@@ -9,6 +9,10 @@ MLflow is written from the driver by `TrackingCallback` (a Tune callback), so wo
 machines need no access to the tracking store; checkpoints travel through Ray's storage path. The
 callback keeps one nested run per trial keyed by Ray's trial id, so concurrent trials never share a
 run and a restored experiment finds its runs again.
+
+A training trial reports a resumable copy of its model as a Tune checkpoint at most every
+`--checkpoint-every` seconds, so a retried (`--max-failures`) or restored trial continues from that
+epoch; in MLflow the attempt that failed ends failed and the retry is a new run, as on the Optuna engine.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from search.errors import TrialFailed, UserInputError
 from search.results import SweepResult, TrialState
 from search.space import Space
-from search.tracking import TRIAL_TAG
+from search.tracking import ORPHAN_REASON, RESUMED_TAG, RETRY_TAG, TRIAL_TAG
 
 if TYPE_CHECKING:
     from search.engines import ProgressCallback
@@ -94,7 +99,7 @@ def trainable(config: dict[str, Any], sweep: SweepConfig) -> None:
 
     from search.quiet import import_tensorflow_quietly, silence
     from search.trial import resolve_values, run_trial
-    from trainers.fit import configure_runtime
+    from trainers.fit import configure_runtime, latest_backup
 
     silence(sweep.verbose)
     import_tensorflow_quietly()
@@ -103,14 +108,29 @@ def trainable(config: dict[str, Any], sweep: SweepConfig) -> None:
 
     node = ray.get_runtime_context().get_node_id()
 
-    def report(epoch: int, metrics: dict[str, float]) -> bool:
-        tune.report({**metrics, EPOCH: epoch, NODE: node})
-        return False  # the scheduler stops the trial from the driver
-
     trial_id = tune.get_context().get_trial_id()
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, tempfile.TemporaryDirectory() as backups:
+        resume_from, initial_epoch = None, 0
+        restored = tune.get_checkpoint()  # a retried or restored trial: its last resumable copy
+        if restored is not None:
+            with restored.as_directory() as directory:
+                found = latest_backup(directory)
+                if found is not None and found[1] < sweep.space.budget.epochs:
+                    resume_from, initial_epoch = Path(folder) / "resume.keras", found[1]
+                    shutil.copy(found[0], resume_from)
+
+        def report(epoch: int, metrics: dict[str, float]) -> bool:
+            saved = latest_backup(backups)
+            if saved is not None and saved[1] == epoch:  # a fresh copy (see --checkpoint-every): hand it to Tune
+                tune.report({**metrics, EPOCH: epoch, NODE: node}, checkpoint=tune.Checkpoint.from_directory(backups))
+            else:
+                tune.report({**metrics, EPOCH: epoch, NODE: node})
+            return False  # the scheduler stops the trial from the driver
+
         outcome = run_trial(sweep.space, values, hooks=[report], checkpoint_path=Path(folder) / "model.keras",
-                            tensorboard_dir=sweep.tensorboard.resolve() / f"ray-{trial_id}", debug=sweep.debug)
+                            tensorboard_dir=sweep.tensorboard.resolve() / f"ray-{trial_id}", debug=sweep.debug,
+                            resume_from=resume_from, initial_epoch=initial_epoch, backup_dir=Path(backups),
+                            backup_every_s=sweep.checkpoint_every_s)
         if outcome.state is TrialState.FAILED:
             raise TrialFailed(outcome.error or "trial failed")
         final = {sweep.space.objective.metric: outcome.value, EPOCH: outcome.epochs, FINAL: True, NODE: node,
@@ -147,8 +167,9 @@ def _tune_callback_class() -> type:
                     if ray_id:
                         number = int(run.data.tags[TRIAL_TAG])
                         self._next = max(self._next, number + 1)
-                        if run.info.status != "RUNNING":
-                            self._closed.add(ray_id)
+                        if run.info.status == "RUNNING":  # its driver died (one driver per sweep)
+                            self._tracker.finish_trial(run.info.run_id, TrialState.FAILED, error=ORPHAN_REASON)
+                        self._closed.add(ray_id)
                         if ray_id not in self._runs or number > self._runs[ray_id][0]:
                             self._runs[ray_id] = (number, run.info.run_id)
             return self._tracker
@@ -159,8 +180,19 @@ def _tune_callback_class() -> type:
                 self._closed.discard(trial.trial_id)
                 number, self._next = self._next, self._next + 1
                 values = {**self.sweep.space.fixed, **trial.config}
+                tags = {RAY_ID_TAG: trial.trial_id}
+                previous = self._runs.get(trial.trial_id)
+                found = _resumable(trial)
+                if previous is not None:  # a retried or restored trial: a new run, continuing the last one
+                    tags[RETRY_TAG] = str(previous[0])
+                    if found is not None:
+                        tags[RESUMED_TAG] = str(found[1])
                 run_id = tracker.start_trial(self.sweep.parent_run_id, self.sweep.name, number, values,
-                                             extra_tags={RAY_ID_TAG: trial.trial_id})
+                                             extra_tags=tags)
+                if previous is not None and found is not None:
+                    from trainers.catalog import METRICS
+
+                    tracker.copy_epochs(previous[1], run_id, found[1], METRICS)
                 self._runs[trial.trial_id] = (number, run_id)
             return self._runs[trial.trial_id]
 
@@ -192,6 +224,10 @@ def _tune_callback_class() -> type:
             self._closed.add(trial.trial_id)
             self._progress()
 
+        def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            """--max-failures: this attempt failed and Tune retries the trial (a new run then)."""
+            self.on_trial_error(iteration, trials, trial, **info)
+
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             _, run_id = self._run(trial)
             error, details = _error_of(trial)
@@ -206,6 +242,14 @@ def _tune_callback_class() -> type:
                 self._shown = time.monotonic()
 
     return TrackingCallback
+
+
+def _resumable(trial: Any) -> tuple[Path, int] | None:
+    """The resumable copy in a Tune trial's latest checkpoint and its epoch, if it has one."""
+    from trainers.fit import latest_backup
+
+    checkpoint = getattr(trial, "checkpoint", None)
+    return latest_backup(checkpoint.path) if checkpoint is not None and os.path.isdir(checkpoint.path) else None
 
 
 def _last_value(trial: Any, metric: str) -> float | None:
