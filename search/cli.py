@@ -62,7 +62,8 @@ def main() -> None:
 @click.option("--sampler", type=click.Choice(SAMPLERS),
               help="Sampler (overrides the space): tpe (default), random, cmaes, qmc on optuna and ray; "
                    "hyperband (default), random, bayesian on keras-tuner.")
-@click.option("--pruner", type=click.Choice(PRUNERS), help="Pruner (overrides the space; default hyperband).")
+@click.option("--pruner", type=click.Choice(PRUNERS), help="Pruner (overrides the space): hyperband (default on optuna), successive_halving "
+                   "(ASHA, default on ray), median, none.")
 @click.option("--seed", type=int, help="Seed for sampling, data split and weights (overrides the space).")
 @store_option
 @click.option("--storage", help="Optuna storage URL (sqlite:///..., postgresql://...) or a *.journal file.")

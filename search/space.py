@@ -29,6 +29,8 @@ ENGINE_SAMPLERS = {
     "keras-tuner": ("hyperband", "random", "bayesian"),  # KerasTuner's oracles
 }
 PRUNERS = ("hyperband", "median", "successive_halving", "none")
+#: each engine's pruner when the space leaves `pruner` unset (KerasTuner's Hyperband oracle prunes itself)
+DEFAULT_PRUNERS = {"optuna": "hyperband", "ray": "successive_halving", "keras-tuner": None}
 PROJECT_SPACES = Path(__file__).resolve().parents[1] / "spaces"
 
 
@@ -82,7 +84,8 @@ class Budget(_Strict):
 class SearchSettings(_Strict):
     # None: the engine's default (tpe for Optuna and Ray, the Hyperband oracle for KerasTuner)
     sampler: Literal["tpe", "random", "cmaes", "qmc", "hyperband", "bayesian"] | None = None
-    pruner: Literal["hyperband", "median", "successive_halving", "none"] = "hyperband"
+    # None: the engine's default (Hyperband on Optuna, ASHA on Ray; see DEFAULT_PRUNERS)
+    pruner: Literal["hyperband", "median", "successive_halving", "none"] | None = None
     seed: int = 0
 
 

@@ -30,7 +30,7 @@ from search.engines._optuna_space import make_sampler, suggest
 from search.errors import KerasweepError, SweepAborted, UserInputError
 from search.interrupts import deferred_interrupts, interruptible
 from search.results import SweepResult, TrialResult, TrialState
-from search.space import Space
+from search.space import DEFAULT_PRUNERS, Space
 from search.tracking import ORPHAN_REASON, RESUMED_TAG, RETRY_TAG, TRIAL_TAG
 from search.trial import resolve_values, run_trial
 from trainers.fit import latest_backup
@@ -54,7 +54,7 @@ OWNERLESS_GRACE_S = 3.0  # a live worker names itself owner milliseconds after a
 # --- translating the space ---------------------------------------------------------------------
 def make_pruner(space: Space) -> optuna.pruners.BasePruner:
     """The space's pruner with epochs (1..budget.epochs) as the resource."""
-    name, epochs = space.search.pruner, space.budget.epochs
+    name, epochs = space.search.pruner or DEFAULT_PRUNERS["optuna"], space.budget.epochs
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3)
     if name == "median":

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from search.errors import TrialFailed, UserInputError
 from search.results import SweepResult, TrialState
-from search.space import Space
+from search.space import DEFAULT_PRUNERS, Space
 from search.tracking import ORPHAN_REASON, RESUMED_TAG, RETRY_TAG, TRIAL_TAG
 
 if TYPE_CHECKING:
@@ -69,19 +69,21 @@ def make_search(space: Space, max_concurrent: int) -> Any:
 def make_scheduler(space: Space) -> Any:
     """Early stopping by the space's pruner name, in Ray's terms (epochs are the time attribute).
 
-    hyperband -> ASHA (asynchronous Hyperband: no waiting for a whole bracket), successive_halving ->
-    ASHA with one bracket, median -> median stopping rule, none -> FIFO.
+    successive_halving (the default here) -> ASHA, asynchronous successive halving: no waiting for a
+    whole rung; hyperband -> asynchronous Hyperband (ASHA over three brackets of different
+    aggressiveness); median -> median stopping rule; none -> FIFO. Ray's synchronous HyperBandScheduler
+    is not used: it pauses trials at every rung (Ray's docs recommend ASHA over it).
     """
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
 
-    epochs, name = space.budget.epochs, space.search.pruner
+    epochs, name = space.budget.epochs, space.search.pruner or DEFAULT_PRUNERS["ray"]
     target = {"metric": space.objective.metric, "mode": _mode(space), "time_attr": EPOCH}
     # max_t is one past the last epoch: ASHA stops a trial *at* max_t, which would cut off the final
     # report (best value + checkpoint) that marks a trial complete.
     if name == "hyperband":
-        return ASHAScheduler(max_t=epochs + 1, grace_period=1, reduction_factor=3, brackets=1, **target)
+        return ASHAScheduler(max_t=epochs + 1, grace_period=1, reduction_factor=3, brackets=3, **target)
     if name == "successive_halving":
-        return ASHAScheduler(max_t=epochs + 1, grace_period=1, reduction_factor=2, brackets=1, **target)
+        return ASHAScheduler(max_t=epochs + 1, grace_period=1, reduction_factor=3, brackets=1, **target)
     if name == "median":
         return MedianStoppingRule(grace_period=1, min_samples_required=2, **target)
     return FIFOScheduler()

@@ -1,0 +1,36 @@
+"""Each engine turns the space's pruner name (or its absence) into its own early-stopping scheduler."""
+
+from __future__ import annotations
+
+import pytest
+
+from search.space import load_space
+
+
+@pytest.mark.parametrize("pruner, expected", [
+    (None, "HyperbandPruner"), ("hyperband", "HyperbandPruner"), ("successive_halving", "SuccessiveHalvingPruner"),
+    ("median", "MedianPruner"), ("none", "NopPruner"),
+])
+def test_optuna_pruners(pruner: str | None, expected: str) -> None:
+    from search.engines.optuna import make_pruner
+
+    space = load_space("mlp").with_overrides(pruner=pruner)
+    assert type(make_pruner(space)).__name__ == expected
+
+
+@pytest.mark.parametrize("pruner, expected, brackets", [
+    (None, "AsyncHyperBandScheduler", 1),  # ASHA by default
+    ("successive_halving", "AsyncHyperBandScheduler", 1),
+    ("hyperband", "AsyncHyperBandScheduler", 3),  # asynchronous Hyperband: several brackets
+    ("median", "MedianStoppingRule", None),
+    ("none", "FIFOScheduler", None),
+])
+def test_ray_schedulers(pruner: str | None, expected: str, brackets: int | None) -> None:
+    from search.engines.ray import make_scheduler
+
+    space = load_space("mlp").with_overrides(pruner=pruner)
+    scheduler = make_scheduler(space)
+    assert type(scheduler).__name__ == expected
+    if brackets is not None:
+        assert len(scheduler._brackets) == brackets
+        assert scheduler._time_attr == "epoch" and scheduler._max_t == space.budget.epochs + 1
