@@ -75,3 +75,27 @@ def test_every_trial_failing_stops_the_sweep_with_one_message(tmp_path: Path) ->
     parents, runs = sweep_runs(mlflow_client(store), "allfail", "allfail")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert not [r for r in runs if r.info.status == "RUNNING"]
+
+
+def test_out_of_memory_trial_fails_with_the_reason_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    space = write_space(tmp_path, """
+        name: oom
+        model: tests.oom_model:build
+        data: iris
+        budget: {trials: 2, epochs: 2}
+        search: {sampler: random, pruner: none, seed: 0}
+        params:
+          huge: {type: categorical, choices: [true, false], default: true}
+    """)
+    store = tmp_path / "store"
+    proc = run_cli("sweep", str(space), "--store", str(store))
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    _, runs = sweep_runs(mlflow_client(store), "oom", "oom")
+    failed = [r for r in runs if r.data.tags["kerasweep.state"] == "failed"]
+    # Rule: the trial that ran out of memory (a real ResourceExhaustedError) is failed with the reason
+    assert failed and all(r.data.tags["kerasweep.error"].startswith("out of memory:") for r in failed)
+    assert all(r.data.params["huge"] == "True" for r in failed)
+    traceback = mlflow_client(store).download_artifacts(failed[0].info.run_id, "error.txt", str(tmp_path))
+    assert "ResourceExhaustedError" in Path(traceback).read_text()
+    # Rule: the sweep goes on to its budget
+    assert sum(r.data.tags["kerasweep.state"] == "complete" for r in runs) == 2
