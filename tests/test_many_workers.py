@@ -61,3 +61,59 @@ def test_journal_file_storage(tmp_path: Path) -> None:
     assert not (store / "optuna.db").exists()
     status = run_cli("status", "many", "--store", str(store))
     assert status.returncode == 0 and "many" in status.stdout
+
+
+@pytest.mark.slow  # about a minute; CI runs it with make test-slow
+def test_a_worker_that_dies_is_replaced_and_its_trial_continues(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import QUIET_ENV, ROOT
+    from trainers.fit import latest_backup
+
+    store = tmp_path / "store"
+    space = write_space(tmp_path, SPACE.replace("epochs: 2", "epochs: 30").replace(f"trials: {TRIALS}", "trials: 4"))
+    kerasweep = str(Path(sys.executable).with_name("kerasweep"))
+    proc = subprocess.Popen([kerasweep, "sweep", str(space), "--workers", "2", "--checkpoint-every", "0",
+                             "--store", str(store)], cwd=ROOT, env={**os.environ, **QUIET_ENV},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    victim = None
+    deadline = time.time() + 240
+    while victim is None and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        try:
+            running = optuna.load_study(study_name="many", storage=f"sqlite:///{store / 'optuna.db'}").get_trials(
+                deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        except Exception:  # noqa: BLE001 - not created yet
+            continue
+        for t in running:
+            backup = latest_backup(store / "checkpoints" / "many" / f"trial-{t.number}" / "resume")
+            if backup is not None and backup[1] >= 2 and "kerasweep.owner" in t.user_attrs:
+                victim = t.number, int(t.user_attrs["kerasweep.owner"].rsplit(":", 1)[1])
+                break
+    assert victim is not None, "no trial saved a backup in time"
+    number, pid = victim
+    os.kill(pid, signal.SIGKILL)  # one worker dies (the out-of-memory killer, a lost process); the other goes on
+    try:
+        out, err = proc.communicate(timeout=400)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out + err
+
+    trials = optuna.load_study(study_name="many", storage=f"sqlite:///{store / 'optuna.db'}").get_trials(deepcopy=False)
+    states = {t.number: t.state.name for t in trials}
+    # Rule: the dead worker's trial is failed, its retry continues from its backup, and the budget is met
+    assert states[number] == "FAIL"
+    assert sum(s in ("COMPLETE", "PRUNED") for s in states.values()) == 4 and "RUNNING" not in states.values()
+    _, runs = sweep_runs(mlflow_client(store), "many", "many")
+    by_number = {int(r.data.tags["kerasweep.trial"]): r for r in runs}
+    assert by_number[number].data.tags["kerasweep.error"] == "worker process died during the trial"
+    retry = [r for r in runs if r.data.tags.get("kerasweep.retry_of") == str(number)]
+    assert len(retry) == 1 and int(retry[0].data.tags["kerasweep.resumed_from_epoch"]) >= 2
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    assert len(runs) == sum(not t.system_attrs.get("kerasweep.discarded") for t in trials)

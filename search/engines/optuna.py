@@ -144,32 +144,73 @@ def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
     if sweep.workers == 1:
         work(sweep, 0, on_progress)
         return
+    _run_workers(sweep, study, on_progress)
+
+
+def _run_workers(sweep: SweepConfig, study: optuna.Study, on_progress: ProgressCallback) -> None:
+    """`--workers N` processes on one storage. A worker killed by a signal (the kernel's out-of-memory
+    killer, kill -9) has its trial failed in both stores at once (continued from its backup, if any)
+    and is replaced, a few times at most, so the others never wait out the heartbeat's grace."""
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_worker_main, args=(sweep, i), daemon=False) for i in range(sweep.workers)]
-    gpus, visible = _gpu_ids(), os.environ.get("CUDA_VISIBLE_DEVICES")
-    for index, process in enumerate(processes):
+    gpus = _gpu_ids()
+    processes: dict[int, Any] = {}  # slot -> its current worker process
+    started = 0
+
+    def start(slot: int) -> None:
+        nonlocal started
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         if gpus:  # each worker sees one GPU, round robin
-            os.environ["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
-        process.start()
-    if gpus:
-        os.environ.pop("CUDA_VISIBLE_DEVICES") if visible is None else os.environ.update(CUDA_VISIBLE_DEVICES=visible)
+            os.environ["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
+        # a new index each start: a replacement must not replay its predecessor's sampler seed
+        processes[slot] = context.Process(target=_worker_main, args=(sweep, started), daemon=False)
+        processes[slot].start()
+        started += 1
+        if gpus:
+            os.environ.pop("CUDA_VISIBLE_DEVICES") if visible is None else os.environ.update(CUDA_VISIBLE_DEVICES=visible)
+
+    for slot in range(sweep.workers):
+        start(slot)
+    replacements = sweep.workers
     try:
-        while any(p.is_alive() for p in processes):
+        while True:
             with deferred_interrupts():
+                for slot, process in list(processes.items()):
+                    if process.exitcode is not None and process.exitcode < 0:  # killed by a signal
+                        _recover_dead_worker(sweep, study, process.pid)
+                        if replacements:
+                            replacements -= 1
+                            start(slot)
                 on_progress(results(sweep))
+            if not any(p.is_alive() for p in processes.values()):
+                break
             time.sleep(1.0)
     except KeyboardInterrupt:
-        for process in processes:
+        for process in processes.values():
             process.terminate()
-        for process in processes:
+        for process in processes.values():
             process.join(10)
         _fail_orphans(sweep, study)
         raise
-    for process in processes:
-        process.join()
-    codes = [p.exitcode for p in processes]
+    codes = [p.exitcode for p in processes.values()]
     if all(code != 0 for code in codes):
         raise SweepAborted(f"all {len(codes)} workers stopped with errors (exit codes {codes}); rerun with --verbose to see why")
+
+
+def _recover_dead_worker(sweep: SweepConfig, study: optuna.Study, pid: int) -> None:
+    """The running trial of a worker that died ends failed in Optuna and MLflow, and gets a retry that
+    continues from its backup when it saved one."""
+    owner = f"{socket.gethostname()}:{pid}"
+    tracker = sweep.tracker()
+    for t in study.get_trials(deepcopy=False, states=(OptunaState.RUNNING,)):
+        if t.user_attrs.get(OWNER_ATTR) != owner:
+            continue
+        study._storage.set_trial_state_values(t._trial_id, state=OptunaState.FAIL)
+        if t.user_attrs.get(RUN_ATTR):
+            tracker.finish_trial(t.user_attrs[RUN_ATTR], TrialState.FAILED, error=ORPHAN_REASON)
+        elif sweep.parent_run_id:
+            _log_lost_trials(sweep, tracker, [t], ORPHAN_REASON)
+        if latest_backup(sweep.backups(t.number)):
+            _continue_later(study, t)
 
 
 def _gpu_ids() -> list[str]:
@@ -338,8 +379,13 @@ def _resume_unfinished(sweep: SweepConfig, study: optuna.Study) -> None:
     retried = {t.user_attrs.get(RETRY_OF_ATTR) for t in trials}
     for t in trials:
         if t.state is OptunaState.FAIL and t.number not in retried and latest_backup(sweep.backups(t.number)):
-            retries = int(t.user_attrs.get(RETRIES_ATTR, 0))  # a crash is not the trial's failure
-            study.enqueue_trial(t.params, user_attrs={RETRIES_ATTR: retries, RETRY_OF_ATTR: t.number})
+            _continue_later(study, t)
+
+
+def _continue_later(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Enqueue a retry of a trial cut short by a crash; it continues from the trial's backup."""
+    retries = int(trial.user_attrs.get(RETRIES_ATTR, 0))  # a crash is not the trial's failure: no retry used up
+    study.enqueue_trial(trial.params, user_attrs={RETRIES_ATTR: retries, RETRY_OF_ATTR: trial.number})
 
 
 @deferred_interrupts()
