@@ -463,9 +463,27 @@ def _fail_orphans(sweep: SweepConfig, study: optuna.Study) -> None:
     if not sweep.parent_run_id:
         return
     tracker = sweep.tracker()
+    _close_runs_of_finished_trials(sweep, study, tracker)
     tracker.fail_unfinished_trials(sweep.parent_run_id, ORPHAN_REASON, keep=live_runs)
     if orphans:
         _log_lost_trials(sweep, tracker, orphans, ORPHAN_REASON)
+
+
+def _close_runs_of_finished_trials(sweep: SweepConfig, study: optuna.Study, tracker: Any) -> None:
+    """A process killed while logging (after telling Optuna, before closing the MLflow run) left a
+    RUNNING run for a finished trial: close it as Optuna recorded the trial, checkpoint included."""
+    finished = {t.user_attrs[RUN_ATTR]: t for t in study.get_trials(deepcopy=False) if RUN_ATTR in t.user_attrs
+                and t.state in (OptunaState.COMPLETE, OptunaState.PRUNED, OptunaState.FAIL)}
+    for run in tracker.trial_runs(sweep.parent_run_id):
+        t = finished.get(run.info.run_id)
+        if t is None or run.info.status != "RUNNING":
+            continue
+        state = STATES[t.state]
+        checkpoint = sweep.checkpoints / f"trial-{t.number}" / "model.keras"
+        tracker.finish_trial(run.info.run_id, state, t.value if t.values else _last_value(t),
+                             checkpoint if state is TrialState.COMPLETE else None,
+                             t.user_attrs.get("kerasweep.error") or (ORPHAN_REASON if state is TrialState.FAILED else None))
+        checkpoint.unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:
