@@ -43,6 +43,8 @@ def deferred_interrupts() -> Iterator[None]:
 
     Usable as a decorator too. Blocks nest: an inner block hands a held Ctrl-C on to the outer one, so
     the outermost block always runs to its end (a write and the record of its result stay together).
+    The held Ctrl-C goes to the handler the block found: Python's raises KeyboardInterrupt, a library's
+    own (Ray Tune stops its experiment gracefully) does what it does.
     Elsewhere than the main thread this does nothing.
     """
     if not _can_hold():
@@ -57,8 +59,8 @@ def deferred_interrupts() -> Iterator[None]:
         if hold.received == 1:
             if isinstance(hold.previous, _Hold):
                 hold.previous.received += 1
-            else:
-                raise KeyboardInterrupt
+            else:  # delivered late to whoever handles it: KeyboardInterrupt, or Ray Tune's graceful stop
+                hold.previous(signal.SIGINT, None)
 
 
 @contextmanager

@@ -110,3 +110,15 @@ def test_ctrl_c_at_any_moment_of_held_optuna_writes_leaves_sqlite_unlocked(tmp_p
         started = time.monotonic()
         study._storage.set_trial_state_values(trial._trial_id, state=optuna.trial.TrialState.FAIL)
         assert time.monotonic() - started < 1.0, f"attempt {attempt}: the database was left locked"
+
+
+def test_a_held_ctrl_c_goes_to_the_handler_a_library_installed() -> None:
+    """Ray Tune installs its own SIGINT handler (stop the experiment gracefully); a Ctrl-C held by a
+    store write inside its callbacks must reach that handler, not escape as KeyboardInterrupt."""
+    stops: list[int] = []
+    signal.signal(signal.SIGINT, lambda number, frame: stops.append(number))
+    with deferred_interrupts():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)
+        assert not stops  # held while the block runs
+    assert stops == [signal.SIGINT]

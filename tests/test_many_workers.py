@@ -117,3 +117,80 @@ def test_a_worker_that_dies_is_replaced_and_its_trial_continues(tmp_path: Path) 
     assert len(retry) == 1 and int(retry[0].data.tags["kerasweep.resumed_from_epoch"]) >= 2
     assert not [r for r in runs if r.info.status == "RUNNING"]
     assert len(runs) == sum(not t.system_attrs.get("kerasweep.discarded") for t in trials)
+
+
+@pytest.mark.slow  # about two minutes: Optuna's heartbeat grace is a minute; CI runs it with make test-slow
+def test_a_worker_that_stops_beating_is_found_stale_by_the_others(tmp_path: Path) -> None:
+    """Two sweep commands on one storage, as on two machines: one dies, the other's heartbeat check
+    fails its trial in Optuna and MLflow, and picks up the retry from its backup."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from search.engines.optuna import STALE_REASON
+    from tests.conftest import QUIET_ENV, ROOT
+    from trainers.fit import latest_backup
+
+    store = tmp_path / "store"
+    space = write_space(tmp_path, SPACE.replace("epochs: 2", "epochs: 30").replace(f"trials: {TRIALS}", "trials: 200"))
+    kerasweep = str(Path(sys.executable).with_name("kerasweep"))
+    command = [kerasweep, "sweep", str(space), "--checkpoint-every", "0", "--store", str(store)]
+    url = f"sqlite:///{store / 'optuna.db'}"
+
+    def trials() -> list:
+        try:
+            return optuna.load_study(study_name="many", storage=url).get_trials(deepcopy=False)
+        except Exception:  # noqa: BLE001 - not created yet
+            return []
+
+    def until(predicate, timeout: float = 240):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            found = predicate()
+            if found:
+                return found
+            time.sleep(0.3)
+        return None
+
+    first = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **QUIET_ENV}, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    assert until(lambda: [t for t in trials() if t.state.name == "COMPLETE"])
+    second = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **QUIET_ENV}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        owner = f":{first.pid}"
+
+        def victim():
+            owners = {t.user_attrs.get("kerasweep.owner", "") for t in trials() if t.state.name == "RUNNING"}
+            if not any(o.endswith(f":{second.pid}") for o in owners):
+                return None  # the second command must be past its start-up (it would see a dead owner there)
+            for t in trials():
+                backup = latest_backup(store / "checkpoints" / "many" / f"trial-{t.number}" / "resume")
+                if t.state.name == "RUNNING" and t.user_attrs.get("kerasweep.owner", "").endswith(owner) \
+                        and backup is not None and backup[1] >= 2:
+                    return t.number
+            return None
+
+        number = until(victim)
+        assert number is not None, "no trial of the first command saved a backup in time"
+        first.kill()  # as if its machine died: no exit code reaches the other command
+        first.wait()
+        # Rule: within the heartbeat grace (a minute) plus a check interval, the other command fails it
+        assert until(lambda: trials()[number].state.name == "FAIL", timeout=150)
+        retry = until(lambda: [t for t in trials() if t.user_attrs.get("kerasweep.retry_of") == number
+                               and "kerasweep.mlflow_run_id" in t.user_attrs], timeout=60)
+        assert retry, "the stale trial was not retried"
+        _, runs = sweep_runs(mlflow_client(store), "many", "many")
+        by_number = {int(r.data.tags["kerasweep.trial"]): r for r in runs}
+        # Rule: MLflow agrees, and the retry continues from the saved epoch
+        assert by_number[number].info.status == "FAILED"
+        assert by_number[number].data.tags["kerasweep.error"] == STALE_REASON
+        assert int(by_number[retry[0].number].data.tags["kerasweep.resumed_from_epoch"]) >= 2
+        assert second.poll() is None  # the other command carries on
+    finally:
+        for process in (first, second):
+            if process.poll() is None:
+                process.kill()
+                process.wait()

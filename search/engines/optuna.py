@@ -10,6 +10,7 @@ trials whose owner is gone are marked failed in both Optuna and MLflow.
 from __future__ import annotations
 
 import collections
+import functools
 import math
 import multiprocessing
 import os
@@ -49,6 +50,7 @@ OWNER_ATTR, RUN_ATTR, DISCARDED_ATTR = "kerasweep.owner", "kerasweep.mlflow_run_
 RETRIES_ATTR, RETRY_OF_ATTR = "kerasweep.retries", "kerasweep.retry_of"
 HEARTBEAT_S, GRACE_S = 10, 60  # a trial whose worker stopped beating for a minute is stale
 OWNERLESS_GRACE_S = 3.0  # a live worker names itself owner milliseconds after asking
+STALE_REASON = f"worker stopped sending heartbeats for {GRACE_S} s (its process or machine died)"
 
 
 # --- translating the space ---------------------------------------------------------------------
@@ -81,10 +83,22 @@ def make_storage(sweep: SweepConfig) -> optuna.storages.BaseStorage:
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     try:
         return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
+            url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+            failed_trial_callback=functools.partial(_stale_trial_failed, sweep),
         )
     except Exception as exc:  # noqa: BLE001 - bad URLs surface as many different driver errors
         raise UserInputError(f"--storage: cannot open {url!r}: {str(exc).splitlines()[0]}") from None
+
+
+def _stale_trial_failed(sweep: SweepConfig, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Optuna's heartbeat check failed a trial whose worker stopped beating (a dead process, a lost
+    machine): close its MLflow run too, and let it continue from its backup when one is reachable."""
+    run_id = trial.user_attrs.get(RUN_ATTR)
+    tracker = sweep.tracker()
+    if run_id and tracker.is_running(run_id):
+        tracker.finish_trial(run_id, TrialState.FAILED, error=STALE_REASON)
+    if latest_backup(sweep.backups(trial.number)):
+        _continue_later(study, trial)
 
 
 def _study(sweep: SweepConfig, storage: optuna.storages.BaseStorage, worker: int = 0) -> optuna.Study:

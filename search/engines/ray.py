@@ -353,14 +353,23 @@ def _fit(sweep: SweepConfig, on_progress: ProgressCallback, path: Path) -> None:
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             ),
         )
-    tuner.fit()
-    unfinished = [t for t in results(sweep).trials if t.state is TrialState.RUNNING]
-    if unfinished:  # Tune caught Ctrl-C and saved its state: close the runs, tell the CLI
-        tracker = sweep.tracker()
-        for trial in unfinished:
-            tracker.finish_trial(trial.mlflow_run_id, TrialState.FAILED,
-                                 error="interrupted: the sweep was stopped (Ctrl-C); re-run to resume")
+    try:
+        tuner.fit()
+    except KeyboardInterrupt:
+        _close_interrupted(sweep)
+        raise
+    if _close_interrupted(sweep):  # Tune caught Ctrl-C and saved its state: tell the CLI
         raise KeyboardInterrupt
+
+
+def _close_interrupted(sweep: SweepConfig) -> bool:
+    """Fail the runs of trials a Ctrl-C stopped (Tune resumes them on the next run); True if any."""
+    unfinished = [t for t in results(sweep).trials if t.state is TrialState.RUNNING]
+    tracker = sweep.tracker()
+    for trial in unfinished:
+        tracker.finish_trial(trial.mlflow_run_id, TrialState.FAILED,
+                             error="interrupted: the sweep was stopped (Ctrl-C); re-run to resume")
+    return bool(unfinished)
 
 
 def _reattach(tuner: Any, callback: Any) -> None:
