@@ -137,3 +137,25 @@ def test_bad_input_is_rejected_before_any_work(engine: str, tmp_path: Path) -> N
     assert proc.returncode == 2
     assert "params.learning_rate.low: must be > 0 when log: true" in proc.stderr
     assert not store.exists()
+
+
+@pytest.mark.slow  # three sweeps, about a minute and a half; CI runs it with make test-slow
+@pytest.mark.parametrize("engine", ENGINES)
+def test_failed_trials_do_not_use_up_the_budget(engine: str, tmp_path: Path) -> None:
+    space = write_space(tmp_path, """
+        name: oomy
+        model: tests.oom_model:build
+        data: iris
+        budget: {trials: 3, epochs: 1}
+        params:
+          huge: {type: categorical, choices: [true, false], default: true}
+          learning_rate: {type: float, low: 1.0e-3, high: 1.0e-1, log: true, default: 1.0e-2}
+    """)
+    store = tmp_path / "store"
+    proc = run_cli("sweep", str(space), "--engine", engine, "--store", str(store))
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    _, runs = sweep_runs(mlflow_client(store), "oomy", "oomy")
+    states = [r.data.tags[STATE_TAG] for r in runs]
+    # Rule: the first trial (huge: true) runs out of memory and fails; the sweep still meets its budget
+    assert "failed" in states
+    assert sum(s in ("complete", "pruned") for s in states) == 3, states

@@ -184,13 +184,14 @@ def _run_workers(sweep: SweepConfig, study: optuna.Study, on_progress: ProgressC
 
     for slot in range(sweep.workers):
         start(slot)
-    replacements = sweep.workers
+    replacements, recovered = sweep.workers, set()
     try:
         while True:
             with deferred_interrupts():
                 for slot, process in list(processes.items()):
-                    if process.exitcode is not None and process.exitcode < 0:  # killed by a signal
-                        _recover_dead_worker(sweep, study, process.pid)
+                    if process.exitcode is not None and process.exitcode < 0 and process.pid not in recovered:
+                        _recover_dead_worker(sweep, study, process.pid)  # killed by a signal
+                        recovered.add(process.pid)
                         if replacements:
                             replacements -= 1
                             start(slot)

@@ -49,7 +49,8 @@ def define_by_run(trial: Any, space: Space) -> None:
 
 
 def make_search(space: Space, max_concurrent: int) -> Any:
-    """OptunaSearch with the space's sampler, the declared defaults as the first trial."""
+    """OptunaSearch with the space's sampler, the declared defaults as the first trial, at most
+    `max_concurrent` trials at once, until the budget of complete + pruned trials is met."""
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
@@ -63,7 +64,66 @@ def make_search(space: Space, max_concurrent: int) -> Any:
         metric=space.objective.metric,
         mode=_mode(space),
     )
-    return ConcurrencyLimiter(search, max_concurrent=max_concurrent)
+    return _budget_searcher_class()(ConcurrencyLimiter(search, max_concurrent=max_concurrent), space.budget.trials)
+
+
+def _budget_searcher_class() -> type:
+    from ray.tune.search import Searcher
+
+    class BudgetSearcher(Searcher):
+        """Suggests trials until `budget` of them ended without an error (complete or stopped early).
+
+        Tune's `num_samples` counts every trial, so a trial that fails would use up the budget; this
+        wrapper runs with `num_samples=-1` and says FINISHED itself, as the Optuna engine counts. While
+        the trials still running could meet the budget it suggests nothing and waits for them.
+        """
+
+        def __init__(self, searcher: Any, budget: int) -> None:
+            self.searcher, self.budget = searcher, budget
+            self.counted: set[str] = set()
+            self.live: set[str] = set()
+            super().__init__(metric=searcher.metric, mode=searcher.mode)
+
+        def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+            return self.searcher.set_search_properties(metric, mode, config, **spec)
+
+        def set_max_concurrency(self, max_concurrent: int) -> bool:
+            return self.searcher.set_max_concurrency(max_concurrent)
+
+        def suggest(self, trial_id: str) -> dict | str | None:
+            if len(self.counted) >= self.budget:
+                return Searcher.FINISHED
+            if len(self.counted) + len(self.live) >= self.budget:
+                return None  # a running trial may still fail and need replacing
+            suggestion = self.searcher.suggest(trial_id)
+            if suggestion not in (None, Searcher.FINISHED):
+                self.live.add(trial_id)
+            return suggestion
+
+        def on_trial_result(self, trial_id: str, result: dict) -> None:
+            self.searcher.on_trial_result(trial_id, result)
+
+        def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+            self.live.discard(trial_id)
+            if not error:
+                self.counted.add(trial_id)
+            self.searcher.on_trial_complete(trial_id, result=result, error=error)
+
+        # Tune keeps a wrapper's state through these (as ConcurrencyLimiter's) with the experiment,
+        # and the wrapped searcher's through save and restore
+        def get_state(self) -> dict:
+            return {"counted": sorted(self.counted), "live": sorted(self.live)}
+
+        def set_state(self, state: dict) -> None:
+            self.counted, self.live = set(state["counted"]), set(state["live"])
+
+        def save(self, checkpoint_path: str) -> None:
+            self.searcher.save(checkpoint_path)
+
+        def restore(self, checkpoint_path: str) -> None:
+            self.searcher.restore(checkpoint_path)
+
+    return BudgetSearcher
 
 
 def make_scheduler(space: Space) -> Any:
@@ -133,6 +193,8 @@ def trainable(config: dict[str, Any], sweep: SweepConfig) -> None:
                             tensorboard_dir=sweep.tensorboard.resolve() / f"ray-{trial_id}", debug=sweep.debug,
                             resume_from=resume_from, initial_epoch=initial_epoch, backup_dir=Path(backups),
                             backup_every_s=sweep.checkpoint_every_s)
+        if resume_from is not None:
+            resume_from.unlink(missing_ok=True)  # not part of the final checkpoint
         if outcome.state is TrialState.FAILED:
             raise TrialFailed(outcome.error or "trial failed")
         final = {sweep.space.objective.metric: outcome.value, EPOCH: outcome.epochs, FINAL: True, NODE: node,
@@ -341,7 +403,7 @@ def _fit(sweep: SweepConfig, on_progress: ProgressCallback, path: Path) -> None:
             tune_config=tune.TuneConfig(
                 search_alg=make_search(space, _concurrency(sweep)),
                 scheduler=make_scheduler(space),
-                num_samples=space.budget.trials,
+                num_samples=-1,  # the search algorithm stops at the budget (failed trials do not count)
                 reuse_actors=True,
             ),
             run_config=tune.RunConfig(
