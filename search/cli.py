@@ -68,11 +68,11 @@ def main() -> None:
 @store_option
 @click.option("--storage", help="Optuna storage URL (sqlite:///..., postgresql://...) or a *.journal file.")
 @click.option("--max-failures", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Retry a failed trial up to N times with the same values (optuna and ray engines: from its "
-                   "last saved epoch, see --checkpoint-every).")
+              help="Retry a failed trial up to N times with the same values, from its last saved epoch "
+                   "(see --checkpoint-every).")
 @click.option("--checkpoint-every", "checkpoint_every", type=click.FloatRange(min=0), metavar="SECONDS",
-              help="Optuna and ray engines: save a running trial's model at most this often (default 60; 0: every "
-                   "epoch); a crashed, interrupted or failed trial's retry continues from it.")
+              help="Save a running trial's model at most this often (default 60; 0: every epoch); a crashed, "
+                   "interrupted or failed trial's retry continues from it.")
 @click.option("--cpus-per-trial", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Ray engine: CPUs reserved per trial.")
 @click.option("--gpus-per-trial", type=click.FloatRange(min=0), default=0.0, show_default=True,

@@ -101,9 +101,6 @@ def make_config(space: Space, name: str | None = None, store: Path | str | None 
                              "or ray for parallel trials")
     if options.get("checkpoint_every_s") is None:
         options.pop("checkpoint_every_s", None)  # the default
-    elif engine == "keras-tuner":
-        raise UserInputError("--checkpoint-every: only the optuna and ray engines keep resumable copies of running "
-                             "trials; KerasTuner retries a round from its start (drop the flag)")
     if engine != "optuna" and options.get("storage"):
         raise UserInputError(f"--storage: only the optuna engine takes a storage URL; engine {engine!r} keeps its "
                              "state under the store (--store)")

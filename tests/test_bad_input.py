@@ -75,7 +75,6 @@ CASES = [
     ("unknown flag", lambda f: ["sweep", "mlp", "--trails", "3"], ["--trails"]),
     ("sampler of another engine", lambda f: ["sweep", "mlp", "--engine", "keras-tuner", "--sampler", "tpe"], ["--sampler", "'tpe'", "keras-tuner", "hyperband, random, bayesian"]),
     ("keras-tuner with workers", lambda f: ["sweep", "mlp", "--engine", "keras-tuner", "--workers", "2"], ["--workers", "one trial at a time"]),
-    ("checkpoint-every on keras-tuner", lambda f: ["sweep", "mlp", "--engine", "keras-tuner", "--checkpoint-every", "5"], ["--checkpoint-every", "only the optuna and ray engines"]),
     ("--checkpoint-every negative", lambda f: ["sweep", "mlp", "--checkpoint-every", "-1"], ["--checkpoint-every", "-1"]),
     ("storage on ray", lambda f: ["sweep", "mlp", "--engine", "ray", "--storage", "sqlite:///x.db"], ["--storage", "only the optuna engine"]),
     ("keras-tuner mixed choices", lambda f: ["sweep", _mixed_choices(f), "--engine", "keras-tuner"], ["m.yaml", "params.units.choices", "one type"]),

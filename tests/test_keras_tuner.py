@@ -141,7 +141,9 @@ def test_sigkill_mid_bracket_then_rerun_resumes_the_bracket(tmp_path: Path) -> N
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
         statuses = _kt_statuses(store, "ktcrash")
-        if statuses.count("COMPLETED") >= 2 and "RUNNING" in statuses:
+        # mid-trial: KerasTuner marked it running and its MLflow run is open (the store exists by then)
+        if statuses.count("COMPLETED") >= 2 and "RUNNING" in statuses and any(
+                r.info.status == "RUNNING" for r in sweep_runs(mlflow_client(store), "ktcrash", "ktcrash")[1]):
             break
         time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)
@@ -171,3 +173,48 @@ def test_sigkill_mid_bracket_then_rerun_resumes_the_bracket(tmp_path: Path) -> N
     assert len(continued) == 2
     first_round_ids = {r.data.tags[KT_ID_TAG] for r in runs if CONTINUES_TAG not in r.data.tags}
     assert {r.data.tags[CONTINUES_TAG] for r in continued} <= first_round_ids
+
+
+@pytest.mark.slow  # about a minute; CI runs it with make test-slow
+def test_crashed_trial_is_retried_from_its_last_saved_epoch(tmp_path: Path) -> None:
+    from trainers.fit import latest_backup
+
+    space = write_space(tmp_path, """
+        name: ktresume
+        model: mlp
+        data: wine
+        budget: {trials: 3, epochs: 30}
+        params:
+          learning_rate: {type: float, low: 1.0e-3, high: 3.0e-2, log: true}
+        fixed: {patience: 100}
+    """)
+    store = tmp_path / "store"
+    args = ["sweep", str(space), "--engine", "keras-tuner", "--sampler", "random", "--checkpoint-every", "0",
+            "--store", str(store)]
+    kerasweep = str(Path(sys.executable).with_name("kerasweep"))
+    proc = subprocess.Popen([kerasweep, *args], cwd=ROOT, env={**os.environ, **QUIET_ENV},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        found = [latest_backup(p) for p in (store / "keras_tuner" / "ktresume").glob("trial_*/resume")]
+        if any(f is not None and f[1] >= 2 for f in found):
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+
+    again = run_cli(*args)
+    assert again.returncode == 0, again.stderr + again.stdout
+    client = mlflow_client(store)
+    _, runs = sweep_runs(client, "ktresume", "ktresume")
+    failed = next(r for r in runs if r.data.tags[STATE_TAG] == "failed")
+    retry = next(r for r in runs if r.data.tags.get(RETRY_TAG) == failed.data.tags["kerasweep.trial"])
+    # Rule: KerasTuner's retry of the crashed trial continues from its last saved epoch, one curve
+    saved = int(retry.data.tags["kerasweep.resumed_from_epoch"])
+    assert saved >= 2 and retry.data.tags[STATE_TAG] == "complete"
+    steps = [m.step for m in client.get_metric_history(retry.info.run_id, "val_accuracy")]
+    assert steps == list(range(1, 31))
+    before = {m.step: m.value for m in client.get_metric_history(failed.info.run_id, "val_accuracy")}
+    copied = {m.step: m.value for m in client.get_metric_history(retry.info.run_id, "val_accuracy") if m.step <= saved}
+    assert copied == {e: before[e] for e in range(1, saved + 1)}
+    assert sum(r.data.tags[STATE_TAG] in ("complete", "pruned") for r in runs) == 3

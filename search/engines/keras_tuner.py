@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import io
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -27,9 +28,10 @@ from search.errors import SweepAborted, UserInputError
 from search.interrupts import deferred_interrupts, interruptible
 from search.results import SweepResult, TrialState
 from search.space import CategoricalParam, FloatParam, IntParam, Space
-from search.tracking import ORPHAN_REASON, RETRY_TAG, TRIAL_TAG
+from search.tracking import ORPHAN_REASON, RESUMED_TAG, RETRY_TAG, TRIAL_TAG
 from search.trial import resolve_values, run_trial
 from trainers.catalog import METRICS
+from trainers.fit import latest_backup
 
 if TYPE_CHECKING:
     from search.engines import ProgressCallback
@@ -179,16 +181,23 @@ def _tuner_class() -> type:
             tags = {KT_ID_TAG: trial.trial_id, **({"kerasweep.debug": "true"} if sweep.debug else {})}
             if previous is not None:
                 tags[CONTINUES_TAG] = str(previous)
-            if trial.trial_id in self.run_of:  # KerasTuner retries a failed or crashed trial under its id
-                tags[RETRY_TAG] = str(self.run_of[trial.trial_id][0])
+            # where this round starts: the round it was promoted from, or its own backup (a retry)
+            resume_from, source_run, retried = None, None, self.run_of.get(trial.trial_id)
+            if previous is not None and initial_epoch > 0 and self.checkpoint(previous).exists():
+                resume_from, source_run = self.checkpoint(previous), self.run_of.get(previous, (0, None))[1]
+            else:
+                initial_epoch = 0
+            backup_dir = Path(self.get_trial_dir(trial.trial_id)) / "resume"
+            if retried is not None:  # KerasTuner retries a failed or crashed trial under its id
+                tags[RETRY_TAG] = str(retried[0])
+                found = latest_backup(backup_dir)
+                if found is not None and initial_epoch < found[1] < stop_at:
+                    (resume_from, initial_epoch), source_run = found, retried[1]
+                    tags[RESUMED_TAG] = str(initial_epoch)
             run_id = self.tracker.start_trial(sweep.parent_run_id, sweep.name, number, values, extra_tags=tags)
             self.current_run, self.run_of[trial.trial_id] = run_id, (number, run_id)
-            resume_from = None
-            if previous is not None and initial_epoch > 0 and self.checkpoint(previous).exists():
-                resume_from = self.checkpoint(previous)
-                source_run = self.run_of.get(previous, (0, None))[1]
-                if source_run is not None:
-                    self.tracker.copy_epochs(source_run, run_id, initial_epoch, METRICS)
+            if resume_from is not None and source_run is not None:
+                self.tracker.copy_epochs(source_run, run_id, initial_epoch, METRICS)
 
             def log_epoch(epoch: int, metrics: dict[str, float]) -> bool:
                 self.tracker.log_epoch(run_id, epoch, metrics)
@@ -198,9 +207,11 @@ def _tuner_class() -> type:
             with interruptible():  # Ctrl-C is held everywhere else (store and oracle files)
                 outcome = run_trial(space, values, hooks=[log_epoch], checkpoint_path=checkpoint,
                                     tensorboard_dir=sweep.tensorboard / f"trial-{number}", debug=sweep.debug,
-                                    resume_from=resume_from, initial_epoch=initial_epoch if resume_from else 0,
-                                    stop_at=stop_at)
+                                    resume_from=resume_from, initial_epoch=initial_epoch, stop_at=stop_at,
+                                    backup_dir=backup_dir, backup_every_s=sweep.checkpoint_every_s)
             self.recent_errors.append(outcome.error or "")
+            if outcome.state is not TrialState.FAILED or not sweep.max_failures:
+                shutil.rmtree(backup_dir, ignore_errors=True)  # kept only for a retry
             if outcome.state is TrialState.FAILED:
                 self.tracker.finish_trial(run_id, TrialState.FAILED, error=outcome.error, details=outcome.details)
                 self.current_run = None
