@@ -105,9 +105,11 @@ def test_export_and_status(swept: dict) -> None:
     document = yaml.safe_load((store / "exports" / "contract.yaml").read_text())
     _, runs = _runs(swept)
     complete = [r for r in runs if r.data.tags[STATE_TAG] == "complete"]
-    best = max(complete, key=lambda r: float(r.data.tags["kerasweep.value"]))
-    # Rule: export picks the best completed trial and writes its typed values
-    assert document["provenance"]["mlflow_run_id"] == best.info.run_id
+    best_value = max(float(r.data.tags["kerasweep.value"]) for r in complete)
+    # Rule: export picks a best completed trial (ties are common on small data) and writes its typed values
+    tied = {r.info.run_id: r for r in complete if float(r.data.tags["kerasweep.value"]) == best_value}
+    assert document["provenance"]["mlflow_run_id"] in tied
+    best = tied[document["provenance"]["mlflow_run_id"]]
     assert document["provenance"]["engine"] == swept["engine"]
     assert document["params"] == json.loads(best.data.tags[PARAMS_TAG])
     status = run_cli("status", "contract", "--store", str(store))
