@@ -93,12 +93,7 @@ def make_storage(sweep: SweepConfig) -> optuna.storages.BaseStorage:
 def _stale_trial_failed(sweep: SweepConfig, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     """Optuna's heartbeat check failed a trial whose worker stopped beating (a dead process, a lost
     machine): close its MLflow run too, and let it continue from its backup when one is reachable."""
-    run_id = trial.user_attrs.get(RUN_ATTR)
-    tracker = sweep.tracker()
-    if run_id and tracker.is_running(run_id):
-        tracker.finish_trial(run_id, TrialState.FAILED, error=STALE_REASON)
-    if latest_backup(sweep.backups(trial.number)):
-        _continue_later(study, trial)
+    _fail_and_continue(sweep, study, trial, STALE_REASON)
 
 
 def _study(sweep: SweepConfig, storage: optuna.storages.BaseStorage, worker: int = 0) -> optuna.Study:
@@ -215,17 +210,16 @@ def _recover_dead_worker(sweep: SweepConfig, study: optuna.Study, pid: int) -> N
     """The running trial of a worker that died ends failed in Optuna and MLflow, and gets a retry that
     continues from its backup when it saved one."""
     owner = f"{socket.gethostname()}:{pid}"
-    tracker = sweep.tracker()
     for t in study.get_trials(deepcopy=False, states=(OptunaState.RUNNING,)):
-        if t.user_attrs.get(OWNER_ATTR) != owner:
-            continue
-        study._storage.set_trial_state_values(t._trial_id, state=OptunaState.FAIL)
-        if t.user_attrs.get(RUN_ATTR):
-            tracker.finish_trial(t.user_attrs[RUN_ATTR], TrialState.FAILED, error=ORPHAN_REASON)
-        elif sweep.parent_run_id:
-            _log_lost_trials(sweep, tracker, [t], ORPHAN_REASON)
-        if latest_backup(sweep.backups(t.number)):
-            _continue_later(study, t)
+        if t.user_attrs.get(OWNER_ATTR) == owner:
+            _fail_and_continue(sweep, study, t, ORPHAN_REASON)
+
+
+def _fail_and_continue(sweep: SweepConfig, study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: str) -> None:
+    """A trial whose worker died: failed in both stores, and retried from its backup when it saved one."""
+    _abandon(sweep, study, trial, sweep.tracker(), reason)
+    if latest_backup(sweep.backups(trial.number)):
+        _continue_later(study, trial)
 
 
 def _gpu_ids() -> list[str]:
@@ -404,7 +398,8 @@ def _continue_later(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> Non
 
 
 @deferred_interrupts()
-def _abandon(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, tracker: Any, reason: str) -> None:
+def _abandon(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial | optuna.trial.FrozenTrial, tracker: Any,
+             reason: str) -> None:
     """End a trial that will not finish as failed in Optuna and MLflow, whichever it is still open in."""
     frozen = study._storage.get_trial(trial._trial_id)
     if frozen.state is OptunaState.RUNNING:
