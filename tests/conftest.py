@@ -28,6 +28,26 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT, tim
     return subprocess.run(command, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
+def start_cli(*args: str, **popen: object) -> subprocess.Popen:
+    """Start `kerasweep ARGS` in the background, output piped as text, Ctrl-C at its default as in a
+    terminal (a test run started as a background job ignores SIGINT, and children inherit that)."""
+    options = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, **popen}
+    return subprocess.Popen([str(Path(sys.executable).with_name("kerasweep")), *args], cwd=ROOT,
+                            env={**os.environ, **QUIET_ENV}, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+                            **options)
+
+
+def wait_or_kill(proc: subprocess.Popen, timeout: float) -> tuple[str, str]:
+    """Its output once it exits; a sweep still running after `timeout` is killed, never left behind
+    the rest of the suite (the TimeoutExpired still fails the test)."""
+    try:
+        return proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def write_space(folder: Path, text: str, name: str = "space.yaml") -> Path:
     """Write a space file from an indented literal; returns its path."""
     path = folder / name

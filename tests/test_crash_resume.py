@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import QUIET_ENV, ROOT, mlflow_client, run_cli, sweep_runs
+from tests.conftest import mlflow_client, run_cli, start_cli, sweep_runs, wait_or_kill
 
 TRIALS = 6
 ARGS = ["mlp", "--trials", str(TRIALS), "--epochs", "8", "--name", "crashy", "--pruner", "none"]
@@ -29,12 +27,7 @@ def _optuna_states(store: Path) -> list[str]:
 
 
 def _start(store: Path, *extra: str) -> subprocess.Popen:
-    kerasweep = str(Path(sys.executable).with_name("kerasweep"))
-    # Ctrl-C as in a terminal, even when the test run itself was started in the background (a shell
-    # without job control starts background commands with SIGINT ignored, and children inherit that)
-    return subprocess.Popen([kerasweep, "sweep", *ARGS, *extra, "--store", str(store)], cwd=ROOT,
-                            env={**os.environ, **QUIET_ENV}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    return start_cli("sweep", *ARGS, *extra, "--store", str(store))
 
 
 def _wait_until(predicate, proc: subprocess.Popen, timeout: float = 240) -> None:
@@ -136,12 +129,7 @@ def test_ctrl_c_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     proc = _start(store, "--trials", "40")  # a budget it cannot finish before the Ctrl-C, even on a slow machine
     _wait_until(lambda: _optuna_states(store).count("COMPLETE") >= 1 and "RUNNING" in _optuna_states(store), proc)
     proc.send_signal(signal.SIGINT)
-    try:
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:  # never leave a sweep training behind the rest of the suite
-            proc.kill()
-            proc.wait()
+    out, err = wait_or_kill(proc, 60)
     # Rule: Ctrl-C ends the running trial as failed in both stores and says how to resume (exit 130)
     assert proc.returncode == 130, out + err
     assert "Re-run the same command to resume" in err

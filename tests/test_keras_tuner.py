@@ -6,10 +6,7 @@ The shared behaviour (MLflow shape, states, export, status) is in test_engine_co
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -19,7 +16,7 @@ import pytest
 from search.engines.keras_tuner import CONTINUES_TAG, KT_ID_TAG, ORPHAN_REASON, RETRY_TAG, make_oracle
 from search.space import load_space
 from search.tracking import ERROR_TAG, STATE_TAG
-from tests.conftest import QUIET_ENV, ROOT, mlflow_client, run_cli, sweep_runs, write_space
+from tests.conftest import mlflow_client, run_cli, start_cli, sweep_runs, write_space
 
 SPACE = """
     name: kt
@@ -135,9 +132,7 @@ def test_sigkill_mid_bracket_then_rerun_resumes_the_bracket(tmp_path: Path) -> N
         fixed: {patience: 100}
     """)
     store = tmp_path / "store"
-    kerasweep = str(Path(sys.executable).with_name("kerasweep"))
-    proc = subprocess.Popen([kerasweep, "sweep", str(space), "--engine", "keras-tuner", "--store", str(store)],
-                            cwd=ROOT, env={**os.environ, **QUIET_ENV}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = start_cli("sweep", str(space), "--engine", "keras-tuner", "--store", str(store))
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
         statuses = _kt_statuses(store, "ktcrash")
@@ -191,9 +186,7 @@ def test_crashed_trial_is_retried_from_its_last_saved_epoch(tmp_path: Path) -> N
     store = tmp_path / "store"
     args = ["sweep", str(space), "--engine", "keras-tuner", "--sampler", "random", "--checkpoint-every", "0",
             "--store", str(store)]
-    kerasweep = str(Path(sys.executable).with_name("kerasweep"))
-    proc = subprocess.Popen([kerasweep, *args], cwd=ROOT, env={**os.environ, **QUIET_ENV},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = start_cli(*args)
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
         found = [latest_backup(p) for p in (store / "keras_tuner" / "ktresume").glob("trial_*/resume")]

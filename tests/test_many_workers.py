@@ -8,7 +8,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from tests.conftest import mlflow_client, run_cli, sweep_runs, write_space
+from tests.conftest import mlflow_client, run_cli, start_cli, sweep_runs, wait_or_kill, write_space
 
 TRIALS = 8
 SPACE = f"""
@@ -67,19 +67,13 @@ def test_journal_file_storage(tmp_path: Path) -> None:
 def test_a_worker_that_dies_is_replaced_and_its_trial_continues(tmp_path: Path) -> None:
     import os
     import signal
-    import subprocess
-    import sys
     import time
 
-    from tests.conftest import QUIET_ENV, ROOT
     from trainers.fit import latest_backup
 
     store = tmp_path / "store"
     space = write_space(tmp_path, SPACE.replace("epochs: 2", "epochs: 30").replace(f"trials: {TRIALS}", "trials: 4"))
-    kerasweep = str(Path(sys.executable).with_name("kerasweep"))
-    proc = subprocess.Popen([kerasweep, "sweep", str(space), "--workers", "2", "--checkpoint-every", "0",
-                             "--store", str(store)], cwd=ROOT, env={**os.environ, **QUIET_ENV},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_cli("sweep", str(space), "--workers", "2", "--checkpoint-every", "0", "--store", str(store))
     victim = None
     deadline = time.time() + 240
     while victim is None and time.time() < deadline and proc.poll() is None:
@@ -97,12 +91,7 @@ def test_a_worker_that_dies_is_replaced_and_its_trial_continues(tmp_path: Path) 
     assert victim is not None, "no trial saved a backup in time"
     number, pid = victim
     os.kill(pid, signal.SIGKILL)  # one worker dies (the out-of-memory killer, a lost process); the other goes on
-    try:
-        out, err = proc.communicate(timeout=400)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    out, err = wait_or_kill(proc, 400)
     assert proc.returncode == 0, out + err
 
     trials = optuna.load_study(study_name="many", storage=f"sqlite:///{store / 'optuna.db'}").get_trials(deepcopy=False)
@@ -123,20 +112,15 @@ def test_a_worker_that_dies_is_replaced_and_its_trial_continues(tmp_path: Path) 
 def test_a_worker_that_stops_beating_is_found_stale_by_the_others(tmp_path: Path) -> None:
     """Two sweep commands on one storage, as on two machines: one dies, the other's heartbeat check
     fails its trial in Optuna and MLflow, and picks up the retry from its backup."""
-    import os
-    import signal
     import subprocess
-    import sys
     import time
 
     from search.engines.optuna import STALE_REASON
-    from tests.conftest import QUIET_ENV, ROOT
     from trainers.fit import latest_backup
 
     store = tmp_path / "store"
     space = write_space(tmp_path, SPACE.replace("epochs: 2", "epochs: 30").replace(f"trials: {TRIALS}", "trials: 200"))
-    kerasweep = str(Path(sys.executable).with_name("kerasweep"))
-    command = [kerasweep, "sweep", str(space), "--checkpoint-every", "0", "--store", str(store)]
+    command = ["sweep", str(space), "--checkpoint-every", "0", "--store", str(store)]
     url = f"sqlite:///{store / 'optuna.db'}"
 
     def trials() -> list:
@@ -154,11 +138,9 @@ def test_a_worker_that_stops_beating_is_found_stale_by_the_others(tmp_path: Path
             time.sleep(0.3)
         return None
 
-    first = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **QUIET_ENV}, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+    first = start_cli(*command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert until(lambda: [t for t in trials() if t.state.name == "COMPLETE"])
-    second = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **QUIET_ENV}, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    second = start_cli(*command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         owner = f":{first.pid}"
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import QUIET_ENV, ROOT, mlflow_client, run_cli, sweep_runs
+from tests.conftest import mlflow_client, run_cli, start_cli, sweep_runs, wait_or_kill
 
 ARGS = ["mlp", "--engine", "ray", "--trials", "8", "--epochs", "6", "--name", "resumable"]
 
@@ -24,15 +22,12 @@ def _completed_trials(store: Path) -> int:
 @pytest.mark.slow  # about a minute; CI runs it with make test-slow
 def test_interrupted_ray_sweep_resumes_to_its_budget(tmp_path: Path) -> None:
     store = tmp_path / "store"
-    kerasweep = str(Path(sys.executable).with_name("kerasweep"))
-    proc = subprocess.Popen([kerasweep, "sweep", *ARGS, "--store", str(store)], cwd=ROOT,
-                            env={**os.environ, **QUIET_ENV}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
+    proc = start_cli("sweep", *ARGS, "--store", str(store))
     deadline = time.time() + 240
     while _completed_trials(store) < 1 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    out, err = wait_or_kill(proc, 120)
     # Rule: Ctrl-C stops the sweep cleanly: exit 130, a message saying how to resume, no run left RUNNING
     assert proc.returncode == 130, out + err
     assert "Re-run the same command to resume" in err
@@ -100,9 +95,7 @@ def test_ray_trial_whose_worker_died_continues_from_its_checkpoint(tmp_path: Pat
     store = tmp_path / "store"
     args = ["mlp", "--engine", "ray", "--trials", "3", "--epochs", "40", "--name", "retried", "--pruner", "none",
             "--max-failures", "1", "--checkpoint-every", "0", "--store", str(store)]
-    kerasweep = str(Path(sys.executable).with_name("kerasweep"))
-    proc = subprocess.Popen([kerasweep, "sweep", *args], cwd=ROOT, env={**os.environ, **QUIET_ENV},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_cli("sweep", *args)
     deadline = time.time() + 240
     while max(_trial_checkpoint_epochs(store, "retried"), default=0) < 2 and time.time() < deadline:
         time.sleep(0.2)
@@ -110,12 +103,7 @@ def test_ray_trial_whose_worker_died_continues_from_its_checkpoint(tmp_path: Pat
     assert victims, "no Ray trial process found"
     for pid in victims:  # the worker dies (OOM killer, lost node): Tune retries its trial
         os.kill(pid, signal.SIGKILL)
-    try:
-        out, err = proc.communicate(timeout=400)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    out, err = wait_or_kill(proc, 400)
     assert proc.returncode == 0, out + err
 
     client = mlflow_client(store)
