@@ -1,6 +1,7 @@
 """`kerasweep sweep | status | export | train | ui`: parse arguments, call library functions, print.
 
-Exit codes: 0 success, 2 bad input (space file, flags, data, unknown sweep), 1 anything else.
+Exit codes: 0 success, 2 bad input (space file, flags, data, unknown sweep), 130 Ctrl-C, 143 SIGTERM,
+1 anything else.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from search.engines import ENGINES
 from search.errors import KerasweepError
+from search.interrupts import stop_on_sigterm, terminated
 from search.quiet import silence
 from search.space import PRUNERS, SAMPLERS
 
@@ -36,10 +39,13 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except KerasweepError as exc:
-            for line in str(exc).splitlines():
-                err_console.print(f"[red]error:[/] {line}", highlight=False, markup=True, soft_wrap=True)
+            for line in str(exc).splitlines():  # user text may hold [brackets]: never read as markup
+                err_console.print(f"[red]error:[/] {escape(line)}", highlight=False, markup=True, soft_wrap=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
+            if terminated():
+                err_console.print("Stopped by SIGTERM. Re-run the same command to resume.")
+                sys.exit(143)
             err_console.print("Interrupted. Re-run the same command to resume.")
             sys.exit(130)
 
@@ -50,6 +56,7 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.version_option(package_name="kerasweep")
 def main() -> None:
     """Hyperparameter sweeps for Keras models: one space file, every trial in MLflow."""
+    stop_on_sigterm()  # a scheduler's or container's stop ends a sweep (or a server) as Ctrl-C does
 
 
 @main.command()
@@ -89,13 +96,14 @@ def sweep(space: str, engine: str, trials: int | None, epochs: int | None, name:
     verbose = verbose or debug
     silence(verbose)
     from search.space import load_space
-    from search.sweep import make_config
+    from search.sweep import check_stores_agree, make_config
 
     trials = 1 if debug else trials
     parsed = load_space(space).with_overrides(trials=trials, epochs=epochs, sampler=sampler, pruner=pruner, seed=seed)
     config = make_config(parsed, name=name, store=store, engine=engine, workers=workers, storage=storage,
                          max_failures=max_failures, checkpoint_every_s=checkpoint_every, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                          address=address, verbose=verbose, debug=debug)
+    check_stores_agree(config, config.tracker())  # a damaged store: one line before TensorFlow loads
 
     from search.quiet import import_tensorflow_quietly
 
@@ -185,14 +193,19 @@ def train(config: Path, epochs: int | None, output: Path | None, store: Path, ve
     silence(verbose)
     from search.export import load_export
 
-    spec = load_export(config)  # fail on a bad file before TensorFlow loads
+    spec = load_export(config)  # fail on a bad file, store or tracking store before TensorFlow loads
+    from search.store import check_store
+    from search.tracking import Tracker
+
+    check_store(store)
+    tracker = Tracker.for_store(store)
     from search.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     from search.production import train_config
 
     console.print(f"Training {spec.model} on {spec.data} for up to {epochs or spec.epochs} epochs ...")
-    result = train_config(config, store, epochs, output, verbose)
+    result = train_config(config, store, epochs, output, verbose, tracker)
     console.print(f"Best {result.metric} {result.best_value:.4f} at epoch {result.best_epoch + 1}")
     console.print(f"Model saved to {result.model_path}")
     console.print(f"Registered in MLflow as models:/{result.registered_name}/{result.version} "

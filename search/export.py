@@ -15,17 +15,21 @@ import dataclasses
 import datetime as dt
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, StrictInt, ValidationError
 
-from search.errors import UserInputError, yaml_problem
+from search.errors import UserInputError
 from search.results import SweepResult, TrialResult
-from search.sweep import SweepConfig, load_config, sweep_results
+from search.safe_yaml import read_yaml
+from search.space import check_value, describe_errors
+from search.sweep import MAX_NAME, NAME_PATTERN, SweepConfig, load_config, sweep_results
 from search.trial import train_spec
 from trainers.fit import TrainSpec
 
 EXPORT_KEYS = {f.name for f in dataclasses.fields(TrainSpec)} | {"provenance"}
+NAME_RULE = f"^{NAME_PATTERN.pattern}$"
 
 
 def export_config(config: SweepConfig, trial: TrialResult, result: SweepResult) -> dict[str, Any]:
@@ -63,38 +67,84 @@ def export_best(name: str, store: Path | str | None = None, output: Path | str |
     return paths
 
 
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExportedObjective(_Strict):
+    metric: str | None = None
+    direction: Literal["maximize", "minimize"] | None = None
+    value: FiniteFloat | None = None
+
+
+class Provenance(_Strict):
+    """Where an exported config came from. Names only, never paths: production names its MLflow
+    experiment after `space`, and an experiment's artifacts live in a folder of that name."""
+
+    space: str | None = Field(None, pattern=NAME_RULE, max_length=MAX_NAME)
+    sweep: str | None = Field(None, pattern=NAME_RULE, max_length=MAX_NAME)
+    engine: Literal["optuna", "ray", "keras-tuner"] | None = None
+    trial: int | None = Field(None, ge=0)
+    mlflow_run_id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
+    objective: ExportedObjective | None = None
+    kerasweep_version: str | None = Field(None, max_length=100)
+    exported_at: str | None = Field(None, max_length=100)
+
+
+class ExportFile(_Strict):
+    """An exported config as `kerasweep train` reads it: `TrainSpec`'s fields plus provenance."""
+
+    model: str
+    data: str
+    params: dict[str, Any] = {}
+    epochs: StrictInt = Field(10, ge=1)
+    seed: StrictInt = 0
+    validation_split: FiniteFloat = Field(0.2, gt=0.0, lt=1.0)
+    monitor: str = "val_accuracy"
+    direction: Literal["maximize", "minimize"] = "maximize"
+    provenance: Provenance | None = None
+
+
 def load_export(path: Path | str) -> TrainSpec:
     """Read an exported config back into the trainer's TrainSpec; errors name the file and the key."""
+    return read_export(path)[0]
+
+
+def read_export(path: Path | str) -> tuple[TrainSpec, Provenance]:
+    """An exported config, checked as strictly as a space file before any work: every field's type and
+    range, every param against what the model reads, the data present; one line per problem."""
+    from trainers import catalog
+
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"{path}: config file not found; export one with: kerasweep export NAME")
-    try:
-        document = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise UserInputError(f"{path}: {yaml_problem(exc)}") from None
+    document = read_yaml(path)
     if not isinstance(document, dict):
         raise UserInputError(f"{path}: expected a mapping with keys {', '.join(sorted(EXPORT_KEYS))}")
-    unknown = set(document) - EXPORT_KEYS
-    if unknown:
-        raise UserInputError(f"{path}: {sorted(unknown)[0]}: unknown key; valid keys: {', '.join(sorted(EXPORT_KEYS))}")
-    for key in ("model", "data"):
-        if key not in document:
-            raise UserInputError(f"{path}: {key}: missing required field")
-    from trainers import catalog
-
-    if document["model"] not in catalog.MODEL_PARAMS and not catalog.is_user_builder(str(document["model"])):
-        raise UserInputError(f"{path}: model: unknown model {document['model']!r}; expected one of "
-                             f"{', '.join(catalog.MODEL_PARAMS)}")
-    if not isinstance(document.get("params", {}), dict):
-        raise UserInputError(f"{path}: params: expected a mapping of param names to values, got {document['params']!r}")
-    epochs = document.get("epochs", 1)
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-        raise UserInputError(f"{path}: epochs: expected a whole number >= 1, got {epochs!r}")
-    if document["data"] not in catalog.BUNDLED_DATASETS and not Path(document["data"]).exists():
-        raise UserInputError(f"{path}: data: {document['data']!r} is neither a bundled dataset "
-                             f"({', '.join(catalog.BUNDLED_DATASETS)}) nor an existing file or folder")
-    fields = {k: v for k, v in document.items() if k != "provenance"}
-    return TrainSpec(**fields)
+    try:
+        parsed = ExportFile.model_validate(document)
+    except ValidationError as exc:
+        lines = describe_errors(exc, ExportFile, {"provenance": Provenance})
+        raise UserInputError("\n".join(f"{path}: {line}" for line in lines)) from None
+    problems = []
+    if parsed.model not in catalog.MODEL_PARAMS and not catalog.is_user_builder(parsed.model):
+        problems.append(f"model: unknown model {parsed.model!r}; expected one of {', '.join(catalog.MODEL_PARAMS)} "
+                        "or a builder 'package.module:function'")
+    if parsed.data not in catalog.BUNDLED_DATASETS and not Path(parsed.data).exists():
+        problems.append(f"data: {parsed.data!r} is neither a bundled dataset ({', '.join(catalog.BUNDLED_DATASETS)}) "
+                        "nor an existing file or folder")
+    if parsed.monitor not in catalog.METRICS:
+        problems.append(f"monitor: training does not produce {parsed.monitor!r}; expected one of {', '.join(catalog.METRICS)}")
+    known = catalog.known_params(parsed.model) if parsed.model in catalog.MODEL_PARAMS else None
+    for name, value in parsed.params.items():
+        if known is not None and name not in known:
+            problems.append(f"params.{name}: unknown param; the model reads {', '.join(sorted(known))}")
+        else:
+            problems += check_value(f"params.{name}", name, value, parsed.model)
+    if problems:
+        raise UserInputError("\n".join(f"{path}: {line}" for line in problems))
+    fields = parsed.model_dump(exclude={"provenance"})
+    return TrainSpec(**fields), parsed.provenance or Provenance()
 
 
 def _version() -> str:

@@ -8,6 +8,10 @@ Ctrl-C at a random moment of a `trial.report` loop left the database locked one 
 So store work runs inside `deferred_interrupts()`: a Ctrl-C that arrives meanwhile is raised as soon as
 the block ends, and a second Ctrl-C raises at once (the user insists). Training runs inside
 `interruptible()`, which lets Ctrl-C through immediately even within a held block.
+
+SIGTERM (how container platforms and batch schedulers stop a job) takes the same path as Ctrl-C once
+`stop_on_sigterm()` is installed: it is handed to whatever handles SIGINT at that moment, so a held
+block still runs to its end and Ray Tune still stops gracefully.
 """
 
 from __future__ import annotations
@@ -17,6 +21,35 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+
+_terminated = False  # a SIGTERM arrived: the CLI exits 143 instead of 130
+
+
+def stop_on_sigterm() -> None:
+    """Handle SIGTERM as Ctrl-C from now on (main thread only; call again after a library replaced it)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def terminated() -> bool:
+    """True once a SIGTERM was received by this process."""
+    return _terminated
+
+
+def stop_reason() -> str:
+    """Why a running trial ended when the sweep was stopped: the same words on every engine."""
+    return f"interrupted: the sweep was stopped ({'SIGTERM' if _terminated else 'Ctrl-C'}); re-run to resume"
+
+
+def _on_sigterm(number: int, frame: Any) -> None:
+    global _terminated
+    _terminated = True
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):  # Python's (KeyboardInterrupt), a hold, or Ray Tune's graceful stop
+        handler(signal.SIGINT, frame)
+    else:  # Ctrl-C ignored (a background job): a SIGTERM must still stop the command
+        raise KeyboardInterrupt
 
 
 class _Hold:

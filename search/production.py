@@ -11,9 +11,8 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from search.export import load_export
+from search.export import read_export
+from search.store import check_store
 from search.tracking import Tracker
 
 
@@ -31,30 +30,35 @@ class ProductionResult:
 
 
 def train_config(config_path: Path | str, store: Path | str = "runs", epochs: int | None = None,
-                 output: Path | str | None = None, verbose: bool = False) -> ProductionResult:
-    """Train an exported config, save the best model, log and register it; see the module docstring."""
+                 output: Path | str | None = None, verbose: bool = False,
+                 tracker: Tracker | None = None) -> ProductionResult:
+    """Train an exported config, save the best model, log and register it; see the module docstring.
+
+    `tracker`: the store's, when the caller opened it already (the CLI does, before TensorFlow loads).
+    """
     from trainers.data import load_arrays
     from trainers.fit import tensorboard_callback, train
 
     config_path, store = Path(config_path), Path(store)
-    spec = load_export(config_path)
+    spec, provenance = read_export(config_path)
     if epochs:
         spec = dataclasses.replace(spec, epochs=epochs)
-    provenance = (yaml.safe_load(config_path.read_text()) or {}).get("provenance", {})
-    name = provenance.get("space") or spec.model
+    name = provenance.space or spec.model  # a checked name, never a path (see export.Provenance)
     model_path = Path(output) if output else store / "models" / f"{config_path.stem}.keras"
+    check_store(store)
+    tracker = tracker or Tracker.for_store(store)  # a damaged tracking store fails now, not after training
     result = train(spec, callbacks=[tensorboard_callback(store / "tensorboard" / "production" / config_path.stem)],
                    checkpoint_path=model_path, verbose=2 if verbose else 0)
     data = load_arrays(spec.data, spec.validation_split, spec.seed)
     tags = {
-        "kerasweep.source_run_id": str(provenance.get("mlflow_run_id", "")),
-        "kerasweep.source_sweep": str(provenance.get("sweep", "")),
-        "kerasweep.source_trial": str(provenance.get("trial", "")),
+        "kerasweep.source_run_id": provenance.mlflow_run_id or "",
+        "kerasweep.source_sweep": provenance.sweep or "",
+        "kerasweep.source_trial": "" if provenance.trial is None else str(provenance.trial),
         "kerasweep.config": str(config_path.resolve()),
         "kerasweep.model_path": str(model_path.resolve()),
     }
     params = {**dict(spec.params), "epochs": spec.epochs, "seed": spec.seed, "data": spec.data, "model": spec.model}
-    run_id, version = Tracker.for_store(store).log_production(
+    run_id, version = tracker.log_production(
         f"{name}-production", config_path.stem, params, result.history, result.model, name, tags,
         example=data.x_val[:5],
     )

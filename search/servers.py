@@ -5,7 +5,9 @@ Each function returns the command line, so tests start the very same servers the
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -47,8 +49,44 @@ def dashboard_command(name: str, store: Path, port: int = 8080) -> list[str]:
 
 
 def serve(command: list[str]) -> int:
-    """Run a server in the foreground until Ctrl-C; returns its exit code."""
+    """Run a server in the foreground until Ctrl-C or SIGTERM; returns its exit code.
+
+    The server runs in a process group of its own (MLflow's server starts workers of its own), which
+    is stopped as a whole when this command stops, on Ctrl-C and SIGTERM alike, so nothing keeps
+    listening behind it. Should this process be killed outright, the kernel sends the server SIGTERM.
+    """
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    server = subprocess.Popen(command, env=env, start_new_session=True,
+                              preexec_fn=_stop_with_parent)  # noqa: PLW1509 - one prctl call, no locks taken
     try:
-        return subprocess.call(command, env={**os.environ, "PYTHONWARNINGS": "ignore", "TF_CPP_MIN_LOG_LEVEL": "3"})
-    except KeyboardInterrupt:
+        return server.wait()
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see search.interrupts.stop_on_sigterm)
         return 0
+    finally:
+        _stop_group(server)
+
+
+def _stop_group(server: subprocess.Popen) -> None:
+    """SIGTERM to the server's whole process group, SIGKILL to what is left after 10 s."""
+    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(server.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            server.wait(wait)
+        except subprocess.TimeoutExpired:
+            continue
+        try:  # the leader is gone; its workers may linger a moment
+            os.killpg(server.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return
+
+
+def _stop_with_parent() -> None:
+    """In the server process: receive SIGTERM when the kerasweep process dies (Linux prctl)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass

@@ -14,13 +14,14 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, StrictBool, StrictInt, StrictStr, ValidationError
 
-from search.errors import UserInputError, yaml_problem
+from search.errors import UserInputError
+from search.safe_yaml import read_yaml
 from trainers import catalog
 
-Scalar = Union[StrictBool, StrictInt, float, StrictStr]
+Scalar = Union[StrictBool, StrictInt, FiniteFloat, StrictStr]
+MAX_PARAMS = 1000  # searched params per space; far beyond any model's, and suggesting stays quick
 SAMPLERS = ("tpe", "random", "cmaes", "qmc", "hyperband", "bayesian")
 #: which samplers each engine runs; the first is its default (the space's `sampler` left unset)
 ENGINE_SAMPLERS = {
@@ -45,11 +46,11 @@ class _ParamBase(_Strict):
 
 class FloatParam(_ParamBase):
     type: Literal["float"]
-    low: float
-    high: float
+    low: FiniteFloat
+    high: FiniteFloat
     log: bool = False
-    step: float | None = None
-    default: float | None = None  # used by the first trial of a new sweep (a known-good start)
+    step: FiniteFloat | None = None
+    default: FiniteFloat | None = None  # used by the first trial of a new sweep (a known-good start)
 
 
 class IntParam(_ParamBase):
@@ -95,11 +96,11 @@ class Space(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     model: str
     data: str
-    validation_split: float = Field(0.2, gt=0.0, lt=1.0)
+    validation_split: FiniteFloat = Field(0.2, gt=0.0, lt=1.0)
     objective: Objective = Objective()
     budget: Budget = Budget()
     search: SearchSettings = SearchSettings()
-    params: dict[str, Param] = Field(min_length=1)
+    params: dict[str, Param] = Field(min_length=1, max_length=MAX_PARAMS)
     fixed: dict[str, Any] = {}
     source: str = ""  # the file it was loaded from; set by load_space, for messages and provenance
 
@@ -149,10 +150,7 @@ def resolve_space_path(space: str | os.PathLike[str]) -> Path:
 def load_space(space: str | os.PathLike[str]) -> Space:
     """Read and validate a space file (by name or path); raise UserInputError listing every problem."""
     path = resolve_space_path(space)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise UserInputError(f"{path}: {yaml_problem(exc)}") from None
+    raw = read_yaml(path)  # with limits on size and alias expansion (search.safe_yaml)
     if not isinstance(raw, dict):
         raise UserInputError(f"{path}: expected a mapping with keys {', '.join(_fields(Space))}, got {type(raw).__name__}")
     if "source" in raw:
@@ -160,7 +158,7 @@ def load_space(space: str | os.PathLike[str]) -> Space:
     try:
         parsed = Space.model_validate({**raw, "source": str(path)})
     except ValidationError as exc:
-        raise UserInputError("\n".join(f"{path}: {line}" for line in _describe(exc))) from None
+        raise UserInputError("\n".join(f"{path}: {line}" for line in describe_errors(exc))) from None
     problems = check_space(parsed, base_dir=path.parent)
     if problems:
         raise UserInputError("\n".join(f"{path}: {line}" for line in problems))
@@ -198,16 +196,15 @@ def check_space(space: Space, base_dir: Path | None = None) -> list[str]:
         problems += [f"params.{name}.{line}" for line in _check_param(param)]
         problems += _check_when(name, param, space, declared)
         problems += _check_name(f"params.{name}", name, known)
-        if name in catalog.NAMED_VALUES:
-            values = param.choices if isinstance(param, CategoricalParam) else []
-            problems += _check_named_values(f"params.{name}.choices", name, values)
+        reported = {problem.split(":")[0] for problem in problems}  # one line per field: the first rule it breaks
+        problems += [p for p in _check_param_values(f"params.{name}", name, param, space.model)
+                     if p.split(":")[0] not in reported]
         declared.append(name)
     for name, value in space.fixed.items():
         problems += _check_name(f"fixed.{name}", name, known)
         if name in space.params:
             problems.append(f"fixed.{name}: also declared under params; keep it in one place")
-        if name in catalog.NAMED_VALUES:
-            problems += _check_named_values(f"fixed.{name}", name, [value])
+        problems += check_value(f"fixed.{name}", name, value, space.model)
     return problems
 
 
@@ -290,14 +287,42 @@ def _check_name(where: str, name: str, known: dict[str, str] | None) -> list[str
     return [f"{where}: unknown param {name!r}{suggestion}; the model reads {', '.join(sorted(known))}"]
 
 
-def _check_named_values(where: str, name: str, values: list[Any]) -> list[str]:
-    allowed = catalog.NAMED_VALUES[name]
-    bad = [v for v in values if v not in allowed]
-    if not bad:
+def value_rule(name: str, model: str) -> catalog.ValueRule | None:
+    """The rule for param `name` of `model`: every param of a shipped model, and the training loop's
+    params (batch size, optimizer, ...) of a user's builder too; None where only the builder knows."""
+    if catalog.is_user_builder(model) and name not in catalog.TRAINING_PARAMS:
+        return None
+    return catalog.VALUE_RULES.get(name)
+
+
+def check_value(where: str, name: str, value: Any, model: str) -> list[str]:
+    """A fixed or exported value against the type and range the code that reads `name` expects."""
+    rule = value_rule(name, model)
+    problem = rule.problem(name, value) if rule else None
+    return [f"{where}: {problem}"] if problem else []
+
+
+def _check_param_values(where: str, name: str, param: Any, model: str) -> list[str]:
+    """Every value a searched param can take must be one its reader accepts (type, then range)."""
+    rule = value_rule(name, model)
+    if rule is None:
         return []
-    return [f"{where}: unknown {name} {', '.join(map(repr, bad))}; Keras knows {', '.join(sorted(allowed))}"]
+    if isinstance(param, CategoricalParam):
+        return [f"{where}.choices: {problem}" for value in param.choices if (problem := rule.problem(name, value))]
+    if rule.kind in ("bool", "name", "path"):
+        takes = "true or false" if rule.kind == "bool" else "names"
+        return [f"{where}.type: {name} takes {takes}, not a {param.type} range; use type: categorical"]
+    if rule.kind == "int" and isinstance(param, FloatParam):
+        return [f"{where}.type: {name} is a whole number; use type: int"]
+    problems = []
+    for field in ("low", "high", "default"):
+        value = getattr(param, field)
+        if value is not None and (problem := rule.problem(name, value)):
+            problems.append(f"{where}.{field}: {problem}")
+    return problems
 
 
+_SCALAR_TAGS = {"bool", "int", "float", "str"}  # pydantic's names for the members of `Scalar`
 _SECTIONS: dict[str, type[BaseModel]] = {"objective": Objective, "budget": Budget, "search": SearchSettings}
 
 
@@ -305,16 +330,24 @@ def _fields(model: type[BaseModel]) -> list[str]:
     return [name for name in model.model_fields if name != "source"]
 
 
-def _describe(exc: ValidationError) -> list[str]:
-    """Turn pydantic's errors into `field.path: what is wrong, got X` lines."""
-    lines = []
+def describe_errors(exc: ValidationError, root: type[BaseModel] | None = None,
+                    sections: dict[str, type[BaseModel]] | None = None) -> list[str]:
+    """Turn pydantic's errors into `field.path: what is wrong, got X` lines (a space file's by default;
+    `root` and its `sections` for another file, such as an export)."""
+    root, sections = root or Space, _SECTIONS if sections is None else sections
+    lines: list[str] = []
     for err in exc.errors():
         loc = [str(part) for part in err["loc"]]
-        owner: type[BaseModel] = Space
-        if loc[:1] == ["params"] and len(loc) >= 3 and loc[2] in PARAM_TYPES:
+        owner: type[BaseModel] = root
+        if root is Space and loc[:1] == ["params"] and len(loc) >= 3 and loc[2] in PARAM_TYPES:
             owner = PARAM_TYPES[loc.pop(2)]
-        elif loc[:1] and loc[0] in _SECTIONS:
-            owner = _SECTIONS[loc[0]]
+        elif loc[:1] and loc[0] in sections:
+            owner = sections[loc[0]]
+        if loc and loc[-1] in _SCALAR_TAGS:  # one value failed every member of the Scalar union: one line
+            line = f"{'.'.join(loc[:-1])}: expected true/false, a whole number, a finite number or text, got {err.get('input')!r}"
+            if line not in lines:
+                lines.append(line)
+            continue
         path = ".".join(loc)
         kind, got = err["type"], err.get("input")
         if kind == "extra_forbidden":

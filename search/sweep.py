@@ -16,14 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from search.engines import ENGINES, get_engine
-from search.errors import UserInputError
+from search.errors import KerasweepError, UserInputError
 from search.results import SweepResult
 from search.space import ENGINE_SAMPLERS, Space, resolve_data_path
-from search.tracking import Tracker, artifact_root_for, tracking_uri_for
+from search.store import check_store
+from search.tracking import TRIAL_TAG, Tracker, artifact_root_for, tracking_uri_for
 
 DEFAULT_STORE = Path(os.environ.get("KERASWEEP_STORE", "runs"))
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # matched whole (fullmatch: no trailing newline)
+MAX_NAME = 100  # a name becomes file and folder names (sweeps/<name>.json, checkpoints/<name>/trial-N/...)
 
 
 @dataclass(frozen=True)
@@ -80,11 +84,9 @@ def _tracker(tracking_uri: str, artifact_root: Path | None, pid: int) -> Tracker
 def make_config(space: Space, name: str | None = None, store: Path | str | None = None, **options: Any) -> SweepConfig:
     """Build and check a SweepConfig (name, store, engine, workers, data) without writing anything."""
     name = name or space.name
-    if not NAME_PATTERN.match(name):
-        raise UserInputError(f"--name: {name!r} is not a valid sweep name; use letters, digits, '_', '-', '.' (no spaces or slashes)")
+    check_name(name)
     store_path = Path(store) if store is not None else DEFAULT_STORE
-    if store_path.exists() and not store_path.is_dir():
-        raise UserInputError(f"--store: {store_path} exists and is not a folder; pass a folder path (default runs/)")
+    check_store(store_path)
     engine = options.get("engine", "optuna")
     if engine not in ENGINES:
         raise UserInputError(f"--engine: unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
@@ -117,6 +119,15 @@ def make_config(space: Space, name: str | None = None, store: Path | str | None 
     )
 
 
+def check_name(name: str) -> None:
+    """A sweep name is a safe file name: letters, digits, '_', '-', '.', not starting with a dot, short."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise UserInputError(f"--name: {name!r} is not a valid sweep name; use letters, digits, '_', '-', '.' "
+                             "(no spaces, slashes or line breaks; not starting with '.')")
+    if len(name) > MAX_NAME:
+        raise UserInputError(f"--name: a sweep name may be at most {MAX_NAME} characters, got {len(name)}")
+
+
 def check_data(space: Space) -> None:
     """Load the space's data once (NumPy only) so that bad files fail before any training."""
     from trainers.data import DataError, load_arrays
@@ -133,7 +144,7 @@ def _write_record(config: SweepConfig) -> None:
     """Remember which engine and space a sweep name belongs to (status and export read this)."""
     record = {"name": config.name, "engine": config.engine, "storage": config.storage, "space": config.space.model_dump()}
     if config.record_path.exists():
-        previous = json.loads(config.record_path.read_text())
+        previous = _read_record(config.record_path)
         if previous["engine"] != config.engine:
             raise UserInputError(
                 f"--engine: sweep {config.name!r} was run with engine {previous['engine']!r}; "
@@ -150,9 +161,27 @@ def load_config(name: str, store: Path | str | None = None) -> SweepConfig:
     if not path.exists():
         known = sorted(p.stem for p in (store_path / "sweeps").glob("*.json"))
         raise UserInputError(f"sweep {name!r} not found in store {store_path}/; known sweeps: {', '.join(known) or 'none'}")
-    record = json.loads(path.read_text())
-    space = Space.model_validate(record["space"])
+    record = _read_record(path)
+    try:
+        space = Space.model_validate(record["space"])
+    except ValidationError as exc:
+        raise UserInputError(f"{path}: space: not a valid space ({str(exc).splitlines()[0]}); "
+                             "restore the file, or re-run the sweep from its space file to rewrite it") from None
     return make_config(space, name=name, store=store_path, engine=record["engine"], storage=record["storage"])
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    """A sweep record as written by `_write_record`; a damaged one is one line naming the file."""
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserInputError(f"{path}: not a readable sweep record ({exc}); re-run the sweep from its space file "
+                             "to rewrite it") from None
+    missing = [key for key in ("engine", "storage", "space") if not isinstance(record, dict) or key not in record]
+    if missing:
+        raise UserInputError(f"{path}: sweep record lacks {', '.join(missing)}; re-run the sweep from its space "
+                             "file to rewrite it")
+    return record
 
 
 def list_sweeps(store: Path | str | None = None) -> list[str]:
@@ -171,41 +200,74 @@ def run_sweep(config: SweepConfig, reporter: Any | None = None) -> SweepResult:
 
     `reporter` receives `resumed(result)`, `already_done(result)`, `progress(result)` and
     `finished(result)`; the CLI passes a live console view, notebooks may pass None.
+    The parent run ends FINISHED, KILLED (Ctrl-C, SIGTERM) or FAILED (with the reason); never RUNNING.
     """
     engine = get_engine(config.engine)
     config.store.mkdir(parents=True, exist_ok=True)
-    _write_record(config)
     tracker = config.tracker()
+    check_stores_agree(config, tracker)  # before the parent run is reopened: a refused start changes nothing
+    _write_record(config)
     settings = {"engine": config.engine, "space": config.space.name, "budget_trials": config.space.budget.trials,
                 "debug": str(config.debug).lower()}
     space_file = Path(config.space.source) if config.space.source and Path(config.space.source).exists() else None
     parent = tracker.start_sweep(config.space.name, config.name, space_file, settings)
     config = dataclasses.replace(config, parent_run_id=parent, tracking_uri=tracker.tracking_uri)
 
-    before = engine.results(config)
-    if before.done >= config.space.budget.trials:
-        _finish(config, tracker, before)
-        if reporter:
-            reporter.already_done(before)
-        return before
-    if before.trials and reporter:
-        reporter.resumed(before)
-    interrupted = False
+    status, reason, after = "FAILED", None, None
     try:
+        before = engine.results(config)
+        if before.done >= config.space.budget.trials:
+            after, status = before, "FINISHED"
+            if reporter:
+                reporter.already_done(before)
+            return before
+        if before.trials and reporter:
+            reporter.resumed(before)
         engine.run(config, reporter.progress if reporter else (lambda result: None))
+        after = engine.results(config)
+        status = "FINISHED"
     except KeyboardInterrupt:
-        interrupted = True
+        status = "KILLED"
+        raise
+    except KerasweepError as exc:
+        reason = str(exc)
+        raise
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        after = engine.results(config)
-        _finish(config, tracker, after, interrupted=interrupted)
+        _finish(config, tracker, after, status, reason, engine)
     if reporter:
         reporter.finished(after)
     return after
 
 
-def _finish(config: SweepConfig, tracker: Tracker, result: SweepResult, interrupted: bool = False) -> None:
-    """Close the parent run: plots of all trials, counts per state, the best trial."""
+def check_stores_agree(config: SweepConfig, tracker: Tracker) -> None:
+    """Refuse a sweep whose MLflow parent run and engine state disagree about which trials exist.
+
+    A reset or replaced Optuna database (or Ray or KerasTuner folder) would otherwise restart the
+    sweep at trial 0 under the old parent run: two runs per trial number and an overwritten export.
+    """
+    check = getattr(get_engine(config.engine), "check_stores", None)
+    if check is None:
+        return
+    parent = tracker.find_sweep_run(config.space.name, config.name)
+    logged = {int(r.data.tags[TRIAL_TAG]) for r in tracker.trial_runs(parent) if TRIAL_TAG in r.data.tags} \
+        if parent else set()
+    problem = check(config, logged, parent is not None)
+    if problem:
+        raise UserInputError(f"sweep {config.name!r}: {problem}")
+
+
+def _finish(config: SweepConfig, tracker: Tracker, result: SweepResult | None, status: str, reason: str | None,
+            engine: Any) -> None:
+    """Close the parent run: plots of all trials, counts per state, the best trial, how it ended."""
+    if result is None:
+        try:
+            result = engine.results(config)
+        except Exception:  # noqa: BLE001 - an unreadable engine store must not leave the parent RUNNING
+            result = SweepResult(config.name, config.engine, config.space.objective.direction,
+                                 config.space.budget.trials, ())
     if result.trials:
         from search.plots import write_plots
 
@@ -219,5 +281,6 @@ def _finish(config: SweepConfig, tracker: Tracker, result: SweepResult, interrup
         config.space.objective.metric,
         best.value if best else None,
         best.number if best else None,
-        interrupted=interrupted,
+        status=status,
+        reason=reason,
     )

@@ -21,8 +21,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from search.errors import UserInputError
 from search.interrupts import deferred_interrupts
 from search.results import TrialResult, TrialState
+from search.store import sqlite_url
 
 RUN_STATUS = {
     TrialState.COMPLETE: "FINISHED",
@@ -45,7 +47,7 @@ ORPHAN_REASON = "worker process died during the trial"  # a trial whose process 
 
 def tracking_uri_for(store: Path) -> str:
     """`MLFLOW_TRACKING_URI` when set (a team server), else the store's own SQLite file."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(store / 'mlflow.db').resolve()}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or sqlite_url(store / "mlflow.db")
 
 
 def artifact_root_for(store: Path) -> Path | None:
@@ -112,23 +114,34 @@ class Tracker:
 
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root
-        self.client = MlflowClient(tracking_uri=tracking_uri)
         self._experiment_of: dict[str, str] = {}  # parent run id -> its experiment id
-        self._wait_for_store()
+        self.client = self._open(MlflowClient)
 
-    def _wait_for_store(self, attempts: int = 20) -> None:
-        """Touch the store once, retrying while another process creates or migrates a new SQLite file
-        (two processes migrating at once fail with "table ... already exists")."""
-        from sqlalchemy.exc import OperationalError
+    def _open(self, client_class: type, attempts: int = 20) -> Any:
+        """A client that touched the store once, retrying while another process creates or migrates a
+        new SQLite file (two processes migrating at once fail with "table ... already exists"); a store
+        that cannot be read at all (a damaged file) is the user's to fix: one line, exit 2."""
+        from sqlalchemy.exc import DatabaseError, OperationalError
 
         for attempt in range(attempts):
             try:
-                self.client.search_experiments(max_results=1)
-                return
-            except OperationalError:
+                client = client_class(tracking_uri=self.tracking_uri)
+                client.search_experiments(max_results=1)
+                return client
+            except OperationalError as exc:
                 if attempt == attempts - 1:
-                    raise
+                    raise self._unreadable(exc) from None
                 time.sleep(0.5)
+            except Exception as exc:  # MLflow wraps some driver errors in MlflowException
+                if not any(isinstance(e, DatabaseError) for e in (exc, exc.__cause__, exc.__context__)):
+                    raise
+                raise self._unreadable(exc) from None
+
+    def _unreadable(self, exc: Exception) -> UserInputError:
+        reason = str(getattr(exc, "orig", None) or exc).removeprefix("(sqlite3.DatabaseError) ").splitlines()[0]
+        where = self.tracking_uri.removeprefix("sqlite:///")
+        return UserInputError(f"{where}: the MLflow tracking store cannot be read ({reason}); restore "
+                              "it from a backup, or move it away to start a new store")
 
     @classmethod
     def for_store(cls, store: Path) -> Tracker:
@@ -166,6 +179,8 @@ class Tracker:
         """Create the sweep's parent run, or reopen it when resuming; returns its run id."""
         run_id = self.find_sweep_run(experiment, sweep)
         if run_id is not None:
+            if ERROR_TAG in self.client.get_run(run_id).data.tags:  # why the last attempt failed: stale now
+                self.client.delete_tag(run_id, ERROR_TAG)
             self.client.update_run(run_id, status="RUNNING")
             return run_id
         run = self.client.create_run(
@@ -179,18 +194,20 @@ class Tracker:
 
     @deferred_interrupts()
     def finish_sweep(self, run_id: str, counts: dict[str, int], metric: str, best_value: float | None,
-                     best_trial: int | None, interrupted: bool = False) -> None:
-        """Final counts per state and the best trial on the parent run, then close it."""
+                     best_trial: int | None, status: str = "FINISHED", reason: str | None = None) -> None:
+        """Final counts per state and the best trial on the parent run, then close it with `status`
+        (FINISHED, KILLED for Ctrl-C or SIGTERM, FAILED with the `reason` in `kerasweep.error`)."""
         now = int(time.time() * 1000)
-        from mlflow.entities import Metric
+        from mlflow.entities import Metric, RunTag
 
         metrics = [Metric(f"trials_{state}", float(n), now, 0) for state, n in counts.items() if state != "running"]
         if best_value is not None:
             metrics.append(Metric(f"best_{metric}", float(best_value), now, 0))
             self.client.set_tag(run_id, "kerasweep.best_trial", str(best_trial))
             self.client.set_tag(run_id, "kerasweep.best_value", f"{best_value:.6g}")
-        self.client.log_batch(run_id, metrics=metrics)
-        self.client.set_terminated(run_id, status="KILLED" if interrupted else "FINISHED")
+        tags = [RunTag(ERROR_TAG, reason[:4000])] if reason else []
+        self.client.log_batch(run_id, metrics=metrics, tags=tags)
+        self.client.set_terminated(run_id, status=status)
 
     @deferred_interrupts()
     def log_plots(self, run_id: str, folder: Path) -> None:

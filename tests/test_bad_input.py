@@ -77,7 +77,7 @@ CASES = [
     ("keras-tuner with workers", lambda f: ["sweep", "mlp", "--engine", "keras-tuner", "--workers", "2"], ["--workers", "one trial at a time"]),
     ("--checkpoint-every negative", lambda f: ["sweep", "mlp", "--checkpoint-every", "-1"], ["--checkpoint-every", "-1"]),
     ("storage on ray", lambda f: ["sweep", "mlp", "--engine", "ray", "--storage", "sqlite:///x.db"], ["--storage", "only the optuna engine"]),
-    ("keras-tuner mixed choices", lambda f: ["sweep", _mixed_choices(f), "--engine", "keras-tuner"], ["m.yaml", "params.units.choices", "one type"]),
+    ("keras-tuner mixed choices", lambda f: ["sweep", _mixed_choices(f), "--engine", "keras-tuner"], ["m.yaml", "params.units.choices", "units is a whole number, got '16'"]),
     # stores and names
     ("store is a file", lambda f: ["sweep", "mlp", "--store", str(f / "file")] if (f / "file").write_text("x") else [], ["--store", "not a folder"]),
     ("name escapes the store", lambda f: ["sweep", "mlp", "--name", "../escape"], ["--name", "'../escape'", "not a valid sweep name"]),

@@ -73,8 +73,12 @@ def test_every_trial_failing_stops_the_sweep_with_one_message(tmp_path: Path) ->
     # Rule: exporting a sweep without a completed trial is bad input (exit 2) with a clear message
     assert export.returncode == 2 and "has no completed trial yet" in export.stderr
     parents, runs = sweep_runs(mlflow_client(store), "allfail", "allfail")
-    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    # Rule: an aborted sweep's parent run is FAILED with the reason, not FINISHED
+    assert len(parents) == 1 and parents[0].info.status == "FAILED"
+    assert "the last 5 trials all failed" in parents[0].data.tags["kerasweep.error"]
     assert not [r for r in runs if r.info.status == "RUNNING"]
+    # Rule: no checkpoint or resumable copy is left for trials nobody will continue
+    assert not list((store / "checkpoints" / "allfail").glob("trial-*/model.keras"))
 
 
 def test_out_of_memory_trial_fails_with_the_reason_and_the_sweep_goes_on(tmp_path: Path) -> None:

@@ -102,7 +102,7 @@ def test_store_that_is_a_file_is_rejected(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["sweep", "cnn", "--store", str(store)])
     # Rule: a store path that cannot be a folder is bad input
     assert result.exit_code == 2
-    assert "exists and is not a folder" in result.output
+    assert "is a file, not a folder" in result.output
 
 
 def test_console_script_reports_one_line_without_traceback(tmp_path: Path) -> None:

@@ -92,6 +92,8 @@ def test_checkpoints_load_and_score_what_was_logged(swept: dict) -> None:
     data = load_arrays("digits", 0.2, 0)
     complete = [r for r in trial_runs if r.data.tags[STATE_TAG] == "complete"]
     assert complete
+    # Rule: once MLflow holds the checkpoints, the store keeps no copies (pruned trials' included)
+    assert not list((swept["store"] / "checkpoints" / "tiny").rglob("*.keras"))
     for run in complete:
         # Rule: every completed trial has its best-epoch checkpoint, and it scores the logged best value
         path = client.download_artifacts(run.info.run_id, "checkpoint/model.keras")

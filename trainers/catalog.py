@@ -7,6 +7,9 @@ build things (`models.py`, `data.py`, `fit.py`) check themselves against this ca
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 #: Bundled scikit-learn datasets: name -> (loader function name, kind). Images are reshaped to HxWx1.
 BUNDLED_DATASETS: dict[str, str] = {
     "digits": "image",
@@ -110,6 +113,100 @@ NAMED_VALUES: dict[str, frozenset[str]] = {
     "pooling": frozenset({"max", "avg", "none"}),
     "flip": frozenset({"none", "horizontal", "vertical", "horizontal_and_vertical"}),
     "backbone": frozenset(BACKBONES),
+}
+
+@dataclass(frozen=True)
+class ValueRule:
+    """The type and range of values a param takes, as the code that reads it expects them."""
+
+    kind: str  # "int", "float", "bool" or "name" (one of NAMED_VALUES) or "path"
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # True: low itself is not allowed
+    high_open: bool = False
+    nullable: bool = False  # null means "the default" (mixed precision: on with a GPU)
+
+    def problem(self, name: str, value: object) -> str | None:
+        """Why `value` cannot be `name`'s value (the rule, then the value), or None when it can."""
+        if value is None:
+            return None if self.nullable else f"{name} needs a value, got null"
+        if self.kind == "bool":
+            return None if isinstance(value, bool) else f"{name} is true or false, got {value!r}"
+        if self.kind in ("name", "path"):
+            if not isinstance(value, str):
+                return f"{name} is a name (text), got {value!r}"
+            allowed = NAMED_VALUES.get(name)
+            if allowed is not None and value not in allowed:
+                return f"unknown {name} {value!r}; Keras knows {', '.join(sorted(allowed))}"
+            return None
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if self.kind == "int" and not whole:
+            return f"{name} is a whole number, got {value!r}"
+        if not whole and not isinstance(value, float) or isinstance(value, bool):
+            return f"{name} is a number, got {value!r}"
+        if not math.isfinite(value):
+            return f"{name} must be finite, got {value!r}"
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)) or \
+                self.high is not None and (value > self.high or (self.high_open and value == self.high)):
+            bounds = self.describe_range()
+            return f"{name} must be {bounds}, got {value!r}" if bounds[0] in "<>" else \
+                f"{name} must lie in {bounds}, got {value!r}"
+        return None
+
+    def describe_range(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        return f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+
+
+_POSITIVE_INT, _COUNT = ValueRule("int", 1), ValueRule("int", 0)
+_RATE = ValueRule("float", 0.0, 1.0, high_open=True)
+_NON_NEGATIVE = ValueRule("float", 0.0)
+
+#: What each known param's value must be: the type the code reads and its range (see the tables above).
+VALUE_RULES: dict[str, ValueRule] = {
+    "learning_rate": ValueRule("float", 0.0, low_open=True),
+    "optimizer": ValueRule("name"),
+    "momentum": _RATE,
+    "nesterov": ValueRule("bool"),
+    "weight_decay": _NON_NEGATIVE,
+    "clipnorm": _NON_NEGATIVE,
+    "batch_size": _POSITIVE_INT,
+    "lr_schedule": ValueRule("name"),
+    "warmup_epochs": _COUNT,
+    "decay_rate": ValueRule("float", 0.0, 1.0, low_open=True),
+    "step_epochs": _POSITIVE_INT,
+    "plateau_factor": ValueRule("float", 0.0, 1.0, low_open=True, high_open=True),
+    "plateau_patience": _POSITIVE_INT,
+    "patience": _POSITIVE_INT,
+    "min_delta": _NON_NEGATIVE,
+    "mixed_precision": ValueRule("bool", nullable=True),
+    "filters": _POSITIVE_INT,
+    "blocks": _POSITIVE_INT,
+    "kernel_size": _POSITIVE_INT,
+    "dense_units": _POSITIVE_INT,
+    "dropout": _RATE,
+    "activation": ValueRule("name"),
+    "l1": _NON_NEGATIVE,
+    "l2": _NON_NEGATIVE,
+    "batch_norm": ValueRule("bool"),
+    "pooling": ValueRule("name"),
+    "augment": ValueRule("bool"),
+    "translate": _RATE,
+    "rotate": _RATE,
+    "zoom": _RATE,
+    "contrast": _RATE,
+    "flip": ValueRule("name"),
+    "units": _POSITIVE_INT,
+    "layers": _POSITIVE_INT,
+    "units_2": _POSITIVE_INT,
+    "units_3": _POSITIVE_INT,
+    "units_4": _POSITIVE_INT,
+    "backbone": ValueRule("name"),
+    "image_size": ValueRule("int", 32),
+    "weights": ValueRule("path", nullable=True),
+    "freeze_fraction": ValueRule("float", 0.0, 1.0),
+    "head_units": _POSITIVE_INT,
 }
 
 #: Metrics a training run produces (Keras history keys); objectives must name one of these.

@@ -104,10 +104,13 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     missing = {"x", "y"} - set(arrays.files)
     if missing:
         raise DataError(f"{path}: missing array(s) {', '.join(sorted(missing))}; expected arrays 'x' (features) and 'y' (labels), found {arrays.files}")
-    x = arrays["x"]
+    try:
+        x, y = arrays["x"], arrays["y"]
+    except ValueError as exc:  # object arrays (pickled Python objects) are refused: loading them runs code
+        raise DataError(f"{path}: {exc}; save plain numeric arrays (x as numbers, y as numbers or strings)") from None
     if x.ndim == 3:  # grayscale images without a channel axis
         x = x[..., np.newaxis]
-    return x, arrays["y"]
+    return x, y
 
 
 def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -29,9 +29,10 @@ from optuna.trial import TrialState as OptunaState
 
 from search.engines._optuna_space import make_sampler, suggest
 from search.errors import KerasweepError, SweepAborted, UserInputError
-from search.interrupts import deferred_interrupts, interruptible
+from search.interrupts import deferred_interrupts, interruptible, stop_reason
 from search.results import SweepResult, TrialResult, TrialState
 from search.space import DEFAULT_PRUNERS, Space
+from search.store import sqlite_url
 from search.tracking import ORPHAN_REASON, RESUMED_TAG, RETRY_TAG, TRIAL_TAG
 from search.trial import resolve_values, run_trial
 from trainers.fit import latest_backup
@@ -69,7 +70,7 @@ def make_pruner(space: Space) -> optuna.pruners.BasePruner:
 # --- storage ----------------------------------------------------------------------------------
 def storage_url(sweep: SweepConfig) -> str:
     """`--storage` when given, else the store's SQLite file."""
-    return sweep.storage or f"sqlite:///{(sweep.store / 'optuna.db').resolve()}"
+    return sweep.storage or sqlite_url(sweep.store / "optuna.db")
 
 
 def make_storage(sweep: SweepConfig) -> optuna.storages.BaseStorage:
@@ -133,6 +134,35 @@ def results(sweep: SweepConfig) -> SweepResult:
     return SweepResult(sweep.name, "optuna", sweep.space.objective.direction, sweep.space.budget.trials, found)
 
 
+def check_stores(sweep: SweepConfig, logged: set[int], parent_exists: bool) -> str | None:
+    """Whether the Optuna study and MLflow (`logged`: trial numbers with a run) tell the same story."""
+    url = storage_url(sweep)
+    trials: list[optuna.trial.FrozenTrial] = []
+    if sweep.storage or (sweep.store / "optuna.db").exists():  # opening creates it: not for a check
+        try:
+            trials = optuna.load_study(study_name=sweep.name, storage=make_storage(sweep)).get_trials(deepcopy=False)
+        except KeyError:
+            pass
+    known = {t.number for t in trials}
+    unknown = sorted(logged - known)
+    if unknown:
+        return (f"MLflow holds runs of trials {_numbers(unknown)} that the Optuna storage {url} does not know "
+                f"({len(known)} trials there): that storage was reset or replaced. Restore it from a backup, or "
+                "pass a new --name to start a new sweep")
+    lost = sorted(t.number for t in trials if RUN_ATTR in t.user_attrs and t.number not in logged)
+    if lost:
+        where = "its parent run is missing" if not parent_exists else f"the runs of trials {_numbers(lost)} are missing"
+        return (f"the Optuna storage {url} holds {len(trials)} trials but in the MLflow store {where}: that "
+                "store was reset, replaced or is another one (MLFLOW_TRACKING_URI). Restore it, or pass a new "
+                "--name to start a new sweep")
+    return None
+
+
+def _numbers(numbers: list[int]) -> str:
+    shown = ", ".join(map(str, numbers[:5]))
+    return shown + (f" and {len(numbers) - 5} more" if len(numbers) > 5 else "")
+
+
 def _last_value(trial: optuna.trial.FrozenTrial) -> float | None:
     steps = trial.intermediate_values
     return steps[max(steps)] if steps else None
@@ -194,11 +224,14 @@ def _run_workers(sweep: SweepConfig, study: optuna.Study, on_progress: ProgressC
             if not any(p.is_alive() for p in processes.values()):
                 break
             time.sleep(1.0)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: each worker ends its trial as failed, then stops
         for process in processes.values():
-            process.terminate()
+            process.terminate()  # SIGTERM, which a worker handles as Ctrl-C
         for process in processes.values():
             process.join(10)
+            if process.is_alive():
+                process.kill()
+                process.join()
         _fail_orphans(sweep, study)
         raise
     codes = [p.exitcode for p in processes.values()]
@@ -234,8 +267,10 @@ def _gpu_ids() -> list[str]:
 
 
 def _worker_main(sweep: SweepConfig, worker: int) -> None:
+    from search.interrupts import stop_on_sigterm
     from search.quiet import import_tensorflow_quietly, silence
 
+    stop_on_sigterm()  # the parent stops its workers with SIGTERM: each fails its trial as on Ctrl-C
     silence(sweep.verbose)
     import_tensorflow_quietly()
     try:
@@ -278,7 +313,7 @@ def work(sweep: SweepConfig, worker: int, on_progress: ProgressCallback) -> None
             error = _run_one(sweep, study, trial, tracker)
         except KeyboardInterrupt:  # whatever moment Ctrl-C hits, the asked trial ends failed everywhere
             if trial is not None:
-                _abandon(sweep, study, trial, tracker, "interrupted: the sweep was stopped (Ctrl-C)")
+                _abandon(sweep, study, trial, tracker, stop_reason())
             raise
         retries = int(trial.user_attrs.get(RETRIES_ATTR, 0))
         if error and retries < sweep.max_failures:  # --max-failures: the same values again, from the last backup
@@ -320,7 +355,10 @@ def _run_one(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, track
     source = trial.user_attrs.get(RETRY_OF_ATTR)  # a retry continues from the last backup of the trial it retries
     backup = latest_backup(sweep.backups(source)) if source is not None else None
     if backup is not None and backup[1] >= space.budget.epochs:  # re-run with fewer --epochs: start afresh
+        shutil.rmtree(sweep.backups(source), ignore_errors=True)
         backup = None
+    if backup is not None:  # the copy moves to the trial that continues it: killed too, that one resumes from it
+        backup = _take_over_backup(sweep, source, trial.number)
     tags = {"kerasweep.debug": "true"} if sweep.debug else {}
     if source is not None:
         tags[RETRY_TAG] = str(source)
@@ -359,13 +397,31 @@ def _run_one(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, track
         study.tell(trial, state=OptunaState.FAIL)
     tracker.finish_trial(run_id, outcome.state, outcome.value, outcome.checkpoint, outcome.error,
                          outcome.details)
-    if outcome.checkpoint is not None:
-        outcome.checkpoint.unlink(missing_ok=True)  # MLflow holds it now
-    if source is not None:  # this trial's own backup supersedes the one it continued from
-        shutil.rmtree(sweep.backups(source), ignore_errors=True)
-    if outcome.state is not TrialState.FAILED:
+    checkpoint.unlink(missing_ok=True)  # MLflow holds it (complete); a pruned or failed trial's is of no use
+    if outcome.state is not TrialState.FAILED:  # a failed trial's copy waits for its retry
         shutil.rmtree(sweep.backups(trial.number), ignore_errors=True)
+    _remove_if_empty(checkpoint.parent)
     return outcome.error
+
+
+def _take_over_backup(sweep: SweepConfig, source: int, number: int) -> tuple[Path, int] | None:
+    """Move trial `source`'s resumable copy to trial `number`, which continues it; returns it there."""
+    target = sweep.backups(number)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(target, ignore_errors=True)
+    try:
+        os.replace(sweep.backups(source), target)
+    except OSError:  # another worker took it first, or it was removed: start afresh
+        return None
+    _remove_if_empty(sweep.backups(source).parent)
+    return latest_backup(target)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:  # not empty (a copy a retry still needs) or already gone
+        pass
 
 
 def _continue_history(study: optuna.Study, source: int, trial: optuna.Trial, run_id: str, epochs: int,

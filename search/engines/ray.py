@@ -17,16 +17,19 @@ epoch; in MLflow the attempt that failed ends failed and the retry is a new run,
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from search.errors import TrialFailed, UserInputError
+from search.interrupts import stop_on_sigterm, stop_reason
 from search.results import SweepResult, TrialState
 from search.space import DEFAULT_PRUNERS, Space
 from search.tracking import ORPHAN_REASON, RESUMED_TAG, RETRY_TAG, TRIAL_TAG
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
     from search.sweep import SweepConfig
 
 FINAL = "kerasweep_final"  # marks the one result a finished trial reports after its last epoch
+LOOPBACK = "127.0.0.1"  # a local Ray listens here only (README: Security)
 RAY_ID_TAG, NODE_TAG = "kerasweep.ray_trial_id", "kerasweep.node"
 EPOCH, NODE = "epoch", "node_id"
 
@@ -348,8 +352,36 @@ def _init_ray(sweep: SweepConfig) -> bool:
     if address:
         ray.init(address=address, runtime_env=env, **options)
     else:  # address="local": always a fresh Ray for this sweep, never a cluster someone else started here
-        ray.init(address="local", include_dashboard=False, num_cpus=os.cpu_count(), **options)
+        with _loopback_only():
+            ray.init(address="local", include_dashboard=False, num_cpus=os.cpu_count(),
+                     _node_ip_address=LOOPBACK, **options)
+    stop_on_sigterm()  # ray.init replaced our SIGTERM handler with a bare exit: the trial would stay RUNNING
     return True
+
+
+@contextlib.contextmanager
+def _loopback_only() -> Iterator[None]:
+    """Start a local Ray whose every server (GCS, raylet, workers, agents) listens on 127.0.0.1 only.
+
+    Ray swaps a node address of 127.0.0.1 for the machine's own address, and then its gRPC servers
+    listen on every interface, unless Ray believes no cluster can be formed: the switch it keeps for
+    macOS and Windows. The switch is read by this process (the module constant) and by every process
+    Ray starts (the environment, which they inherit at start).
+    """
+    from ray._private import ray_constants
+
+    previous_env = os.environ.get(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR)
+    previous_constant = ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = previous_constant
+        if previous_env is None:
+            os.environ.pop(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR, None)
+        else:
+            os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = previous_env
 
 
 def _concurrency(sweep: SweepConfig) -> int:
@@ -430,7 +462,7 @@ def _close_interrupted(sweep: SweepConfig) -> bool:
     tracker = sweep.tracker()
     for trial in unfinished:
         tracker.finish_trial(trial.mlflow_run_id, TrialState.FAILED,
-                             error="interrupted: the sweep was stopped (Ctrl-C); re-run to resume")
+                             error=stop_reason())
     return bool(unfinished)
 
 
@@ -441,6 +473,18 @@ def _reattach(tuner: Any, callback: Any) -> None:
     if run_config is not None:
         run_config.callbacks = [c for c in (run_config.callbacks or []) if type(c).__name__ != "TrackingCallback"]
         run_config.callbacks.append(callback)
+
+
+def check_stores(sweep: SweepConfig, logged: set[int], parent_exists: bool) -> str | None:
+    """Whether the Ray experiment state and MLflow (`logged`: trial numbers with a run) tell the same story."""
+    path = experiment_path(sweep)
+    if logged and not path.exists():
+        return (f"MLflow holds {len(logged)} trial runs but the Ray experiment state {path} is missing: it was "
+                "removed or the store was copied without it. Restore it, or pass a new --name to start a new sweep")
+    if path.exists() and not parent_exists:
+        return (f"the Ray experiment state {path} exists but the MLflow store has no parent run for it: that store "
+                "was reset, replaced or is another one (MLFLOW_TRACKING_URI). Restore it, or pass a new --name")
+    return None
 
 
 def results(sweep: SweepConfig) -> SweepResult:
