@@ -92,6 +92,15 @@ def test_fixed_values_are_checked_against_what_the_model_reads(tmp_path: Path, f
     assert fragment in message, message
 
 
+def test_every_known_param_has_a_value_rule() -> None:
+    from trainers import catalog
+
+    known = set(catalog.TRAINING_PARAMS).union(*catalog.MODEL_PARAMS.values())
+    # Rule: no param the models read escapes the type check; named values are checked against their list
+    assert known == set(catalog.VALUE_RULES)
+    assert all(catalog.VALUE_RULES[name].kind == "name" for name in catalog.NAMED_VALUES)
+
+
 def test_a_user_builder_still_gets_the_training_loops_rules(tmp_path: Path) -> None:
     from search.space import check_value
 

@@ -403,12 +403,7 @@ def experiment_path(sweep: SweepConfig) -> Path:
 
 def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
     """Start or restore the Tune experiment and run it to its number of samples."""
-    from ray import tune
-
-    path = experiment_path(sweep)
-    if path.exists() and not tune.Tuner.can_restore(str(path)):
-        raise UserInputError(f"{path}: the Ray experiment state is missing or truncated, so sweep {sweep.name!r} "
-                             "cannot resume; remove that folder to start over, or pass a new --name")
+    path = experiment_path(sweep)  # checked by check_stores before the sweep started
     started = _init_ray(sweep)
     try:
         _fit(sweep, on_progress, path)
@@ -478,6 +473,12 @@ def _reattach(tuner: Any, callback: Any) -> None:
 def check_stores(sweep: SweepConfig, logged: set[int], parent_exists: bool) -> str | None:
     """Whether the Ray experiment state and MLflow (`logged`: trial numbers with a run) tell the same story."""
     path = experiment_path(sweep)
+    if path.exists():
+        from ray import tune
+
+        if not tune.Tuner.can_restore(str(path)):
+            return (f"{path}: the Ray experiment state is missing or truncated, so the sweep cannot resume; remove "
+                    "that folder to start over, or pass a new --name")
     if logged and not path.exists():
         return (f"MLflow holds {len(logged)} trial runs but the Ray experiment state {path} is missing: it was "
                 "removed or the store was copied without it. Restore it, or pass a new --name to start a new sweep")
