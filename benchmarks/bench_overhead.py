@@ -44,8 +44,8 @@ def bare_keras(trials: int, epochs: int) -> dict:
         model = build("cnn", CONFIG, data.input_shape, data.n_classes)
         model.compile(optimizer=make_optimizer({**CONFIG, "momentum": 0.0}), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
-        model.fit(make_pipeline(data.x_train, data.y_train, 64, True), epochs=epochs, verbose=0,
-                  validation_data=make_pipeline(data.x_val, data.y_val, 64, False))
+        model.fit(make_pipeline(data.scaled()[0], data.y_train, 64, True), epochs=epochs, verbose=0,
+                  validation_data=make_pipeline(data.scaled()[1], data.y_val, 64, False))
     total = time.perf_counter() - started
     return {"total_s": total, "per_trial_s": total / trials}
 
@@ -94,8 +94,8 @@ def plain_ray_tune(trials: int, epochs: int, folder: Path) -> dict:
         model.compile(optimizer=make_optimizer({**config, "momentum": 0.0}), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
         for epoch in range(epochs):
-            history = model.fit(make_pipeline(data.x_train, data.y_train, 64, True), epochs=1, verbose=0,
-                                validation_data=make_pipeline(data.x_val, data.y_val, 64, False)).history
+            history = model.fit(make_pipeline(data.scaled()[0], data.y_train, 64, True), epochs=1, verbose=0,
+                                validation_data=make_pipeline(data.scaled()[1], data.y_val, 64, False)).history
             tune.report({"val_accuracy": history["val_accuracy"][-1], "epoch": epoch + 1})
 
     started = time.perf_counter()

@@ -109,8 +109,8 @@ def keras_tuner_peer(name: str, seed: int, log: Path, folder: Path) -> None:
             _started(log)
             batch = int(values_of(hp)["batch_size"])
             stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=int(values_of(hp)["patience"]))
-            return model.fit(make_pipeline(data.x_train, data.y_train, batch, shuffle=True, seed=seed),
-                             validation_data=make_pipeline(data.x_val, data.y_val, batch, shuffle=False),
+            return model.fit(make_pipeline(data.scaled()[0], data.y_train, batch, shuffle=True, seed=seed),
+                             validation_data=make_pipeline(data.scaled()[1], data.y_val, batch, shuffle=False),
                              epochs=kwargs["epochs"], initial_epoch=kwargs.get("initial_epoch", 0), verbose=0,
                              callbacks=[*kwargs.get("callbacks", []), Record(), stop])
 

@@ -7,6 +7,8 @@ without the space file, the store or kerasweep itself:
     from trainers.models import build
     cfg = yaml.safe_load(open("runs/exports/cnn.yaml"))
     model = build(cfg["model"], cfg["params"], input_shape=(8, 8, 1), n_classes=10)
+
+(`build` gives the network alone; `kerasweep train` puts the input scaling in front of it.)
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-
 _terminated = False  # a SIGTERM arrived: the CLI exits 143 instead of 130
 
 

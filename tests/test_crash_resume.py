@@ -175,3 +175,21 @@ def test_crashes_at_the_narrowest_moments_are_repaired_on_rerun(tmp_path: Path) 
     by_number = {r.data.tags["kerasweep.trial"]: r for r in runs}
     assert by_number["1"].data.tags["kerasweep.error"] == "worker process died during the trial"
     assert by_number["2"].info.status == "FINISHED" and by_number["2"].data.tags["kerasweep.value"] == "0.5"
+
+
+def test_a_retry_takes_over_the_copy_it_continues_from(tmp_path: Path) -> None:
+    """A retry killed before saving a copy of its own must still find the one it continued from."""
+    from search.engines.optuna import _take_over_backup
+    from search.space import load_space
+    from search.sweep import make_config
+    from trainers.fit import latest_backup
+
+    config = make_config(load_space("mlp"), name="crashy", store=tmp_path / "store")
+    config.backups(0).mkdir(parents=True)
+    (config.backups(0) / "epoch-3.keras").write_bytes(b"model")
+    taken = _take_over_backup(config, source=0, number=1)
+    # Rule: the copy now belongs to the retry (trial 1), so a retry of the retry resumes from it too;
+    # nothing is left under the trial it came from
+    assert taken == (config.backups(1) / "epoch-3.keras", 3)
+    assert latest_backup(config.backups(1)) == taken
+    assert not (config.checkpoints / "trial-0").exists()

@@ -33,7 +33,7 @@ def test_each_option_builds_and_trains(values: dict) -> None:
     # Rule: the option trains (finite loss) and produces the objective every epoch
     assert len(result.history["val_accuracy"]) == 2
     assert all(math.isfinite(v) for v in result.history["loss"])
-    layers = {layer.__class__.__name__ for layer in result.model.layers}
+    layers = {layer.__class__.__name__ for layer in result.network.layers}
     if values.get("augment"):
         assert "Sequential" in layers  # the augmentation block is part of the model
     if values.get("pooling") == "avg":
@@ -132,13 +132,13 @@ def test_mlp_layer_widths_and_l1_penalty() -> None:
 
     values = {"layers": 3, "units": 16, "units_2": 32, "units_3": 8, "l1": 1e-4, "l2": 0.0}
     result = train(TrainSpec(model="mlp", data="wine", params=values, epochs=1))
-    dense = [layer for layer in result.model.layers if layer.__class__.__name__ == "Dense"]
+    dense = [layer for layer in result.network.layers if layer.__class__.__name__ == "Dense"]
     # Rule: each hidden layer takes its own width when given; the penalty is L1 when l1 > 0
     assert [layer.units for layer in dense] == [16, 32, 8, 3]
     assert dense[0].kernel_regularizer.get_config()["l1"] == pytest.approx(1e-4)
     # and a layer without its own width keeps the one before it
     two = train(TrainSpec(model="mlp", data="wine", params={"layers": 3, "units": 16, "units_2": 24}, epochs=1))
-    assert [layer.units for layer in two.model.layers if layer.__class__.__name__ == "Dense"] == [16, 24, 24, 3]
+    assert [layer.units for layer in two.network.layers if layer.__class__.__name__ == "Dense"] == [16, 24, 24, 3]
 
 
 def test_mixed_precision_override_stays_with_its_trial() -> None:
@@ -147,5 +147,5 @@ def test_mixed_precision_override_stays_with_its_trial() -> None:
     forced = train(TrainSpec(model="mlp", data="iris", params={"mixed_precision": True}, epochs=1))
     after = train(TrainSpec(model="mlp", data="iris", params={}, epochs=1))
     # Rule: a space's mixed_precision applies to its trial only; the next trial is back on the CPU default
-    assert forced.model.layers[1].dtype_policy.name == "mixed_float16"
-    assert after.model.layers[1].dtype_policy.name == "float32"
+    assert forced.network.layers[1].dtype_policy.name == "mixed_float16"
+    assert after.network.layers[1].dtype_policy.name == "float32"

@@ -1,4 +1,4 @@
-"""Datasets by name or path, split and scaled once per process, served as `tf.data` pipelines.
+"""Datasets by name or path, split once per process (scaling fitted, not applied), served as `tf.data`.
 
 `load_arrays` needs only NumPy and scikit-learn, so a sweep can check a data file (shape, labels,
 non-numeric columns) before it starts any compute. `make_pipeline` turns the cached arrays into a
@@ -25,7 +25,9 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class Dataset:
-    """A deterministic, scaled train/validation split with integer class labels."""
+    """A deterministic train/validation split of raw inputs with integer class labels, and the input
+    scaling fitted on the train part. The scaling is applied inside the model (`trainers.fit`), so a
+    checkpoint, an export and a registered model all answer raw inputs as the trial saw them."""
 
     name: str
     x_train: np.ndarray
@@ -33,6 +35,15 @@ class Dataset:
     x_val: np.ndarray
     y_val: np.ndarray
     classes: tuple[Any, ...]
+    mean: np.ndarray | None = None  # tabular: per-feature standardisation (std of a constant feature is 1)
+    std: np.ndarray | None = None
+    peak: float | None = None  # images: divided by the train maximum
+
+    def scaled(self) -> tuple[np.ndarray, np.ndarray]:
+        """(x_train, x_val) as the model's first layer scales them: for code that trains its own model."""
+        if self.mean is not None:
+            return (self.x_train - self.mean) / self.std, (self.x_val - self.mean) / self.std
+        return self.x_train / self.peak, self.x_val / self.peak
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -62,8 +73,7 @@ def load_arrays(data: str, validation_split: float = 0.2, seed: int = 0) -> Data
         )
     except ValueError as exc:
         raise DataError(f"{data}: cannot split with validation_split={validation_split}: {exc}") from None
-    x_train, x_val = _scale(x_train, x_val)
-    return Dataset(data, x_train, y_train.astype("int32"), x_val, y_val.astype("int32"), classes)
+    return Dataset(data, x_train, y_train.astype("int32"), x_val, y_val.astype("int32"), classes, **_scaling(x_train))
 
 
 def make_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int = 0) -> Any:
@@ -168,11 +178,10 @@ def _check_and_encode(data: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarr
     return x, y_index, tuple(classes.tolist())
 
 
-def _scale(x_train: np.ndarray, x_val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Standardise per feature (tabular) or divide by the train maximum (images), fitted on train only."""
+def _scaling(x_train: np.ndarray) -> dict[str, Any]:
+    """Standardise per feature (tabular) or divide by the maximum (images), fitted on the train part only."""
     if x_train.ndim == 2:
         mean, std = x_train.mean(axis=0), x_train.std(axis=0)
         std[std == 0] = 1.0
-        return (x_train - mean) / std, (x_val - mean) / std
-    peak = float(x_train.max()) or 1.0
-    return x_train / peak, x_val / peak
+        return {"mean": mean.astype("float32"), "std": std.astype("float32")}
+    return {"peak": float(x_train.max()) or 1.0}
