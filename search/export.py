@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, StrictInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, StrictInt, StrictStr, ValidationError
 
 from search.errors import UserInputError
 from search.results import SweepResult, TrialResult
@@ -38,6 +38,7 @@ def export_config(config: SweepConfig, trial: TrialResult, result: SweepResult) 
     """The export document for one trial of a sweep."""
     spec = train_spec(config.space, dict(trial.params))
     document = dataclasses.asdict(spec)
+    document["target"] = spec.target if isinstance(spec.target, str) else list(spec.target)  # YAML has no tuples
     document["params"] = {k: document["params"][k] for k in sorted(document["params"])}
     document["provenance"] = {
         "space": config.space.name,
@@ -104,6 +105,8 @@ class ExportFile(_Strict):
     validation_split: FiniteFloat = Field(0.2, gt=0.0, lt=1.0)
     monitor: str = "val_accuracy"
     direction: Literal["maximize", "minimize"] = "maximize"
+    task: Literal["classification", "binary", "multilabel", "regression"] = "classification"
+    target: StrictStr | list[StrictStr] = "label"
     provenance: Provenance | None = None
 
 
@@ -135,8 +138,9 @@ def read_export(path: Path | str) -> tuple[TrainSpec, Provenance]:
     if parsed.data not in catalog.BUNDLED_DATASETS and not Path(parsed.data).exists():
         problems.append(f"data: {parsed.data!r} is neither a bundled dataset ({', '.join(catalog.BUNDLED_DATASETS)}) "
                         "nor an existing file or folder")
-    if parsed.monitor not in catalog.METRICS:
-        problems.append(f"monitor: training does not produce {parsed.monitor!r}; expected one of {', '.join(catalog.METRICS)}")
+    logged = catalog.task_metrics(parsed.task)
+    if parsed.monitor not in logged:
+        problems.append(f"monitor: task {parsed.task} does not log {parsed.monitor!r}; expected one of {', '.join(logged)}")
     known = catalog.known_params(parsed.model) if parsed.model in catalog.MODEL_PARAMS else None
     for name, value in parsed.params.items():
         if known is not None and name not in known:

@@ -49,7 +49,8 @@ def train_config(config_path: Path | str, store: Path | str = "runs", epochs: in
     tracker = tracker or Tracker.for_store(store)  # a damaged tracking store fails now, not after training
     result = train(spec, callbacks=[tensorboard_callback(store / "tensorboard" / "production" / config_path.stem)],
                    checkpoint_path=model_path, verbose=2 if verbose else 0)
-    data = load_arrays(spec.data, spec.validation_split, spec.seed)
+    target = spec.target if isinstance(spec.target, str) else tuple(spec.target)
+    data = load_arrays(spec.data, spec.validation_split, spec.seed, spec.task, target)
     tags = {
         "kerasweep.source_run_id": provenance.mlflow_run_id or "",
         "kerasweep.source_sweep": provenance.sweep or "",
@@ -57,9 +58,15 @@ def train_config(config_path: Path | str, store: Path | str = "runs", epochs: in
         "kerasweep.config": str(config_path.resolve()),
         "kerasweep.model_path": str(model_path.resolve()),
     }
-    params = {**dict(spec.params), "epochs": spec.epochs, "seed": spec.seed, "data": spec.data, "model": spec.model}
+    params = {**dict(spec.params), "epochs": spec.epochs, "seed": spec.seed, "data": spec.data, "model": spec.model,
+              "task": spec.task}
     run_id, version = tracker.log_production(
         f"{name}-production", config_path.stem, params, result.history, result.model, name, tags,
-        example=data.x_val[:5],
+        example=data.x_val[:5], labels={"task": spec.task, "classes": [_plain(c) for c in data.classes]},
     )
     return ProductionResult(model_path, spec.monitor, result.best_value, result.best_epoch, run_id, name, version)
+
+
+def _plain(value: object) -> object:
+    """A class name as JSON has it (NumPy scalars become Python ones)."""
+    return value.item() if hasattr(value, "item") else value

@@ -14,7 +14,17 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, StrictBool, StrictInt, StrictStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
 
 from search.errors import UserInputError
 from search.safe_yaml import read_yaml
@@ -96,6 +106,9 @@ class Space(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     model: str
     data: str
+    # classification (default), binary, multilabel or regression: loss, head, metrics, split (catalog.TASKS)
+    task: Literal["classification", "binary", "multilabel", "regression"] = "classification"
+    target: StrictStr | list[StrictStr] = "label"  # the CSV column(s) holding the labels or targets
     validation_split: FiniteFloat = Field(0.2, gt=0.0, lt=1.0)
     objective: Objective = Objective()
     budget: Budget = Budget()
@@ -103,6 +116,20 @@ class Space(_Strict):
     params: dict[str, Param] = Field(min_length=1, max_length=MAX_PARAMS)
     fixed: dict[str, Any] = {}
     source: str = ""  # the file it was loaded from; set by load_space, for messages and provenance
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_objective(cls, data: Any) -> Any:
+        """A space that names no objective gets its task's (val_mae, minimize for regression)."""
+        if isinstance(data, dict) and "objective" not in data and data.get("task") in catalog.TASKS:
+            metric, direction = catalog.TASKS[data["task"]].objective
+            return {**data, "objective": {"metric": metric, "direction": direction}}
+        return data
+
+    @property
+    def targets(self) -> str | tuple[str, ...]:
+        """`target` as the data loader takes it (hashable: a name or a tuple of names)."""
+        return self.target if isinstance(self.target, str) else tuple(self.target)
 
     def is_active(self, name: str, values: dict[str, Any]) -> bool:
         """True when every `when:` condition of param `name` holds for the values sampled so far."""
@@ -184,11 +211,12 @@ def check_space(space: Space, base_dir: Path | None = None) -> list[str]:
         problems.append(f"model: unknown model {space.model!r}; expected one of {', '.join(catalog.MODEL_PARAMS)} "
                         "or a builder 'package.module:function'")
     problems += _check_data(space.data, base_dir)
-    if space.objective.metric not in catalog.METRICS:
-        hint = difflib.get_close_matches(space.objective.metric, catalog.METRICS, n=1)
+    logged = catalog.task_metrics(space.task)
+    if space.objective.metric not in logged:
+        hint = difflib.get_close_matches(space.objective.metric, logged, n=1)
         problems.append(
-            f"objective.metric: training does not produce {space.objective.metric!r}; expected one of "
-            f"{', '.join(catalog.METRICS)}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            f"objective.metric: task {space.task} does not log {space.objective.metric!r}; expected one of "
+            f"{', '.join(logged)}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
         )
     known = catalog.known_params(space.model) if space.model in catalog.MODEL_PARAMS else None  # users': unknown
     declared: list[str] = []

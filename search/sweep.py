@@ -135,7 +135,8 @@ def check_data(space: Space) -> None:
     base = Path(space.source).parent if space.source else None
     path = resolve_data_path(space.data, base)
     try:
-        load_arrays(str(path) if path else space.data, space.validation_split, space.search.seed)
+        load_arrays(str(path) if path else space.data, space.validation_split, space.search.seed, space.task,
+                    space.targets)
     except DataError as exc:
         raise UserInputError(f"{space.source or 'space'}: data: {exc}") from None
 

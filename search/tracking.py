@@ -216,16 +216,33 @@ class Tracker:
 
     # --- production training ---------------------------------------------------------------------
     def log_production(self, experiment: str, run_name: str, params: dict[str, Any], history: dict[str, list[float]],
-                       model: Any, registered_name: str, tags: dict[str, str], example: Any = None) -> tuple[str, int]:
+                       model: Any, registered_name: str, tags: dict[str, str], example: Any = None,
+                       labels: dict[str, Any] | None = None) -> tuple[str, int]:
         """A production run with its params, per-epoch metrics and the model in MLflow's Keras flavour,
-        registered as a new version of `registered_name`; returns (run id, version)."""
+        registered as a new version of `registered_name`; returns (run id, version). `labels` (the task
+        and its class names, in output order) are the run's `labels.json`."""
+        import mlflow
+
+        previous = os.environ.get("MLFLOW_TRACKING_URI")  # set_tracking_uri sets it: it would steer later stores
+        mlflow.set_tracking_uri(self.tracking_uri)
+        try:
+            return self._log_production(experiment, run_name, params, history, model, registered_name, tags,
+                                        example, labels)
+        finally:
+            if previous is None:
+                os.environ.pop("MLFLOW_TRACKING_URI", None)
+            else:
+                os.environ["MLFLOW_TRACKING_URI"] = previous
+
+    def _log_production(self, experiment: str, run_name: str, params: dict[str, Any], history: dict[str, list[float]],
+                        model: Any, registered_name: str, tags: dict[str, str], example: Any,
+                        labels: dict[str, Any] | None) -> tuple[str, int]:
         import keras
         import mlflow
         import mlflow.keras
         from mlflow.entities import Metric, Param
         from mlflow.models import infer_signature
 
-        mlflow.set_tracking_uri(self.tracking_uri)
         run = self.client.create_run(self.experiment_id(experiment), run_name=run_name,
                                      tags={ROLE_TAG: "production", **tags})
         run_id = run.info.run_id
@@ -234,6 +251,8 @@ class Tracker:
         for key, values in history.items():
             self.client.log_batch(run_id, metrics=[Metric(key, float(v), now, i + 1) for i, v in enumerate(values)])
         signature = infer_signature(example, model.predict(example, verbose=0)) if example is not None else None
+        if labels is not None:  # the model answers output indices; these are the user's names for them
+            self.client.log_dict(run_id, labels, "labels.json")
         with mlflow.start_run(run_id=run_id):
             info = mlflow.keras.log_model(
                 model, name="model", registered_model_name=registered_name, signature=signature,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from search.results import TrialState
-from search.space import Space
+from search.space import Space, resolve_data_path
 from trainers.fit import TrainSpec
 
 EpochHook = Callable[[int, dict[str, float]], bool]
@@ -42,15 +42,18 @@ def resolve_values(space: Space, sampled: dict[str, Any]) -> dict[str, Any]:
 
 def train_spec(space: Space, values: dict[str, Any]) -> TrainSpec:
     """The trainer's plain config for this space and these values (the same object export writes)."""
+    path = resolve_data_path(space.data, Path(space.source).parent if space.source else None)
     return TrainSpec(
         model=space.model,
-        data=space.data,
+        data=str(path) if path is not None else space.data,  # resolved: trials and exports work from any folder
         params=values,
         epochs=space.budget.epochs,
         seed=space.search.seed,
         validation_split=space.validation_split,
         monitor=space.objective.metric,
         direction=space.objective.direction,
+        task=space.task,
+        target=space.targets,
     )
 
 

@@ -258,7 +258,7 @@ GOOD_EXPORT = ("model: mlp\ndata: iris\nparams: {units: 8, batch_size: 16, optim
     (("space: iris_mlp", "space: ../up"), "provenance.space"),
     (("trial: 3", "trial: 3, path: /x"), "provenance.path: unknown key"),
     (("validation_split: 0.2", "validation_split: 5"), "validation_split: Input should be less than 1"),
-    (("monitor: val_accuracy", "monitor: val_acc"), "monitor: training does not produce 'val_acc'"),
+    (("monitor: val_accuracy", "monitor: val_acc"), "monitor: task classification does not log 'val_acc'"),
     (("optimizer: adam", "optimizer: adamx"), "params.optimizer: unknown optimizer 'adamx'"),
     (("batch_size: 16", "batch_size: 0"), "params.batch_size: batch_size must be >= 1, got 0"),
     (("units: 8", "unitz: 8"), "params.unitz: unknown param"),

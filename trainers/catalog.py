@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 #: Bundled scikit-learn datasets: name -> (loader function name, kind). Images are reshaped to HxWx1.
 BUNDLED_DATASETS: dict[str, str] = {
+    "diabetes": "regression",  # raw features and target (scikit-learn's scaled=False)
     "digits": "image",
     "breast_cancer": "tabular",
     "wine": "tabular",
@@ -209,8 +210,40 @@ VALUE_RULES: dict[str, ValueRule] = {
     "head_units": _POSITIVE_INT,
 }
 
-#: Metrics a training run produces (Keras history keys); objectives must name one of these.
-METRICS: tuple[str, ...] = ("loss", "accuracy", "val_loss", "val_accuracy")
+@dataclass(frozen=True)
+class Task:
+    """What a task decides, in one place: the output head, the loss, the metrics logged, the default
+    objective and whether the train/validation split keeps class proportions."""
+
+    head: str  # activation of the output layer the shipped builders put on top
+    loss: str
+    metrics: tuple[str, ...]  # logged besides the loss, for training and validation (val_...)
+    objective: tuple[str, str]  # (metric, direction) when the space names none
+    stratify: bool
+
+
+TASKS: dict[str, Task] = {
+    # integer or text labels, or one-hot rows: one softmax over the classes
+    "classification": Task("softmax", "sparse_categorical_crossentropy", ("accuracy",), ("val_accuracy", "maximize"), True),
+    # two classes: one sigmoid output
+    "binary": Task("sigmoid", "binary_crossentropy", ("accuracy", "auc"), ("val_accuracy", "maximize"), True),
+    # several yes/no labels per example (0/1 columns): one sigmoid per label
+    "multilabel": Task("sigmoid", "binary_crossentropy", ("accuracy", "auc"), ("val_accuracy", "maximize"), False),
+    # numbers (one or several target columns), predicted in the target's own units
+    "regression": Task("linear", "mean_squared_error", ("mae", "rmse"), ("val_mae", "minimize"), False),
+}
+
+
+def task_metrics(task: str) -> tuple[str, ...]:
+    """Every metric training logs for `task` (Keras history keys); an objective must name one."""
+    logged = ("loss", *TASKS[task].metrics)
+    return (*logged, *(f"val_{name}" for name in logged))
+
+
+#: Metrics a classification run produces (Keras history keys).
+METRICS: tuple[str, ...] = task_metrics("classification")
+#: Every metric any task logs: what a resumed trial copies from the run it continues.
+ALL_METRICS: tuple[str, ...] = tuple(sorted({m for task in TASKS for m in task_metrics(task)}))
 
 
 def known_params(model: str) -> dict[str, str] | None:

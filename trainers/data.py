@@ -38,6 +38,9 @@ class Dataset:
     mean: np.ndarray | None = None  # tabular: per-feature standardisation (std of a constant feature is 1)
     std: np.ndarray | None = None
     peak: float | None = None  # images: divided by the train maximum
+    task: str = "classification"
+    y_mean: np.ndarray | None = None  # regression: the model answers in the target's units (see trainers.fit)
+    y_std: np.ndarray | None = None
 
     def scaled(self) -> tuple[np.ndarray, np.ndarray]:
         """(x_train, x_val) as the model's first layer scales them: for code that trains its own model."""
@@ -53,27 +56,44 @@ class Dataset:
     def n_classes(self) -> int:
         return len(self.classes)
 
+    @property
+    def n_outputs(self) -> int:
+        """Width of the model's output: one per class, one for binary, one per label or target column."""
+        if self.task == "classification":
+            return self.n_classes
+        return 1 if self.y_train.ndim == 1 else int(self.y_train.shape[1])
+
+
+REGRESSION_HINT_DISTINCT = 20  # more distinct numeric labels than this, and few rows each: a quantity, not classes
+
 
 @functools.lru_cache(maxsize=8)
-def load_arrays(data: str, validation_split: float = 0.2, seed: int = 0) -> Dataset:
-    """Load `data` (bundled name or path), split it stratified by `seed`, scale on the train part only.
+def load_arrays(data: str, validation_split: float = 0.2, seed: int = 0, task: str = "classification",
+                target: str | tuple[str, ...] = "label") -> Dataset:
+    """Load `data` (bundled name or path) for `task`, split it by `seed` (stratified for classes), and
+    fit the input scaling on the train part only. `target` names the CSV label column(s).
 
     Cached per process: every trial of a worker reuses the same arrays.
     """
-    x, y = _read(data)
-    x, y_index, classes = _check_and_encode(data, x, y)
+    if task not in catalog.TASKS:
+        raise DataError(f"{data}: unknown task {task!r}; expected one of {', '.join(catalog.TASKS)}")
+    x, y, names = _read(data, (target,) if isinstance(target, str) else tuple(target))
+    x = _check_features(data, x, y)
+    y, classes, strata = _encode_labels(data, y, task, names)
     from sklearn.model_selection import train_test_split
 
-    min_count = int(np.bincount(y_index).min())
-    if min_count < 2:
-        raise DataError(f"{data}: every class needs at least 2 examples to split train/validation, found a class with {min_count}")
     try:
         x_train, x_val, y_train, y_val = train_test_split(
-            x, y_index, test_size=validation_split, random_state=seed, stratify=y_index
+            x, y, test_size=validation_split, random_state=seed, stratify=strata
         )
     except ValueError as exc:
         raise DataError(f"{data}: cannot split with validation_split={validation_split}: {exc}") from None
-    return Dataset(data, x_train, y_train.astype("int32"), x_val, y_val.astype("int32"), classes, **_scaling(x_train))
+    extra: dict[str, Any] = {}
+    if task == "regression":
+        std = y_train.std(axis=0)
+        extra = {"y_mean": np.atleast_1d(y_train.mean(axis=0)).astype("float32"),
+                 "y_std": np.atleast_1d(np.where(std == 0, 1.0, std)).astype("float32")}
+    return Dataset(data, x_train, y_train, x_val, y_val, classes, **_scaling(x_train), task=task, **extra)
 
 
 def make_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int = 0) -> Any:
@@ -86,23 +106,25 @@ def make_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, 
     return ds.batch(int(batch_size)).prefetch(tf.data.AUTOTUNE)
 
 
-def _read(data: str) -> tuple[np.ndarray, np.ndarray]:
+def _read(data: str, target: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None]:
+    """Features, labels and (for several target columns) their names."""
     if data in catalog.BUNDLED_DATASETS:
         import sklearn.datasets
 
-        bunch = getattr(sklearn.datasets, f"load_{data}")()
-        if catalog.BUNDLED_DATASETS[data] == "image":
-            return bunch.images[..., np.newaxis].astype("float32"), bunch.target
-        return bunch.data.astype("float32"), bunch.target
+        kind = catalog.BUNDLED_DATASETS[data]
+        bunch = getattr(sklearn.datasets, f"load_{data}")(**({"scaled": False} if data == "diabetes" else {}))
+        if kind == "image":
+            return bunch.images[..., np.newaxis].astype("float32"), bunch.target, None
+        return bunch.data.astype("float32"), bunch.target, None
     path = Path(data)
     if not path.exists():
         raise DataError(f"{data}: no such file or folder; pass a bundled name ({', '.join(catalog.BUNDLED_DATASETS)}) or an existing path")
     if path.is_dir():
-        return _read_image_folder(path)
+        return (*_read_image_folder(path), None)
     if path.suffix == ".npz":
-        return _read_npz(path)
+        return (*_read_npz(path), None)
     if path.suffix == ".csv":
-        return _read_csv(path)
+        return _read_csv(path, target)
     raise DataError(f"{data}: unsupported suffix {path.suffix!r}; expected .npz, .csv or a folder of images per class")
 
 
@@ -123,20 +145,23 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _read_csv(path: Path, target: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None]:
     import pandas as pd
 
     try:
         frame = pd.read_csv(path)
     except Exception as exc:  # noqa: BLE001
         raise DataError(f"{path}: not a readable CSV file ({exc})") from None
-    if "label" not in frame.columns:
-        raise DataError(f"{path}: no 'label' column; expected a header row with a 'label' column, found {list(frame.columns)}")
-    features = frame.drop(columns=["label"])
+    missing = [name for name in target if name not in frame.columns]
+    if missing:
+        raise DataError(f"{path}: no target column {', '.join(map(repr, missing))}; name the label column(s) with "
+                        f"`target:` in the space file; the file has {', '.join(map(str, frame.columns))}")
+    features = frame.drop(columns=list(target))
     bad = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
     if bad:
         raise DataError(f"{path}: non-numeric feature column(s) {', '.join(map(str, bad))}; encode them as numbers first")
-    return features.to_numpy(dtype="float32"), frame["label"].to_numpy()
+    labels = frame[target[0]].to_numpy() if len(target) == 1 else frame[list(target)].to_numpy()
+    return features.to_numpy(dtype="float32"), labels, target if len(target) > 1 else None
 
 
 def _read_image_folder(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -157,25 +182,63 @@ def _read_image_folder(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(images), np.asarray(labels)
 
 
-def _check_and_encode(data: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[Any, ...]]:
+def _check_features(data: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     if len(x) == 0:
         raise DataError(f"{data}: no examples; expected at least one row per class")
     if x.ndim not in (2, 4):
         raise DataError(f"{data}: features have shape {x.shape}; expected (n, features) or (n, height, width[, channels])")
     y = np.asarray(y)
-    if y.ndim != 1 or len(y) != len(x):
-        raise DataError(f"{data}: labels have shape {y.shape}; expected ({len(x)},), one label per example")
+    if y.ndim not in (1, 2) or len(y) != len(x):
+        raise DataError(f"{data}: labels have shape {y.shape}; expected ({len(x)},) or ({len(x)}, columns), one row per example")
     if not np.issubdtype(x.dtype, np.number):
         raise DataError(f"{data}: features are {x.dtype}, not numbers; encode them as numbers first")
-    if np.issubdtype(y.dtype, np.floating) and not np.all(np.mod(y, 1) == 0):
-        raise DataError(f"{data}: labels are fractional numbers, not classes; expected integers or names per class")
-    classes, y_index = np.unique(y, return_inverse=True)
-    if len(classes) < 2:
-        raise DataError(f"{data}: found {len(classes)} class; expected at least 2 classes")
     x = x.astype("float32")
     if not np.all(np.isfinite(x)):
         raise DataError(f"{data}: features hold NaN or infinite values; clean or impute them first")
-    return x, y_index, tuple(classes.tolist())
+    return x
+
+
+def _encode_labels(data: str, y: np.ndarray, task: str,
+                   names: tuple[str, ...] | None) -> tuple[np.ndarray, tuple[Any, ...], np.ndarray | None]:
+    """Labels as the task trains on them, the class names (or label/target names), and the strata."""
+    y = np.asarray(y)
+    numeric = np.issubdtype(y.dtype, np.number) or y.dtype == bool
+    if task == "regression":
+        if not numeric:
+            raise DataError(f"{data}: regression targets must be numbers, got {y.dtype} values such as {y.flat[0]!r}; "
+                            "for named classes set task: classification")
+        y = y.astype("float32")
+        if not np.all(np.isfinite(y)):
+            raise DataError(f"{data}: targets hold NaN or infinite values; drop or impute those rows first")
+        return y, names or ("target",), None
+    if task == "multilabel":
+        if y.ndim != 2 or not numeric or not np.isin(y, (0, 1)).all():
+            raise DataError(f"{data}: multilabel needs one 0/1 column per label (shape (n, labels)), got shape "
+                            f"{y.shape}; name the label columns with target: [a, b, ...]")
+        return y.astype("float32"), names or tuple(range(y.shape[1])), None
+    if y.ndim == 2:  # one-hot rows
+        if not numeric or not np.isin(y, (0, 1)).all() or not (y.sum(axis=1) == 1).all():
+            raise DataError(f"{data}: two-dimensional labels must be one-hot rows (a single 1 per row), got shape {y.shape}; "
+                            "for several yes/no labels per example set task: multilabel")
+        y = y.argmax(axis=1)
+    if numeric and np.issubdtype(y.dtype, np.floating) and not np.all(np.mod(y, 1) == 0):
+        raise DataError(f"{data}: labels are fractional numbers, not classes; if they are quantities set task: regression")
+    classes, index = np.unique(y, return_inverse=True)
+    counts = np.bincount(index)
+    if len(classes) < 2:
+        raise DataError(f"{data}: found {len(classes)} class; expected at least 2 classes")
+    if numeric and len(classes) > REGRESSION_HINT_DISTINCT and counts.mean() < 10:
+        raise DataError(f"{data}: {len(classes)} distinct numeric labels over {len(y)} rows looks like a regression "
+                        "target, not classes; set task: regression (or encode the classes as text)")
+    if counts.min() < 2:
+        hint = "; if the labels are quantities, set task: regression" if numeric else ""
+        raise DataError(f"{data}: every class needs at least 2 examples to split train/validation, found a class "
+                        f"with {int(counts.min())}{hint}")
+    if task == "binary":
+        if len(classes) != 2:
+            raise DataError(f"{data}: binary needs exactly 2 classes, found {len(classes)}; set task: classification")
+        return index.astype("float32"), tuple(classes.tolist()), index
+    return index.astype("int32"), tuple(classes.tolist()), index
 
 
 def _scaling(x_train: np.ndarray) -> dict[str, Any]:

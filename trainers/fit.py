@@ -58,6 +58,8 @@ class TrainSpec:
     validation_split: float = 0.2
     monitor: str = "val_accuracy"  # the metric that picks the best epoch
     direction: str = "maximize"
+    task: str = "classification"  # decides loss, output head, metrics and split (catalog.TASKS)
+    target: str | tuple[str, ...] = "label"  # the CSV label column(s)
 
 
 @dataclass
@@ -72,8 +74,10 @@ class TrainResult:
 
     @property
     def network(self) -> Any:
-        """The builder's own model inside `model`, behind the input scaling."""
-        return self.model.layers[-1]
+        """The builder's own model inside `model`, between the input scaling and (regression) the units."""
+        import keras
+
+        return next(layer for layer in self.model.layers if isinstance(layer, keras.Model))
 
 
 _configured = False
@@ -253,7 +257,35 @@ def with_input_scaling(network: Any, data: Any) -> Any:
                                              dtype="float32")
     else:
         scaling = keras.layers.Rescaling(1.0 / data.peak, name="rescale", dtype="float32")
-    return keras.Model(inputs, network(scaling(inputs)), name=f"{network.name}_on_raw_inputs")
+    outputs = network(scaling(inputs))
+    if data.y_mean is not None:  # regression: the network learns standardised targets, the model answers in units
+        outputs = keras.layers.Normalization(mean=data.y_mean, variance=np.square(data.y_std), invert=True,
+                                             name="to_target_units", dtype="float32")(outputs)
+    return keras.Model(inputs, outputs, name=f"{network.name}_on_raw_inputs")
+
+
+def task_metrics(task: str) -> list[Any]:
+    """The Keras metric objects behind `catalog.TASKS[task].metrics`, named as the catalog names them."""
+    import keras
+
+    made = {"accuracy": "accuracy", "mae": keras.metrics.MeanAbsoluteError(name="mae"),
+            "rmse": keras.metrics.RootMeanSquaredError(name="rmse"),
+            "auc": keras.metrics.AUC(name="auc", multi_label=task == "multilabel")}
+    return [made[name] for name in catalog.TASKS[task].metrics]
+
+
+def check_head(network: Any, task: str, n_outputs: int) -> None:
+    """A builder's output must fit the task: its width, and no softmax where one sigmoid or a number is meant
+    (a user's classifier head under task: regression would train and answer nonsense without a word)."""
+    width = network.output_shape[-1]
+    if width != n_outputs:
+        raise ValueError(f"the model has {width} outputs; task {task} on this data needs {n_outputs}: build the last "
+                         f"layer with the n_outputs the builder is given")
+    activation = getattr(getattr(network.layers[-1], "activation", None), "__name__", None)
+    wanted = catalog.TASKS[task].head
+    if activation in ("softmax", "sigmoid", "linear") and activation != wanted:
+        raise ValueError(f"the model's last layer uses {activation}; task {task} needs {wanted} (accept head= in the "
+                         f"builder and pass it to the last layer)")
 
 
 def train(
@@ -291,7 +323,8 @@ def train(
     keras.mixed_precision.set_global_policy(
         _default_policy if chosen is None else ("mixed_float16" if chosen else "float32"))
     keras.utils.set_random_seed(spec.seed)
-    data = load_arrays(spec.data, spec.validation_split, spec.seed)
+    target = spec.target if isinstance(spec.target, str) else tuple(spec.target)  # hashable: the arrays are cached
+    data = load_arrays(spec.data, spec.validation_split, spec.seed, spec.task, target)
     train_ds = make_pipeline(data.x_train, data.y_train, values["batch_size"], shuffle=True, seed=spec.seed)
     val_ds = make_pipeline(data.x_val, data.y_val, values["batch_size"], shuffle=False)
 
@@ -299,9 +332,14 @@ def train(
         if resume_from is not None:
             model = keras.models.load_model(resume_from)
         else:
-            model = with_input_scaling(build(spec.model, values, data.input_shape, data.n_classes), data)
-            model.compile(optimizer=make_optimizer(values), loss="sparse_categorical_crossentropy",
-                          metrics=["accuracy"], run_eagerly=run_eagerly)  # eager: step through a new builder
+            task = catalog.TASKS[spec.task]
+            network = build(spec.model, values, data.input_shape, data.n_outputs, head=task.head)
+            check_head(network, spec.task, data.n_outputs)
+            model = with_input_scaling(network, data)
+            # regression: the loss in standardised units (as if the targets were scaled), metrics in the target's
+            weight = float(1.0 / np.mean(np.square(data.y_std))) if data.y_std is not None else None
+            model.compile(optimizer=make_optimizer(values), loss=task.loss, loss_weights=weight,
+                          metrics=task_metrics(spec.task), run_eagerly=run_eagerly)  # eager: step through a builder
     mode = "max" if spec.direction == "maximize" else "min"
     early_stopping = keras.callbacks.EarlyStopping(
         monitor=spec.monitor, mode=mode, patience=int(values["patience"]), min_delta=float(values["min_delta"]),

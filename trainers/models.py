@@ -1,4 +1,4 @@
-"""Keras model builders by name: `build(name, values, input_shape, n_classes) -> keras.Model`.
+"""Keras model builders by name: `build(name, values, input_shape, n_outputs, head) -> keras.Model`.
 
 A builder takes a plain mapping of values (sampled and fixed alike), so an exported config rebuilds
 the winning model exactly, with or without kerasweep. Missing values take the defaults below.
@@ -7,6 +7,7 @@ the winning model exactly, with or without kerasweep. Missing values take the de
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -47,7 +48,8 @@ def _penalty(values: Mapping[str, Any]) -> regularizers.Regularizer | None:
     return regularizers.l1_l2(l1=l1, l2=l2) if (l1 or l2) else None
 
 
-def build_cnn(values: Mapping[str, Any], input_shape: tuple[int, ...], n_classes: int) -> keras.Model:
+def build_cnn(values: Mapping[str, Any], input_shape: tuple[int, ...], n_outputs: int,
+              head: str = "softmax") -> keras.Model:
     """Conv blocks (conv, optional batch norm, activation, pooling) then a dense head."""
     v = {**CNN_DEFAULTS, **values}
     reg = _penalty(v)
@@ -65,7 +67,7 @@ def build_cnn(values: Mapping[str, Any], input_shape: tuple[int, ...], n_classes
     x = layers.Dropout(float(v["dropout"]))(x)
     x = layers.Dense(int(v["dense_units"]), activation=v["activation"], kernel_regularizer=reg)(x)
     x = layers.Dropout(float(v["dropout"]))(x)
-    outputs = layers.Dense(n_classes, activation="softmax", dtype="float32")(x)  # float32 under mixed precision
+    outputs = layers.Dense(n_outputs, activation=head, dtype="float32")(x)  # float32 under mixed precision
     return keras.Model(inputs, outputs, name="cnn")
 
 
@@ -85,8 +87,9 @@ def augmentation(values: Mapping[str, Any]) -> keras.Sequential:
     return keras.Sequential(steps, name="augmentation")
 
 
-def build_mlp(values: Mapping[str, Any], input_shape: tuple[int, ...], n_classes: int) -> keras.Model:
-    """Dense layers (dense, optional batch norm, activation, dropout) then a softmax classifier."""
+def build_mlp(values: Mapping[str, Any], input_shape: tuple[int, ...], n_outputs: int,
+              head: str = "softmax") -> keras.Model:
+    """Dense layers (dense, optional batch norm, activation, dropout) then the task's output head."""
     v = {**MLP_DEFAULTS, **values}
     reg = _penalty(v)
     inputs = keras.Input(shape=input_shape)
@@ -99,7 +102,7 @@ def build_mlp(values: Mapping[str, Any], input_shape: tuple[int, ...], n_classes
             x = layers.BatchNormalization()(x)
         x = layers.Activation(v["activation"])(x)
         x = layers.Dropout(float(v["dropout"]))(x)
-    outputs = layers.Dense(n_classes, activation="softmax", dtype="float32")(x)
+    outputs = layers.Dense(n_outputs, activation=head, dtype="float32")(x)
     return keras.Model(inputs, outputs, name="mlp")
 
 
@@ -114,7 +117,8 @@ TRANSFER_DEFAULTS = {
 }
 
 
-def build_transfer(values: Mapping[str, Any], input_shape: tuple[int, ...], n_classes: int) -> keras.Model:
+def build_transfer(values: Mapping[str, Any], input_shape: tuple[int, ...], n_outputs: int,
+                   head: str = "softmax") -> keras.Model:
     """A keras.applications backbone (pretrained weights from a local file) under a new dense head."""
     v = {**TRANSFER_DEFAULTS, **values}
     size = int(v["image_size"])
@@ -133,7 +137,7 @@ def build_transfer(values: Mapping[str, Any], input_shape: tuple[int, ...], n_cl
     x = backbone(x)
     x = layers.Dropout(float(v["dropout"]))(x)
     x = layers.Dense(int(v["head_units"]), activation=v["activation"])(x)
-    outputs = layers.Dense(n_classes, activation="softmax", dtype="float32")(x)
+    outputs = layers.Dense(n_outputs, activation=head, dtype="float32")(x)
     return keras.Model(inputs, outputs, name="transfer")
 
 
@@ -158,6 +162,15 @@ def resolve_builder(name: str) -> Builder:
     return builder
 
 
-def build(name: str, values: Mapping[str, Any], input_shape: tuple[int, ...], n_classes: int) -> keras.Model:
-    """Build model `name` from `values`; raises KeyError naming what is known."""
-    return resolve_builder(name)(values, input_shape, n_classes)
+def build(name: str, values: Mapping[str, Any], input_shape: tuple[int, ...], n_outputs: int,
+          head: str = "softmax") -> keras.Model:
+    """Build model `name` from `values` with `n_outputs` outputs under a `head` activation (the task's:
+    softmax, sigmoid or linear); raises KeyError naming what is known.
+
+    A user's builder takes `(values, input_shape, n_outputs)` and makes its own head; it gets `head=`
+    too when its signature names that parameter. `trainers.fit` checks that the head fits the task.
+    """
+    builder = resolve_builder(name)
+    if name in BUILDERS or "head" in inspect.signature(builder).parameters:
+        return builder(values, input_shape, n_outputs, head=head)
+    return builder(values, input_shape, n_outputs)

@@ -30,7 +30,7 @@ from search.results import SweepResult, TrialState
 from search.space import CategoricalParam, FloatParam, IntParam, Space
 from search.tracking import ORPHAN_REASON, RESUMED_TAG, RETRY_TAG, TRIAL_TAG
 from search.trial import resolve_values, run_trial
-from trainers.catalog import METRICS
+from trainers.catalog import ALL_METRICS
 from trainers.fit import latest_backup
 
 if TYPE_CHECKING:
@@ -197,7 +197,7 @@ def _tuner_class() -> type:
             run_id = self.tracker.start_trial(sweep.parent_run_id, sweep.name, number, values, extra_tags=tags)
             self.current_run, self.run_of[trial.trial_id] = run_id, (number, run_id)
             if resume_from is not None and source_run is not None:
-                self.tracker.copy_epochs(source_run, run_id, initial_epoch, METRICS)
+                self.tracker.copy_epochs(source_run, run_id, initial_epoch, ALL_METRICS)
 
             def log_epoch(epoch: int, metrics: dict[str, float]) -> bool:
                 self.tracker.log_epoch(run_id, epoch, metrics)

@@ -427,11 +427,11 @@ def _remove_if_empty(folder: Path) -> None:
 def _continue_history(study: optuna.Study, source: int, trial: optuna.Trial, run_id: str, epochs: int,
                       tracker: Any) -> None:
     """A resumed trial starts with its source's first `epochs` epochs, in MLflow and for the pruner."""
-    from trainers.catalog import METRICS
+    from trainers.catalog import ALL_METRICS
 
     previous = study.get_trials(deepcopy=False)[source]
     if previous.user_attrs.get(RUN_ATTR):
-        tracker.copy_epochs(previous.user_attrs[RUN_ATTR], run_id, epochs, METRICS)
+        tracker.copy_epochs(previous.user_attrs[RUN_ATTR], run_id, epochs, ALL_METRICS)
     for step, value in sorted(previous.intermediate_values.items()):
         if step <= epochs:
             trial.report(value, step=step)

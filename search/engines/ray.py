@@ -258,9 +258,9 @@ def _tune_callback_class() -> type:
                 run_id = tracker.start_trial(self.sweep.parent_run_id, self.sweep.name, number, values,
                                              extra_tags=tags)
                 if previous is not None and found is not None:
-                    from trainers.catalog import METRICS
+                    from trainers.catalog import ALL_METRICS
 
-                    tracker.copy_epochs(previous[1], run_id, found[1], METRICS)
+                    tracker.copy_epochs(previous[1], run_id, found[1], ALL_METRICS)
                 self._runs[trial.trial_id] = (number, run_id)
             return self._runs[trial.trial_id]
 
@@ -272,11 +272,11 @@ def _tune_callback_class() -> type:
             if result.get(FINAL):
                 self._final[trial.trial_id] = result
                 return
-            from trainers.catalog import METRICS
+            from trainers.catalog import ALL_METRICS
 
             if int(result[EPOCH]) == 1 and NODE in result:  # which Ray node ran it (cluster runs)
                 self.tracker.tag(run_id, NODE_TAG, str(result[NODE]))
-            metrics = {k: result[k] for k in METRICS if k in result}
+            metrics = {k: result[k] for k in ALL_METRICS if k in result}
             self.tracker.log_epoch(run_id, int(result[EPOCH]), metrics)
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

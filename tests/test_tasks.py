@@ -1,0 +1,173 @@
+"""The user's own task and data (issue 12): regression, binary and multi-label tasks, named target columns,
+labels that do not fit the task refused with the fix, and production models that answer raw rows in the
+user's own terms."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from search.errors import UserInputError
+from tests.conftest import mlflow_client, run_cli, write_space
+from trainers.data import DataError, load_arrays
+
+
+def _held_back(frame: pd.DataFrame, folder: Path, name: str, share: float = 0.2) -> tuple[Path, pd.DataFrame]:
+    """Write all but a random `share` of the rows as the user's CSV; return it and the rows held back."""
+    held = frame.sample(frac=share, random_state=1)
+    path = folder / name
+    frame.drop(held.index).to_csv(path, index=False)
+    return path, held
+
+
+def test_regression_on_a_csv_with_its_own_target_column_answers_raw_rows_in_its_units(tmp_path: Path,
+                                                                                       monkeypatch) -> None:
+    import mlflow
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import LinearRegression
+
+    bunch = load_diabetes(scaled=False, as_frame=True)
+    frame = bunch.frame.rename(columns={"target": "progression"})
+    _, held = _held_back(frame, tmp_path, "diabetes.csv")
+    write_space(tmp_path, """
+        name: progression
+        model: mlp
+        data: diabetes.csv
+        task: regression
+        target: progression
+        budget: {trials: 1, epochs: 100}
+        params:
+          learning_rate: {type: float, low: 3.0e-3, high: 3.0e-2, log: true, default: 1.0e-2}
+          units: {type: int, low: 8, high: 64, step: 8, default: 8}
+          l2: {type: float, low: 1.0e-4, high: 1.0e-1, log: true, default: 1.0e-2}
+        fixed: {layers: 1, dropout: 0.0, batch_size: 32, patience: 20}
+        """)
+    store = tmp_path / "store"
+    sweep = run_cli("sweep", str(tmp_path / "space.yaml"), "--store", str(store))
+    assert sweep.returncode == 0, sweep.stderr + sweep.stdout
+    # Rule: a regression space defaults to val_mae, minimised, and logs mae and rmse on every trial
+    assert "Best val_mae" in sweep.stdout
+    export = store / "exports" / "progression.yaml"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    trained = run_cli("train", str(export), "--store", str(store.resolve()), cwd=elsewhere)
+    # Rule: the export holds the resolved data path: production training works from any folder
+    assert trained.returncode == 0, trained.stderr + trained.stdout
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_client(store).tracking_uri)  # undone after the test
+    mlflow.set_tracking_uri(mlflow_client(store).tracking_uri)
+    model = mlflow.pyfunc.load_model("models:/progression/1")
+    features = held.drop(columns=["progression"]).to_numpy("float32")
+    predicted = np.asarray(model.predict(features)).ravel()
+    linear = LinearRegression().fit(frame.drop(held.index).drop(columns=["progression"]), frame.drop(held.index)["progression"])
+    linear_mae = float(np.abs(linear.predict(held.drop(columns=["progression"])) - held["progression"]).mean())
+    mae = float(np.abs(predicted - held["progression"].to_numpy()).mean())
+    # Rule: raw rows never seen in the sweep get predictions in the target's units, about as good as a linear
+    # model's (measured: 42.4 against 41.7; diabetes is close to linear and this MLP early-stops on 70 rows)
+    assert abs(predicted.mean() - held["progression"].mean()) < 40  # target units (mean about 150), not z-scores
+    assert mae <= linear_mae * 1.05, (mae, linear_mae)
+
+
+def test_text_class_names_in_a_named_column_come_back_with_the_model(tmp_path: Path) -> None:
+    from sklearn.datasets import load_wine
+
+    from search.export import export_best
+    from search.production import train_config
+    from search.space import load_space
+    from search.sweep import make_config, run_sweep
+
+    bunch = load_wine(as_frame=True)
+    names = np.array(["barolo", "grignolino", "barbera"])
+    frame = bunch.frame.assign(cultivar=names[bunch.target]).drop(columns=["target"])
+    _, held = _held_back(frame, tmp_path, "wine.csv")
+    space = write_space(tmp_path, """
+        name: cultivars
+        model: mlp
+        data: wine.csv
+        target: cultivar
+        budget: {trials: 1, epochs: 40}
+        params:
+          learning_rate: {type: float, low: 1.0e-3, high: 3.0e-2, log: true, default: 1.0e-2}
+        fixed: {units: 32, layers: 1, patience: 10}
+        """)
+    store = tmp_path / "store"
+    run_sweep(make_config(load_space(space), store=store))
+    result = train_config(export_best("cultivars", store)[0], store)
+    client = mlflow_client(store)
+    labels = json.loads(Path(client.download_artifacts(result.mlflow_run_id, "labels.json")).read_text())
+    # Rule: the class names travel with the production run, in the model's output order
+    assert labels == {"task": "classification", "classes": sorted(names.tolist())}
+    import keras
+
+    model = keras.models.load_model(result.model_path)
+    answers = np.array(labels["classes"])[model.predict(held.drop(columns=["cultivar"]).to_numpy("float32"), verbose=0).argmax(axis=1)]
+    # Rule: raw rows never seen in the sweep are named right at least 9 times in 10
+    assert float(np.mean(answers == held["cultivar"].to_numpy())) >= 0.9
+
+
+@pytest.mark.parametrize("task, outputs, logged", [("binary", 1, {"auc", "val_auc", "accuracy"}),
+                                                   ("multilabel", 3, {"auc", "val_accuracy"}),
+                                                   ("regression", 2, {"mae", "rmse", "val_mae", "val_rmse"})])
+def test_each_task_trains_with_its_head_loss_and_metrics(tmp_path: Path, task: str, outputs: int, logged: set) -> None:
+    from trainers.fit import TrainSpec, train
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 4)).astype("float32")
+    y = {"binary": (x[:, 0] > 0).astype(int),
+         "multilabel": (x[:, :3] > 0).astype(int),
+         "regression": np.stack([x[:, 0] * 100 + 500, x[:, 1]], axis=1)}[task]
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    result = train(TrainSpec(model="mlp", data=str(tmp_path / "d.npz"), epochs=2, task=task,
+                             monitor="val_loss", direction="minimize", params={"units": 8}))
+    # Rule: the task decides the output head and the metrics logged
+    assert result.model.output_shape == (None, outputs)
+    assert logged <= set(result.history)
+    last = result.network.layers[-1].activation.__name__
+    assert last == {"binary": "sigmoid", "multilabel": "sigmoid", "regression": "linear"}[task]
+
+
+@pytest.mark.parametrize("space, fragment", [
+    ("data: diabetes\n", "looks like a regression target, not classes; set task: regression"),
+    ("data: diabetes\ntask: regression\nobjective: {metric: val_accuracy}\n",
+     "task regression does not log 'val_accuracy'; expected one of loss, mae, rmse, val_loss, val_mae, val_rmse"),
+    ("data: wine\ntask: binary\n", "binary needs exactly 2 classes, found 3"),
+    ("data: iris\ntask: sorting\n", "task: Input should be 'classification', 'binary', 'multilabel' or 'regression'"),
+    ("data: d.csv\ntarget: cultivar\n", "no target column 'cultivar'"),
+])
+def test_data_that_does_not_fit_the_task_is_refused_with_the_fix(tmp_path: Path, space: str, fragment: str) -> None:
+    from search.space import load_space
+    from search.sweep import make_config
+
+    (tmp_path / "d.csv").write_text("a,b,label\n1,2,x\n3,4,y\n5,6,x\n7,8,y\n")
+    path = write_space(tmp_path, "name: m\nmodel: mlp\n" + space + "params:\n  units: {type: int, low: 8, high: 16}\n")
+    with pytest.raises(UserInputError) as caught:
+        make_config(load_space(path), store=tmp_path / "store")
+    assert fragment in str(caught.value), str(caught.value)
+    assert not (tmp_path / "store").exists()
+
+
+def test_one_hot_labels_are_classes(tmp_path: Path) -> None:
+    labels = np.eye(3)[np.arange(30) % 3]
+    np.savez(tmp_path / "d.npz", x=np.arange(60, dtype="float32").reshape(30, 2), y=labels)
+    data = load_arrays(str(tmp_path / "d.npz"))
+    # Rule: one-hot rows are read as the class of their single 1
+    assert data.n_classes == 3 and set(data.y_train.tolist()) == {0, 1, 2}
+    with pytest.raises(DataError, match="one-hot rows"):
+        np.savez(tmp_path / "e.npz", x=np.zeros((30, 2)), y=np.ones((30, 3)))
+        load_arrays(str(tmp_path / "e.npz"))
+
+
+def test_a_user_head_that_does_not_fit_the_task_fails_the_trial_with_the_fix() -> None:
+    import keras
+
+    from trainers.fit import check_head
+
+    softmax = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    with pytest.raises(ValueError, match="task regression needs linear"):
+        check_head(softmax, "regression", 3)
+    with pytest.raises(ValueError, match="the model has 3 outputs; task binary on this data needs 1"):
+        check_head(softmax, "binary", 1)
