@@ -171,3 +171,21 @@ def test_a_user_head_that_does_not_fit_the_task_fails_the_trial_with_the_fix() -
         check_head(softmax, "regression", 3)
     with pytest.raises(ValueError, match="the model has 3 outputs; task binary on this data needs 1"):
         check_head(softmax, "binary", 1)
+
+
+def test_a_builders_own_compile_is_kept_and_a_value_it_ignores_is_refused(tmp_path: Path) -> None:
+    import keras
+
+    from trainers.fit import TrainSpec, train
+
+    spec = TrainSpec(model="tests.compiled_model:uses_the_space", data="iris", epochs=1,
+                     params={"learning_rate": 0.0123, "optimizer": "rmsprop"})
+    result = train(spec)
+    # Rule: a builder's compile() is respected: its optimizer, with the searched learning rate, trains the model
+    assert isinstance(result.model.optimizer, keras.optimizers.RMSprop)
+    assert float(np.asarray(result.model.optimizer.learning_rate)) == pytest.approx(0.0123)
+    ignored = TrainSpec(model="tests.compiled_model:ignores_the_space", data="iris", epochs=1,
+                        params={"learning_rate": 0.0123})
+    # Rule: a searched value the builder's own optimizer does not carry is never trained, logged or exported
+    with pytest.raises(ValueError, match=r"learning_rate=0.0123 from the space would not act"):
+        train(ignored)

@@ -274,6 +274,39 @@ def task_metrics(task: str) -> list[Any]:
     return [made[name] for name in catalog.TASKS[task].metrics]
 
 
+OPTIMIZER_PARAMS = ("optimizer", "learning_rate", "momentum", "nesterov", "weight_decay", "clipnorm")
+
+
+def check_own_compile(network: Any, params: Mapping[str, Any]) -> None:
+    """A builder that compiles its own model keeps its optimizer and loss; a searched or fixed optimizer
+    value that its optimizer does not carry would be logged and exported without having acted: refuse it.
+
+    (A builder that sampled `learning_rate` and ignored it in `compile()` once searched nothing while
+    reporting a winner.)
+    """
+    optimizer = network.optimizer
+    found = {
+        "optimizer": type(optimizer).__name__.lower(),
+        "learning_rate": float(np.asarray(optimizer.learning_rate)),
+        "momentum": getattr(optimizer, "momentum", None),
+        "nesterov": getattr(optimizer, "nesterov", None),
+        "weight_decay": getattr(optimizer, "weight_decay", None),
+        "clipnorm": getattr(optimizer, "clipnorm", None),
+    }
+    for name in OPTIMIZER_PARAMS:
+        if name not in params:
+            continue
+        wanted = catalog.OPTIMIZERS.get(params[name], params[name]).lower() if name == "optimizer" else params[name]
+        have = found[name]
+        same = have == wanted if isinstance(wanted, (str, bool)) or wanted is None else \
+            have is not None and math.isclose(float(have), float(wanted), rel_tol=1e-5, abs_tol=1e-12)
+        if not same:
+            raise ValueError(
+                f"the model builder compiles its own optimizer ({type(optimizer).__name__}, learning_rate="
+                f"{found['learning_rate']:g}), so {name}={params[name]!r} from the space would not act; pass "
+                f"values[{name!r}] to the optimizer in the builder's compile(), or remove {name} from the space")
+
+
 def check_head(network: Any, task: str, n_outputs: int) -> None:
     """A builder's output must fit the task: its width, and no softmax where one sigmoid or a number is meant
     (a user's classifier head under task: regression would train and answer nonsense without a word)."""
@@ -336,10 +369,15 @@ def train(
             network = build(spec.model, values, data.input_shape, data.n_outputs, head=task.head)
             check_head(network, spec.task, data.n_outputs)
             model = with_input_scaling(network, data)
-            # regression: the loss in standardised units (as if the targets were scaled), metrics in the target's
-            weight = float(1.0 / np.mean(np.square(data.y_std))) if data.y_std is not None else None
-            model.compile(optimizer=make_optimizer(values), loss=task.loss, loss_weights=weight,
-                          metrics=task_metrics(spec.task), run_eagerly=run_eagerly)  # eager: step through a builder
+            if getattr(network, "optimizer", None) is not None:  # the builder compiled it: its compile is kept
+                check_own_compile(network, spec.params)
+                model.compile_from_config(network.get_compile_config())
+                model.run_eagerly = run_eagerly
+            else:
+                # regression: the loss in standardised units (as if the targets were scaled), metrics in units
+                weight = float(1.0 / np.mean(np.square(data.y_std))) if data.y_std is not None else None
+                model.compile(optimizer=make_optimizer(values), loss=task.loss, loss_weights=weight,
+                              metrics=task_metrics(spec.task), run_eagerly=run_eagerly)  # eager: step through a builder
     mode = "max" if spec.direction == "maximize" else "min"
     early_stopping = keras.callbacks.EarlyStopping(
         monitor=spec.monitor, mode=mode, patience=int(values["patience"]), min_delta=float(values["min_delta"]),
