@@ -195,7 +195,7 @@ def test_pruning_stops_hopeless_trials(tmp_path: Path) -> None:
     assert not math.isnan(np.mean([t.value for t in good]))
 
 
-def test_train_from_export_registers_a_model_that_scores_what_was_logged(swept: dict) -> None:
+def test_train_from_export_registers_a_model_that_scores_what_was_logged(swept: dict, monkeypatch) -> None:
     import mlflow
     import mlflow.keras
 
@@ -222,6 +222,7 @@ def test_train_from_export_registers_a_model_that_scores_what_was_logged(swept: 
     logged_best = max(m.value for m in client.get_metric_history(run.info.run_id, "val_accuracy"))
 
     # Rule: the registered model (models:/<space>/<version>) predicts the validation split as well as logged
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", client.tracking_uri)  # set_tracking_uri sets it too: undone after
     mlflow.set_tracking_uri(client.tracking_uri)
     model = mlflow.keras.load_model("models:/cnn/1")
     spec = load_export(exported)

@@ -72,7 +72,7 @@ def test_regression_on_a_csv_with_its_own_target_column_answers_raw_rows_in_its_
     assert mae <= linear_mae * 1.05, (mae, linear_mae)
 
 
-def test_text_class_names_in_a_named_column_come_back_with_the_model(tmp_path: Path) -> None:
+def test_text_class_names_in_a_named_column_come_back_with_the_model(tmp_path: Path, monkeypatch) -> None:
     from sklearn.datasets import load_wine
 
     from search.export import export_best
@@ -80,6 +80,7 @@ def test_text_class_names_in_a_named_column_come_back_with_the_model(tmp_path: P
     from search.space import load_space
     from search.sweep import make_config, run_sweep
 
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # this store's own tracking file, whatever ran before
     bunch = load_wine(as_frame=True)
     names = np.array(["barolo", "grignolino", "barbera"])
     frame = bunch.frame.assign(cultivar=names[bunch.target]).drop(columns=["target"])

@@ -81,9 +81,13 @@ def _declare(hp: Any, name: str, param: Any) -> None:
 def sampled_values(space: Space, hp_values: dict[str, Any]) -> dict[str, Any]:
     """The space's active params out of a KerasTuner trial's values (its round keys dropped)."""
     values: dict[str, Any] = {}
-    for name in space.params:
+    for name, param in space.params.items():
         if name in hp_values and space.is_active(name, values):
-            values[name] = hp_values[name]
+            value = hp_values[name]
+            if isinstance(param, CategoricalParam):  # KerasTuner hands booleans back as 0/1: the declared choice
+                value = next((c for c in param.choices if c == value and type(c) is type(value)),
+                             next((c for c in param.choices if c == value), value))
+            values[name] = value
     return values
 
 
