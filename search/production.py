@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from search.export import read_export
 from search.store import check_store
@@ -62,7 +63,7 @@ def train_config(config_path: Path | str, store: Path | str = "runs", epochs: in
               "task": spec.task}
     run_id, version = tracker.log_production(
         f"{name}-production", config_path.stem, params, result.history, result.model, name, tags,
-        example=data.x_val[:5], labels={"task": spec.task, "classes": [_plain(c) for c in data.classes]},
+        example=raw_example(data), labels={"task": spec.task, "classes": [_plain(c) for c in data.classes]},
     )
     return ProductionResult(model_path, spec.monitor, result.best_value, result.best_epoch, run_id, name, version)
 
@@ -70,3 +71,13 @@ def train_config(config_path: Path | str, store: Path | str = "runs", epochs: in
 def _plain(value: object) -> object:
     """A class name as JSON has it (NumPy scalars become Python ones)."""
     return value.item() if hasattr(value, "item") else value
+
+
+def raw_example(data: Any) -> Any:
+    """Five raw validation rows as a user sends them: a DataFrame of named feature columns (tables), or an
+    array (images). The registered model's signature is inferred from it."""
+    if data.features is None:
+        return data.x_val[:5]
+    import pandas as pd
+
+    return pd.DataFrame(data.x_val[:5].astype("float64"), columns=list(data.features))

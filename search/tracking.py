@@ -43,6 +43,7 @@ SWEEP_TAG, TRIAL_TAG, STATE_TAG, ROLE_TAG, ERROR_TAG = (
 RETRY_TAG = "kerasweep.retry_of"  # on a trial run: the number of the trial it retries
 RESUMED_TAG = "kerasweep.resumed_from_epoch"  # on a retry: the epochs it took over from that trial's backup
 ORPHAN_REASON = "worker process died during the trial"  # a trial whose process was killed
+SERVED_MODEL = Path(__file__).with_name("served_model.py")  # stored with each registered model (models from code)
 
 
 def tracking_uri_for(store: Path) -> str:
@@ -218,9 +219,13 @@ class Tracker:
     def log_production(self, experiment: str, run_name: str, params: dict[str, Any], history: dict[str, list[float]],
                        model: Any, registered_name: str, tags: dict[str, str], example: Any = None,
                        labels: dict[str, Any] | None = None) -> tuple[str, int]:
-        """A production run with its params, per-epoch metrics and the model in MLflow's Keras flavour,
-        registered as a new version of `registered_name`; returns (run id, version). `labels` (the task
-        and its class names, in output order) are the run's `labels.json`."""
+        """A production run with its params and per-epoch metrics, and the model registered as a new
+        version of `registered_name`; returns (run id, version).
+
+        The registered model is an MLflow pyfunc (`search/served_model.py`) around the Keras model: raw
+        rows in, answers in the user's terms out (class names, label names, or numbers in the target's
+        units), with an input example and the signature MLflow infers from it. `labels` (the task and its
+        class names, in output order) are stored with it and as the run's `labels.json`."""
         import mlflow
 
         previous = os.environ.get("MLFLOW_TRACKING_URI")  # set_tracking_uri sets it: it would steer later stores
@@ -237,11 +242,11 @@ class Tracker:
     def _log_production(self, experiment: str, run_name: str, params: dict[str, Any], history: dict[str, list[float]],
                         model: Any, registered_name: str, tags: dict[str, str], example: Any,
                         labels: dict[str, Any] | None) -> tuple[str, int]:
+        import tempfile
+
         import keras
         import mlflow
-        import mlflow.keras
         from mlflow.entities import Metric, Param
-        from mlflow.models import infer_signature
 
         run = self.client.create_run(self.experiment_id(experiment), run_name=run_name,
                                      tags={ROLE_TAG: "production", **tags})
@@ -250,13 +255,17 @@ class Tracker:
         now = int(time.time() * 1000)
         for key, values in history.items():
             self.client.log_batch(run_id, metrics=[Metric(key, float(v), now, i + 1) for i, v in enumerate(values)])
-        signature = infer_signature(example, model.predict(example, verbose=0)) if example is not None else None
-        if labels is not None:  # the model answers output indices; these are the user's names for them
-            self.client.log_dict(run_id, labels, "labels.json")
-        with mlflow.start_run(run_id=run_id):
-            info = mlflow.keras.log_model(
-                model, name="model", registered_model_name=registered_name, signature=signature,
-                pip_requirements=[f"keras=={keras.__version__}", "tensorflow"],  # skips slow inference
+        labels = labels or {"task": "classification", "classes": list(range(model.output_shape[-1]))}
+        self.client.log_dict(run_id, labels, "labels.json")  # the user's names for the model's outputs
+        with tempfile.TemporaryDirectory() as folder, mlflow.start_run(run_id=run_id):
+            keras_file, labels_file = Path(folder) / "model.keras", Path(folder) / "labels.json"
+            model.save(keras_file)
+            labels_file.write_text(json.dumps(labels))
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=str(SERVED_MODEL), registered_model_name=registered_name,
+                artifacts={"keras_model": str(keras_file), "labels": str(labels_file)},
+                input_example=example,  # raw rows; MLflow infers the signature by answering them
+                pip_requirements=[f"keras=={keras.__version__}", "tensorflow", "pandas"],
             )
         return run_id, int(info.registered_model_version)
 

@@ -41,6 +41,7 @@ class Dataset:
     task: str = "classification"
     y_mean: np.ndarray | None = None  # regression: the model answers in the target's units (see trainers.fit)
     y_std: np.ndarray | None = None
+    features: tuple[str, ...] | None = None  # tabular: the feature columns' names, as the user's rows have them
 
     def scaled(self) -> tuple[np.ndarray, np.ndarray]:
         """(x_train, x_val) as the model's first layer scales them: for code that trains its own model."""
@@ -77,7 +78,7 @@ def load_arrays(data: str, validation_split: float = 0.2, seed: int = 0, task: s
     """
     if task not in catalog.TASKS:
         raise DataError(f"{data}: unknown task {task!r}; expected one of {', '.join(catalog.TASKS)}")
-    x, y, names = _read(data, (target,) if isinstance(target, str) else tuple(target))
+    x, y, names, features = _read(data, (target,) if isinstance(target, str) else tuple(target))
     x = _check_features(data, x, y)
     y, classes, strata = _encode_labels(data, y, task, names)
     from sklearn.model_selection import train_test_split
@@ -93,6 +94,8 @@ def load_arrays(data: str, validation_split: float = 0.2, seed: int = 0, task: s
         std = y_train.std(axis=0)
         extra = {"y_mean": np.atleast_1d(y_train.mean(axis=0)).astype("float32"),
                  "y_std": np.atleast_1d(np.where(std == 0, 1.0, std)).astype("float32")}
+    if x.ndim == 2:  # rows of named columns (files without names get x0, x1, ...)
+        extra["features"] = tuple(features or (f"x{i}" for i in range(x.shape[1])))
     return Dataset(data, x_train, y_train, x_val, y_val, classes, **_scaling(x_train), task=task, **extra)
 
 
@@ -106,23 +109,24 @@ def make_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, 
     return ds.batch(int(batch_size)).prefetch(tf.data.AUTOTUNE)
 
 
-def _read(data: str, target: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None]:
-    """Features, labels and (for several target columns) their names."""
+def _read(data: str, target: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None,
+                                                     tuple[str, ...] | None]:
+    """Features, labels, the names of several target columns, and the feature columns' names."""
     if data in catalog.BUNDLED_DATASETS:
         import sklearn.datasets
 
         kind = catalog.BUNDLED_DATASETS[data]
         bunch = getattr(sklearn.datasets, f"load_{data}")(**({"scaled": False} if data == "diabetes" else {}))
         if kind == "image":
-            return bunch.images[..., np.newaxis].astype("float32"), bunch.target, None
-        return bunch.data.astype("float32"), bunch.target, None
+            return bunch.images[..., np.newaxis].astype("float32"), bunch.target, None, None
+        return bunch.data.astype("float32"), bunch.target, None, tuple(map(str, bunch.feature_names))
     path = Path(data)
     if not path.exists():
         raise DataError(f"{data}: no such file or folder; pass a bundled name ({', '.join(catalog.BUNDLED_DATASETS)}) or an existing path")
     if path.is_dir():
-        return (*_read_image_folder(path), None)
+        return (*_read_image_folder(path), None, None)
     if path.suffix == ".npz":
-        return (*_read_npz(path), None)
+        return (*_read_npz(path), None, None)
     if path.suffix == ".csv":
         return _read_csv(path, target)
     raise DataError(f"{data}: unsupported suffix {path.suffix!r}; expected .npz, .csv or a folder of images per class")
@@ -145,7 +149,8 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def _read_csv(path: Path, target: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None]:
+def _read_csv(path: Path, target: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None,
+                                                           tuple[str, ...]]:
     import pandas as pd
 
     try:
@@ -161,7 +166,8 @@ def _read_csv(path: Path, target: tuple[str, ...]) -> tuple[np.ndarray, np.ndarr
     if bad:
         raise DataError(f"{path}: non-numeric feature column(s) {', '.join(map(str, bad))}; encode them as numbers first")
     labels = frame[target[0]].to_numpy() if len(target) == 1 else frame[list(target)].to_numpy()
-    return features.to_numpy(dtype="float32"), labels, target if len(target) > 1 else None
+    return (features.to_numpy(dtype="float32"), labels, target if len(target) > 1 else None,
+            tuple(map(str, features.columns)))
 
 
 def _read_image_folder(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,45 @@
+"""A registered kerasweep model as MLflow serves it: raw rows in, answers in the user's terms out.
+
+MLflow stores this file with every model `kerasweep train` registers ("models from code") and runs it
+when the model is loaded (`mlflow.pyfunc.load_model`, `mlflow models serve`), so it imports nothing of
+kerasweep: only MLflow, Keras, NumPy and pandas. The Keras model it wraps already holds the input
+scaling (and, for regression, the way back to the target's units); this file adds the names.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+
+class LabelledModel(mlflow.pyfunc.PythonModel):
+    """Class names for classification and binary, label names for multilabel, numbers for regression."""
+
+    def load_context(self, context: Any) -> None:
+        import keras
+
+        self.model = keras.models.load_model(context.artifacts["keras_model"], compile=False)
+        self.labels = json.loads(Path(context.artifacts["labels"]).read_text())
+
+    def predict(self, context: Any, model_input: Any, params: dict | None = None) -> Any:
+        rows = model_input.to_numpy() if isinstance(model_input, pd.DataFrame) else np.asarray(model_input)
+        rows = rows.astype("float32").reshape((-1, *self.model.input_shape[1:]))
+        out = self.model.predict(rows, verbose=0)
+        task, names = self.labels["task"], self.labels["classes"]
+        if task == "classification":
+            return np.asarray(names, dtype=object)[out.argmax(axis=1)]
+        if task == "binary":
+            return np.asarray(names, dtype=object)[(out[:, 0] > 0.5).astype(int)]
+        if task == "multilabel":  # one 0/1 column per label, named as the data named them
+            return pd.DataFrame((out > 0.5).astype(int), columns=[str(n) for n in names])
+        if out.shape[1] > 1:  # several targets: one column each, in the target's units
+            return pd.DataFrame(out, columns=[str(n) for n in names])
+        return out[:, 0]
+
+
+mlflow.models.set_model(LabelledModel())
