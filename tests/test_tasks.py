@@ -192,3 +192,18 @@ def test_a_builders_own_compile_is_kept_and_a_value_it_ignores_is_refused(tmp_pa
     # Rule: a searched value the builder's own optimizer does not carry is never trained, logged or exported
     with pytest.raises(ValueError, match=r"learning_rate=0.0123 from the space would not act"):
         train(ignored)
+
+
+@pytest.mark.parametrize("params", [{"cell": "gru", "layers": 2, "bidirectional": True},
+                                    {"cell": "lstm", "recurrent_dropout": 0.1}])
+def test_the_rnn_builder_reads_sequences(tmp_path: Path, params: dict) -> None:
+    from trainers.fit import TrainSpec, train
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(90, 6, 3)).astype("float32")  # (examples, steps, features)
+    np.savez(tmp_path / "seq.npz", x=x, y=(x[:, :, 0].sum(axis=1) > 0).astype(int))
+    result = train(TrainSpec(model="rnn", data=str(tmp_path / "seq.npz"), epochs=1, params={"units": 8, **params}))
+    kinds = {layer.__class__.__name__ for layer in result.network.layers}
+    # Rule: the rnn builder stacks the chosen cell (bidirectional when asked) over the steps
+    assert ("Bidirectional" in kinds) == params.get("bidirectional", False)
+    assert result.model.output_shape == (None, 2) and "accuracy" in result.history

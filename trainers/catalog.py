@@ -103,6 +103,15 @@ MODEL_PARAMS["transfer"] = {
     "activation": f"head activation: one of {', '.join(sorted(ACTIVATIONS))}",
 }
 
+MODEL_PARAMS["rnn"] = {
+    "cell": "recurrent cell: lstm or gru",
+    "units": "width of each recurrent layer (int > 0)",
+    "layers": "number of stacked recurrent layers (int >= 1)",
+    "bidirectional": "read each sequence both ways (bool)",
+    "dropout": "dropout rate on each layer's inputs and before the output in [0, 1)",
+    "recurrent_dropout": "dropout rate on the recurrent state in [0, 1) (0 keeps the fast fused kernels)",
+}
+
 #: Backbones the transfer model can put under its head.
 BACKBONES: dict[str, str] = {"mobilenet_v3_small": "MobileNetV3Small", "efficientnet_b0": "EfficientNetB0"}
 
@@ -114,6 +123,7 @@ NAMED_VALUES: dict[str, frozenset[str]] = {
     "pooling": frozenset({"max", "avg", "none"}),
     "flip": frozenset({"none", "horizontal", "vertical", "horizontal_and_vertical"}),
     "backbone": frozenset(BACKBONES),
+    "cell": frozenset({"lstm", "gru"}),
 }
 
 @dataclass(frozen=True)
@@ -208,6 +218,9 @@ VALUE_RULES: dict[str, ValueRule] = {
     "weights": ValueRule("path", nullable=True),
     "freeze_fraction": ValueRule("float", 0.0, 1.0),
     "head_units": _POSITIVE_INT,
+    "cell": ValueRule("name"),
+    "bidirectional": ValueRule("bool"),
+    "recurrent_dropout": _RATE,
 }
 
 @dataclass(frozen=True)

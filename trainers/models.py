@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import keras
+import numpy as np
 from keras import layers, regularizers
 
 from trainers import catalog
@@ -141,7 +142,33 @@ def build_transfer(values: Mapping[str, Any], input_shape: tuple[int, ...], n_ou
     return keras.Model(inputs, outputs, name="transfer")
 
 
-BUILDERS: dict[str, Builder] = {"cnn": build_cnn, "mlp": build_mlp, "transfer": build_transfer}
+RNN_DEFAULTS = {"cell": "lstm", "units": 32, "layers": 1, "bidirectional": False, "dropout": 0.0,
+                "recurrent_dropout": 0.0}
+
+
+def build_rnn(values: Mapping[str, Any], input_shape: tuple[int, ...], n_outputs: int,
+              head: str = "softmax") -> keras.Model:
+    """Stacked LSTM or GRU layers over (steps, features) sequences, then the task's output head.
+
+    Inputs of more than two axes per example are read as steps along the first axis (an image's rows:
+    digits' 8x8 pixels are 8 steps of 8 features).
+    """
+    v = {**RNN_DEFAULTS, **values}
+    inputs = keras.Input(shape=input_shape)
+    steps = input_shape[0]
+    x = layers.Reshape((steps, int(np.prod(input_shape[1:]))))(inputs) if len(input_shape) != 2 else inputs
+    cell = {"lstm": layers.LSTM, "gru": layers.GRU}[v["cell"]]
+    count = int(v["layers"])
+    for index in range(count):
+        recurrent = cell(int(v["units"]), return_sequences=index < count - 1, dropout=float(v["dropout"]),
+                         recurrent_dropout=float(v["recurrent_dropout"]))
+        x = layers.Bidirectional(recurrent)(x) if v["bidirectional"] else recurrent(x)
+    x = layers.Dropout(float(v["dropout"]))(x)
+    outputs = layers.Dense(n_outputs, activation=head, dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="rnn")
+
+
+BUILDERS: dict[str, Builder] = {"cnn": build_cnn, "mlp": build_mlp, "transfer": build_transfer, "rnn": build_rnn}
 
 
 def resolve_builder(name: str) -> Builder:
