@@ -107,6 +107,7 @@ class ExportFile(_Strict):
     direction: Literal["maximize", "minimize"] = "maximize"
     task: Literal["classification", "binary", "multilabel", "regression"] = "classification"
     target: StrictStr | list[StrictStr] = "label"
+    validation: StrictStr | None = None
     provenance: Provenance | None = None
 
 
@@ -139,6 +140,9 @@ def read_export(path: Path | str) -> tuple[TrainSpec, Provenance]:
         problems.append(f"data: {parsed.data!r} is neither a bundled dataset ({', '.join(catalog.BUNDLED_DATASETS)}) "
                         "nor an existing file or folder")
     logged = catalog.task_metrics(parsed.task)
+    if parsed.validation is not None and not Path(parsed.validation).exists():
+        problems.append(f"validation: {parsed.validation!r} does not exist; point it at the validation file's "
+                        "new place")
     if parsed.monitor not in logged:
         problems.append(f"monitor: task {parsed.task} does not log {parsed.monitor!r}; expected one of {', '.join(logged)}")
     known = catalog.known_params(parsed.model) if parsed.model in catalog.MODEL_PARAMS else None

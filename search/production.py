@@ -51,7 +51,7 @@ def train_config(config_path: Path | str, store: Path | str = "runs", epochs: in
     result = train(spec, callbacks=[tensorboard_callback(store / "tensorboard" / "production" / config_path.stem)],
                    checkpoint_path=model_path, verbose=2 if verbose else 0)
     target = spec.target if isinstance(spec.target, str) else tuple(spec.target)
-    data = load_arrays(spec.data, spec.validation_split, spec.seed, spec.task, target)
+    data = load_arrays(spec.data, spec.validation_split, spec.seed, spec.task, target, spec.validation)
     tags = {
         "kerasweep.source_run_id": provenance.mlflow_run_id or "",
         "kerasweep.source_sweep": provenance.sweep or "",

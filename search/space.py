@@ -109,6 +109,7 @@ class Space(_Strict):
     # classification (default), binary, multilabel or regression: loss, head, metrics, split (catalog.TASKS)
     task: Literal["classification", "binary", "multilabel", "regression"] = "classification"
     target: StrictStr | list[StrictStr] = "label"  # the CSV column(s) holding the labels or targets
+    validation: StrictStr | None = None  # a file of the same kind used as the validation part (no split)
     validation_split: FiniteFloat = Field(0.2, gt=0.0, lt=1.0)
     objective: Objective = Objective()
     budget: Budget = Budget()
@@ -211,6 +212,8 @@ def check_space(space: Space, base_dir: Path | None = None) -> list[str]:
         problems.append(f"model: unknown model {space.model!r}; expected one of {', '.join(catalog.MODEL_PARAMS)} "
                         "or a builder 'package.module:function'")
     problems += _check_data(space.data, base_dir)
+    if space.validation is not None:
+        problems += [line.replace("data:", "validation:", 1) for line in _check_data(space.validation, base_dir)]
     logged = catalog.task_metrics(space.task)
     if space.objective.metric not in logged:
         hint = difflib.get_close_matches(space.objective.metric, logged, n=1)

@@ -134,9 +134,10 @@ def check_data(space: Space) -> None:
 
     base = Path(space.source).parent if space.source else None
     path = resolve_data_path(space.data, base)
+    validation = resolve_data_path(space.validation, base) if space.validation else None
     try:
         load_arrays(str(path) if path else space.data, space.validation_split, space.search.seed, space.task,
-                    space.targets)
+                    space.targets, str(validation) if validation else None)
     except DataError as exc:
         raise UserInputError(f"{space.source or 'space'}: data: {exc}") from None
 

@@ -42,7 +42,9 @@ def resolve_values(space: Space, sampled: dict[str, Any]) -> dict[str, Any]:
 
 def train_spec(space: Space, values: dict[str, Any]) -> TrainSpec:
     """The trainer's plain config for this space and these values (the same object export writes)."""
-    path = resolve_data_path(space.data, Path(space.source).parent if space.source else None)
+    base = Path(space.source).parent if space.source else None
+    path = resolve_data_path(space.data, base)
+    validation = resolve_data_path(space.validation, base) if space.validation else None
     return TrainSpec(
         model=space.model,
         data=str(path) if path is not None else space.data,  # resolved: trials and exports work from any folder
@@ -54,6 +56,7 @@ def train_spec(space: Space, values: dict[str, Any]) -> TrainSpec:
         direction=space.objective.direction,
         task=space.task,
         target=space.targets,
+        validation=str(validation) if validation is not None else None,
     )
 
 

@@ -207,3 +207,27 @@ def test_the_rnn_builder_reads_sequences(tmp_path: Path, params: dict) -> None:
     # Rule: the rnn builder stacks the chosen cell (bidirectional when asked) over the steps
     assert ("Bidirectional" in kinds) == params.get("bidirectional", False)
     assert result.model.output_shape == (None, 2) and "accuracy" in result.history
+
+
+def test_a_validation_file_replaces_the_split_and_must_match_the_data(tmp_path: Path) -> None:
+    from sklearn.datasets import load_wine
+
+    from search.space import load_space
+    from search.sweep import make_config
+    from search.trial import train_spec
+
+    frame = load_wine(as_frame=True).frame.rename(columns={"target": "cultivar"})
+    frame.iloc[:150].to_csv(tmp_path / "train.csv", index=False)
+    frame.iloc[150:].to_csv(tmp_path / "val.csv", index=False)
+    frame.iloc[150:].drop(columns=["proline"]).to_csv(tmp_path / "narrow.csv", index=False)
+    text = "name: w\nmodel: mlp\ndata: train.csv\ntarget: cultivar\nvalidation: {}\nparams:\n  units: {{type: int, low: 8, high: 16}}\n"
+    space = load_space(write_space(tmp_path, text.format("val.csv")))
+    spec = train_spec(space, {})
+    data = load_arrays(spec.data, spec.validation_split, spec.seed, spec.task, spec.target, spec.validation)
+    # Rule: the user's validation file is the validation part, whole; the data file is the training part, whole
+    assert len(data.x_val) == len(frame) - 150 and len(data.x_train) == 150
+    assert Path(spec.validation).is_absolute()
+    with pytest.raises(UserInputError, match=r"narrow.csv: features have shape \(12,\) per example, but .* has \(13,\)"):
+        make_config(load_space(write_space(tmp_path, text.format("narrow.csv"))), store=tmp_path / "store")
+    with pytest.raises(UserInputError, match=r"validation: 'gone.csv' is neither"):
+        load_space(write_space(tmp_path, text.format("gone.csv")))

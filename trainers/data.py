@@ -70,25 +70,31 @@ REGRESSION_HINT_DISTINCT = 20  # more distinct numeric labels than this, and few
 
 @functools.lru_cache(maxsize=8)
 def load_arrays(data: str, validation_split: float = 0.2, seed: int = 0, task: str = "classification",
-                target: str | tuple[str, ...] = "label") -> Dataset:
+                target: str | tuple[str, ...] = "label", validation: str | None = None) -> Dataset:
     """Load `data` (bundled name or path) for `task`, split it by `seed` (stratified for classes), and
-    fit the input scaling on the train part only. `target` names the CSV label column(s).
+    fit the input scaling on the train part only. `target` names the CSV label column(s); `validation`,
+    a file of the same kind, is the validation part instead of a split.
 
     Cached per process: every trial of a worker reuses the same arrays.
     """
     if task not in catalog.TASKS:
         raise DataError(f"{data}: unknown task {task!r}; expected one of {', '.join(catalog.TASKS)}")
-    x, y, names, features = _read(data, (target,) if isinstance(target, str) else tuple(target))
+    targets = (target,) if isinstance(target, str) else tuple(target)
+    x, y, names, features = _read(data, targets)
     x = _check_features(data, x, y)
-    y, classes, strata = _encode_labels(data, y, task, names)
-    from sklearn.model_selection import train_test_split
+    if validation is not None:
+        x_train, x_val, y_train, y_val, classes = _with_validation_file(data, validation, x, y, task, targets,
+                                                                        names, features)
+    else:
+        y, classes, strata = _encode_labels(data, y, task, names)
+        from sklearn.model_selection import train_test_split
 
-    try:
-        x_train, x_val, y_train, y_val = train_test_split(
-            x, y, test_size=validation_split, random_state=seed, stratify=strata
-        )
-    except ValueError as exc:
-        raise DataError(f"{data}: cannot split with validation_split={validation_split}: {exc}") from None
+        try:
+            x_train, x_val, y_train, y_val = train_test_split(
+                x, y, test_size=validation_split, random_state=seed, stratify=strata
+            )
+        except ValueError as exc:
+            raise DataError(f"{data}: cannot split with validation_split={validation_split}: {exc}") from None
     extra: dict[str, Any] = {}
     if task == "regression":
         std = y_train.std(axis=0)
@@ -97,6 +103,29 @@ def load_arrays(data: str, validation_split: float = 0.2, seed: int = 0, task: s
     if x.ndim == 2:  # rows of named columns (files without names get x0, x1, ...)
         extra["features"] = tuple(features or (f"x{i}" for i in range(x.shape[1])))
     return Dataset(data, x_train, y_train, x_val, y_val, classes, **_scaling(x_train), task=task, **extra)
+
+
+def _with_validation_file(data: str, validation: str, x: np.ndarray, y: np.ndarray, task: str,
+                          targets: tuple[str, ...], names: tuple[str, ...] | None,
+                          features: tuple[str, ...] | None) -> tuple[Any, ...]:
+    """The user's own validation file: same kind, same columns, labels encoded with the training data's."""
+    x_val, y_val, _, val_features = _read(validation, targets)
+    x_val = _check_features(validation, x_val, y_val)
+    if x_val.shape[1:] != x.shape[1:]:
+        raise DataError(f"{validation}: features have shape {x_val.shape[1:]} per example, but {data} has "
+                        f"{x.shape[1:]}; the validation file must hold the same columns")
+    if features and val_features and list(val_features) != list(features):
+        raise DataError(f"{validation}: feature columns {', '.join(val_features)} differ from {data}'s "
+                        f"{', '.join(features)}; the validation file must hold the same columns, in order")
+    y_all, classes, _ = _encode_labels(data, np.concatenate([np.asarray(y), np.asarray(y_val)]), task, names)
+    y_train, y_valid = y_all[:len(y)], y_all[len(y):]
+    if task in ("classification", "binary"):
+        unseen = sorted({classes[int(i)] for i in set(np.asarray(y_valid).astype(int).tolist())
+                         - set(np.asarray(y_train).astype(int).tolist())}, key=str)
+        if unseen:
+            raise DataError(f"{validation}: classes {', '.join(map(str, unseen))} do not occur in {data}; a model "
+                            "cannot learn them")
+    return x, x_val, y_train, y_valid, classes
 
 
 def make_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int = 0) -> Any:

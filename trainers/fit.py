@@ -60,6 +60,7 @@ class TrainSpec:
     direction: str = "maximize"
     task: str = "classification"  # decides loss, output head, metrics and split (catalog.TASKS)
     target: str | tuple[str, ...] = "label"  # the CSV label column(s)
+    validation: str | None = None  # a file used as the validation part instead of `validation_split`
 
 
 @dataclass
@@ -357,7 +358,7 @@ def train(
         _default_policy if chosen is None else ("mixed_float16" if chosen else "float32"))
     keras.utils.set_random_seed(spec.seed)
     target = spec.target if isinstance(spec.target, str) else tuple(spec.target)  # hashable: the arrays are cached
-    data = load_arrays(spec.data, spec.validation_split, spec.seed, spec.task, target)
+    data = load_arrays(spec.data, spec.validation_split, spec.seed, spec.task, target, spec.validation)
     train_ds = make_pipeline(data.x_train, data.y_train, values["batch_size"], shuffle=True, seed=spec.seed)
     val_ds = make_pipeline(data.x_val, data.y_val, values["batch_size"], shuffle=False)
 
