@@ -20,3 +20,10 @@ def uses_the_space(values, input_shape, n_outputs):
     model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=values["learning_rate"]),
                   loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
     return model
+
+
+def reads_width_only(values, input_shape, n_outputs):
+    """Reads `width` but not `depth`: a searched depth would be logged without having acted."""
+    model = keras.Sequential([keras.Input(input_shape), keras.layers.Dense(int(values["width"]), activation="relu"),
+                              keras.layers.Dense(n_outputs, activation="softmax")])
+    return model

@@ -231,3 +231,15 @@ def test_a_validation_file_replaces_the_split_and_must_match_the_data(tmp_path: 
         make_config(load_space(write_space(tmp_path, text.format("narrow.csv"))), store=tmp_path / "store")
     with pytest.raises(UserInputError, match=r"validation: 'gone.csv' is neither"):
         load_space(write_space(tmp_path, text.format("gone.csv")))
+
+
+def test_a_value_the_builder_never_reads_fails_the_trial_naming_it() -> None:
+    from trainers.fit import TrainSpec, train
+
+    spec = TrainSpec(model="tests.compiled_model:reads_width_only", data="iris", epochs=1,
+                     params={"width": 8, "depth": 3, "learning_rate": 0.01})
+    # Rule: a searched value that did not act is never logged as if it did (the trainer's own params excepted)
+    with pytest.raises(ValueError, match="never read depth from its values.*it reads width"):
+        train(spec)
+    assert train(TrainSpec(model="tests.compiled_model:reads_width_only", data="iris", epochs=1,
+                           params={"width": 8, "learning_rate": 0.01})).epochs_run == 1

@@ -275,6 +275,38 @@ def task_metrics(task: str) -> list[Any]:
     return [made[name] for name in catalog.TASKS[task].metrics]
 
 
+class ReadRecorder(Mapping[str, Any]):
+    """The values a builder gets, remembering which ones it read (a value never read never acted)."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self._values, self.read = dict(values), set()
+
+    def __getitem__(self, name: str) -> Any:
+        value = self._values[name]
+        self.read.add(name)
+        return value
+
+    def __iter__(self) -> Any:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+def check_all_read(given: ReadRecorder, params: Mapping[str, Any]) -> None:
+    """Every value the space gave a user's builder (beyond the training loop's own) was read by it.
+
+    A searched value the builder never looks at would be sampled, logged, ranked and exported as if it
+    mattered; the trial fails instead, naming it.
+    """
+    unread = sorted(set(params) - given.read - set(catalog.TRAINING_PARAMS))
+    if unread:
+        read = sorted(given.read - set(catalog.TRAINING_PARAMS)) or ["none"]
+        raise ValueError(f"the model builder never read {', '.join(unread)} from its values, so they would be "
+                         f"logged without having acted; read them in the builder (values['{unread[0]}']) or remove "
+                         f"them from the space; it reads {', '.join(read)}")
+
+
 OPTIMIZER_PARAMS = ("optimizer", "learning_rate", "momentum", "nesterov", "weight_decay", "clipnorm")
 
 
@@ -367,7 +399,10 @@ def train(
             model = keras.models.load_model(resume_from)
         else:
             task = catalog.TASKS[spec.task]
-            network = build(spec.model, values, data.input_shape, data.n_outputs, head=task.head)
+            given = ReadRecorder(values)
+            network = build(spec.model, given, data.input_shape, data.n_outputs, head=task.head)
+            if catalog.is_user_builder(spec.model):
+                check_all_read(given, spec.params)
             check_head(network, spec.task, data.n_outputs)
             model = with_input_scaling(network, data)
             if getattr(network, "optimizer", None) is not None:  # the builder compiled it: its compile is kept
