@@ -72,7 +72,7 @@ class ConsoleReporter:
 
 def summary_table(result: SweepResult, metric: str, searched: Iterable[str] | None = None, top: int = 5) -> Table:
     """The best trials with their values and searched params, for the end of a sweep and for `status`."""
-    keys = set(searched) if searched is not None else None
+    keys = set(searched) if searched else None  # none declared (a define-by-run builder): all it asked for
     table = Table(title=f"Top trials of {result.name} ({metric}, {result.direction})")
     table.add_column("trial", justify="right")
     table.add_column(metric, justify="right")

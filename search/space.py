@@ -114,7 +114,8 @@ class Space(_Strict):
     objective: Objective = Objective()
     budget: Budget = Budget()
     search: SearchSettings = SearchSettings()
-    params: dict[str, Param] = Field(min_length=1, max_length=MAX_PARAMS)
+    # a define-by-run builder (of `trial` or `hp`) declares its own; here, fixed values or narrower ranges
+    params: dict[str, Param] = Field(default_factory=dict, max_length=MAX_PARAMS)
     fixed: dict[str, Any] = {}
     source: str = ""  # the file it was loaded from; set by load_space, for messages and provenance
 
@@ -206,11 +207,16 @@ def resolve_data_path(data: str, base_dir: Path | None = None) -> Path | None:
 def check_space(space: Space, base_dir: Path | None = None) -> list[str]:
     """Rules across fields that a schema cannot say; one message per problem, in file order."""
     problems: list[str] = []
+    style = "values"
     if catalog.is_user_builder(space.model):
-        problems += _check_user_builder(space.model)
+        builder_problems, style = _check_user_builder(space.model)
+        problems += builder_problems
     elif space.model not in catalog.MODEL_PARAMS:
         problems.append(f"model: unknown model {space.model!r}; expected one of {', '.join(catalog.MODEL_PARAMS)} "
                         "or a builder 'package.module:function'")
+    if not space.params and style == "values":
+        problems.append("params: declare at least one param to search (or use a builder of `trial` or `hp`, "
+                        "which declares its own)")
     problems += _check_data(space.data, base_dir)
     if space.validation is not None:
         problems += [line.replace("data:", "validation:", 1) for line in _check_data(space.validation, base_dir)]
@@ -239,18 +245,21 @@ def check_space(space: Space, base_dir: Path | None = None) -> list[str]:
     return problems
 
 
-def _check_user_builder(model: str) -> list[str]:
-    """Import a user's builder (this runs the user's module, as the README says) to fail before compute."""
+def _check_user_builder(model: str) -> tuple[list[str], str]:
+    """Import a user's builder (this runs the user's module, as the README says) to fail before compute;
+    returns the problems and the builder's style ("values", "trial" or "hp")."""
     from search.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     from trainers.models import resolve_builder
+    from trainers.suggest import builder_style
 
     try:
-        resolve_builder(model)
+        return [], builder_style(resolve_builder(model))
     except KeyError as exc:
-        return [f"model: {exc.args[0]}; expected an importable 'package.module:function'"]
-    return []
+        return [f"model: {exc.args[0]}; expected an importable 'package.module:function'"], "unknown"
+    except ValueError as exc:
+        return [f"model: {exc}"], "unknown"
 
 
 def _check_data(data: str, base_dir: Path | None) -> list[str]:

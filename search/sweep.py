@@ -24,6 +24,7 @@ from search.results import SweepResult
 from search.space import ENGINE_SAMPLERS, Space, resolve_data_path
 from search.store import check_store
 from search.tracking import TRIAL_TAG, Tracker, artifact_root_for, tracking_uri_for
+from trainers import catalog
 
 DEFAULT_STORE = Path(os.environ.get("KERASWEEP_STORE", "runs"))
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # matched whole (fullmatch: no trailing newline)
@@ -106,6 +107,14 @@ def make_config(space: Space, name: str | None = None, store: Path | str | None 
     if engine != "optuna" and options.get("storage"):
         raise UserInputError(f"--storage: only the optuna engine takes a storage URL; engine {engine!r} keeps its "
                              "state under the store (--store)")
+    if engine != "optuna" and catalog.is_user_builder(space.model):
+        from search.trial import builder_style
+
+        style = builder_style(space)
+        if style != "values":
+            raise UserInputError(f"{space.source or 'space'}: model: a builder of `{style}` declares its space by "
+                                 f"running, which the optuna engine does; engine {engine!r} does not yet: pass "
+                                 "--engine optuna")
     problems = getattr(get_engine(engine), "check", lambda space: [])(space)
     if problems:
         raise UserInputError("\n".join(f"{space.source or 'space'}: {problem}" for problem in problems))

@@ -295,6 +295,18 @@ class Tracker:
         return run.info.run_id
 
     @deferred_interrupts()
+    def add_params(self, run_id: str, params: dict[str, Any]) -> None:
+        """Params known only once the trial ran (what a define-by-run builder asked for), merged into the
+        run's typed values too (`kerasweep.params`, read back by export)."""
+        from mlflow.entities import Param, RunTag
+
+        run = self.client.get_run(run_id)
+        known = json.loads(run.data.tags.get(PARAMS_TAG, "{}"))
+        new = {k: v for k, v in params.items() if k not in run.data.params}
+        tag = RunTag(PARAMS_TAG, json.dumps({**known, **params}, sort_keys=True, default=str))
+        self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in sorted(new.items())], tags=[tag])
+
+    @deferred_interrupts()
     def log_epoch(self, run_id: str, epoch: int, metrics: dict[str, float]) -> None:
         """One epoch's metrics at step = epoch (counted from 1)."""
         from mlflow.entities import Metric

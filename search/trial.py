@@ -82,8 +82,11 @@ def _epoch_callback(hooks: Sequence[EpochHook]) -> Any:
 def run_trial(space: Space, values: dict[str, Any], hooks: Sequence[EpochHook] = (),
               checkpoint_path: Path | None = None, tensorboard_dir: Path | None = None,
               debug: bool = False, resume_from: Path | None = None, initial_epoch: int = 0,
-              stop_at: int | None = None, backup_dir: Path | None = None, backup_every_s: float = 60.0) -> TrialOutcome:
+              stop_at: int | None = None, backup_dir: Path | None = None, backup_every_s: float = 60.0,
+              suggestions: Any = None) -> TrialOutcome:
     """Train `values` on the space's model and data; returns complete, pruned or failed.
+
+    `suggestions` answers a define-by-run builder (see `trainers.suggest`) as it asks for its values.
 
     `resume_from`, `initial_epoch` and `stop_at` train a slice of the epochs (see `trainers.fit.train`);
     epochs in the outcome count from the start of the whole plan. `backup_dir` keeps a resumable copy
@@ -97,7 +100,7 @@ def run_trial(space: Space, values: dict[str, Any], hooks: Sequence[EpochHook] =
         result = train(train_spec(space, values), callbacks=callbacks, checkpoint_path=checkpoint_path,
                        verbose=2 if debug else 0, run_eagerly=debug, resume_from=resume_from,
                        initial_epoch=initial_epoch, stop_at=stop_at, backup_dir=backup_dir,
-                       backup_every_s=backup_every_s)
+                       backup_every_s=backup_every_s, suggestions=suggestions)
     except TrainingDiverged as exc:
         return TrialOutcome(TrialState.FAILED, error=f"diverged: {exc}", details=traceback.format_exc())
     except KeyboardInterrupt:
@@ -114,3 +117,16 @@ def run_trial(space: Space, values: dict[str, Any], hooks: Sequence[EpochHook] =
         history=result.history,
         checkpoint=checkpoint_path if state is TrialState.COMPLETE else None,
     )
+
+
+def builder_style(space: Space) -> str:
+    """"values" for the shipped builders and `(values, input_shape, n_outputs)` functions; "trial" or "hp"
+    for a define-by-run builder, which declares its own space by running (this imports the user's module)."""
+    from trainers import catalog
+
+    if not catalog.is_user_builder(space.model):
+        return "values"
+    from trainers.models import resolve_builder
+    from trainers.suggest import builder_style as style_of
+
+    return style_of(resolve_builder(space.model))

@@ -25,7 +25,7 @@ BAD_SPACES = [
     ("unknown top-level key", GOOD + "budgett: {trials: 3}\n", ["budgett: unknown key", "valid keys:", "budget"]),
     ("unknown param key", GOOD.replace("log: true}", "log: true, lo: 1}"), ["params.learning_rate.lo: unknown key", "low"]),
     ("missing model", GOOD.replace("model: cnn\n", ""), ["model: missing required field"]),
-    ("missing params", "name: t\nmodel: cnn\ndata: digits\n", ["params: missing required field"]),
+    ("missing params", "name: t\nmodel: cnn\ndata: digits\n", ["params: declare at least one param"]),
     ("wrong type of low", GOOD.replace("low: 1.0e-4", "low: abc"), ["params.learning_rate.low", "'abc'"]),
     ("low >= high", GOOD.replace("high: 1.0e-1", "high: 1.0e-5"), ["params.learning_rate.low", "low < high", "low=0.0001"]),
     ("log with low <= 0", GOOD.replace("low: 1.0e-4", "low: 0.0"), ["params.learning_rate.low", "> 0 when log: true", "0.0"]),

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from trainers import catalog
+from trainers.suggest import Suggestions, builder_style
 
 TRAINING_DEFAULTS = {
     "learning_rate": 1e-3,  # Adam's own default: a safe start
@@ -275,6 +276,13 @@ def task_metrics(task: str) -> list[Any]:
     return [made[name] for name in catalog.TASKS[task].metrics]
 
 
+def _wants_one_hot(model: Any) -> bool:
+    """A model compiled with (non-sparse) categorical cross-entropy trains on one-hot rows."""
+    loss = getattr(model, "loss", None)
+    name = getattr(loss, "name", None) or getattr(loss, "__name__", None) or str(loss)
+    return name == "categorical_crossentropy" or type(loss).__name__ == "CategoricalCrossentropy"
+
+
 class ReadRecorder(Mapping[str, Any]):
     """The values a builder gets, remembering which ones it read (a value never read never acted)."""
 
@@ -365,8 +373,12 @@ def train(
     stop_at: int | None = None,
     backup_dir: str | os.PathLike[str] | None = None,
     backup_every_s: float = 60.0,
+    suggestions: Suggestions | None = None,
 ) -> TrainResult:
     """Train `spec` on its dataset, keep the best epoch's weights, save them to `checkpoint_path`.
+
+    A define-by-run builder (of `trial` or `hp`, see `trainers.suggest`) asks `suggestions` for its
+    values (an engine's live sampler); without one, it is answered with `spec.params` (production).
 
     The handed `callbacks` run after the loop's own (NaN stop, LR schedule, EarlyStopping), so a reporter
     sees every finished epoch and may set `model.stop_training` to prune. Raises TrainingDiverged
@@ -380,7 +392,7 @@ def train(
     import keras
 
     from trainers.data import load_arrays, make_pipeline
-    from trainers.models import build
+    from trainers.models import build, build_by_running, resolve_builder
 
     configure_runtime()
     values = {**TRAINING_DEFAULTS, **spec.params}
@@ -391,20 +403,23 @@ def train(
     keras.utils.set_random_seed(spec.seed)
     target = spec.target if isinstance(spec.target, str) else tuple(spec.target)  # hashable: the arrays are cached
     data = load_arrays(spec.data, spec.validation_split, spec.seed, spec.task, target, spec.validation)
-    train_ds = make_pipeline(data.x_train, data.y_train, values["batch_size"], shuffle=True, seed=spec.seed)
-    val_ds = make_pipeline(data.x_val, data.y_val, values["batch_size"], shuffle=False)
 
     with _strategy().scope():  # several GPUs: one trial trains on all of them (MirroredStrategy)
         if resume_from is not None:
             model = keras.models.load_model(resume_from)
         else:
             task = catalog.TASKS[spec.task]
-            given = ReadRecorder(values)
-            network = build(spec.model, given, data.input_shape, data.n_outputs, head=task.head)
-            if catalog.is_user_builder(spec.model):
-                check_all_read(given, spec.params)
+            style = builder_style(resolve_builder(spec.model)) if catalog.is_user_builder(spec.model) else "values"
+            if style == "values":
+                given = ReadRecorder(values)
+                network = build(spec.model, given, data.input_shape, data.n_outputs, head=task.head)
+                if catalog.is_user_builder(spec.model):
+                    check_all_read(given, spec.params)
+            else:
+                asked = suggestions if suggestions is not None else Suggestions.replay(values)  # an empty one is falsy
+                network = build_by_running(spec.model, asked)
+            model = with_input_scaling(network, data)  # builds a network that declared no Input, too
             check_head(network, spec.task, data.n_outputs)
-            model = with_input_scaling(network, data)
             if getattr(network, "optimizer", None) is not None:  # the builder compiled it: its compile is kept
                 check_own_compile(network, spec.params)
                 model.compile_from_config(network.get_compile_config())
@@ -414,6 +429,11 @@ def train(
                 weight = float(1.0 / np.mean(np.square(data.y_std))) if data.y_std is not None else None
                 model.compile(optimizer=make_optimizer(values), loss=task.loss, loss_weights=weight,
                               metrics=task_metrics(spec.task), run_eagerly=run_eagerly)  # eager: step through a builder
+    y_train, y_val = data.y_train, data.y_val
+    if spec.task == "classification" and _wants_one_hot(model):  # the builder compiled a one-hot loss
+        y_train, y_val = (keras.utils.to_categorical(y, data.n_classes) for y in (y_train, y_val))
+    train_ds = make_pipeline(data.x_train, y_train, values["batch_size"], shuffle=True, seed=spec.seed)
+    val_ds = make_pipeline(data.x_val, y_val, values["batch_size"], shuffle=False)
     mode = "max" if spec.direction == "maximize" else "min"
     early_stopping = keras.callbacks.EarlyStopping(
         monitor=spec.monitor, mode=mode, patience=int(values["patience"]), min_delta=float(values["min_delta"]),

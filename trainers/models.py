@@ -201,3 +201,13 @@ def build(name: str, values: Mapping[str, Any], input_shape: tuple[int, ...], n_
     if name in BUILDERS or "head" in inspect.signature(builder).parameters:
         return builder(values, input_shape, n_outputs, head=head)
     return builder(values, input_shape, n_outputs)
+
+
+def build_by_running(name: str, suggestions: Any) -> keras.Model:
+    """A define-by-run builder's model: a function of `trial` or `hp` called with `suggestions`, or a
+    KerasTuner `HyperModel` (class or instance) whose `build(hp)` is."""
+    builder = resolve_builder(name)
+    if hasattr(builder, "build") and not inspect.isfunction(builder):
+        hypermodel = builder() if inspect.isclass(builder) else builder
+        return hypermodel.build(suggestions)
+    return builder(suggestions)

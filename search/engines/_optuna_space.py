@@ -11,6 +11,7 @@ from typing import Any
 import optuna
 
 from search.space import CategoricalParam, FloatParam, IntParam, Space
+from trainers.suggest import Suggestions
 
 
 def make_sampler(space: Space, worker: int = 0, workers: int = 1) -> optuna.samplers.BaseSampler:
@@ -35,14 +36,39 @@ def suggest(trial: optuna.Trial, space: Space) -> dict[str, Any]:
     """Sample the active params in declaration order (parents before children, inactive ones absent)."""
     values: dict[str, Any] = {}
     for name, param in space.params.items():
-        if not space.is_active(name, values):
-            continue
-        if isinstance(param, FloatParam):
-            values[name] = trial.suggest_float(name, param.low, param.high, log=param.log, step=param.step)
-        elif isinstance(param, IntParam):
-            values[name] = trial.suggest_int(name, param.low, param.high, log=param.log, step=param.step or 1)
-        elif isinstance(param, CategoricalParam):
-            values[name] = trial.suggest_categorical(name, param.choices)
+        if space.is_active(name, values):
+            values[name] = suggest_one(trial, name, param)
     return values
+
+
+def suggest_one(trial: optuna.Trial, name: str, param: FloatParam | IntParam | CategoricalParam) -> Any:
+    """One declared param, sampled by the trial."""
+    if isinstance(param, FloatParam):
+        return trial.suggest_float(name, param.low, param.high, log=param.log, step=param.step)
+    if isinstance(param, IntParam):
+        return trial.suggest_int(name, param.low, param.high, log=param.log, step=param.step or 1)
+    return trial.suggest_categorical(name, param.choices)
+
+
+def live_suggestions(trial: optuna.Trial, space: Space) -> Suggestions:
+    """What a define-by-run builder (of `trial` or `hp`) asks, sampled by this Optuna trial as it runs:
+    conditionals and loops of layers just work. The space may fix a name (`fixed:`) or narrow its range
+    (`params:`); every other name is sampled from the range the builder declares."""
+
+    def ask(kind: str, name: str, declared: dict[str, Any]) -> Any:
+        if name in space.fixed:
+            return space.fixed[name]
+        if name in space.params:
+            return suggest_one(trial, name, space.params[name])
+        if kind == "categorical":
+            return trial.suggest_categorical(name, declared["choices"])
+        log = bool(declared.get("log"))
+        if kind == "int":
+            return trial.suggest_int(name, declared["low"], declared["high"], step=1 if log else declared["step"] or 1,
+                                     log=log)
+        return trial.suggest_float(name, declared["low"], declared["high"], step=None if log else declared["step"],
+                                   log=log)
+
+    return Suggestions(ask)
 
 

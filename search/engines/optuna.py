@@ -27,14 +27,14 @@ from typing import TYPE_CHECKING, Any, Iterator
 import optuna
 from optuna.trial import TrialState as OptunaState
 
-from search.engines._optuna_space import make_sampler, suggest
+from search.engines._optuna_space import live_suggestions, make_sampler, suggest
 from search.errors import KerasweepError, SweepAborted, UserInputError
 from search.interrupts import deferred_interrupts, interruptible, stop_reason
 from search.results import SweepResult, TrialResult, TrialState
 from search.space import DEFAULT_PRUNERS, Space
 from search.store import sqlite_url
 from search.tracking import ORPHAN_REASON, RESUMED_TAG, RETRY_TAG, TRIAL_TAG
-from search.trial import resolve_values, run_trial
+from search.trial import builder_style, resolve_values, run_trial
 from trainers.fit import latest_backup
 
 if TYPE_CHECKING:
@@ -351,7 +351,8 @@ def _over_budget(study: optuna.Study, trial: optuna.Trial, budget: int) -> bool:
 def _run_one(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, tracker: Any) -> str | None:
     """Train one asked trial, tell Optuna and MLflow how it ended; returns the error, if any."""
     space = sweep.space
-    values = resolve_values(space, suggest(trial, space))
+    asked = live_suggestions(trial, space) if builder_style(space) != "values" else None  # define-by-run
+    values = dict(space.fixed) if asked is not None else resolve_values(space, suggest(trial, space))
     source = trial.user_attrs.get(RETRY_OF_ATTR)  # a retry continues from the last backup of the trial it retries
     backup = latest_backup(sweep.backups(source)) if source is not None else None
     if backup is not None and backup[1] >= space.budget.epochs:  # re-run with fewer --epochs: start afresh
@@ -387,7 +388,10 @@ def _run_one(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, track
         outcome = run_trial(space, values, hooks=[log_epoch, report], checkpoint_path=checkpoint,
                             tensorboard_dir=sweep.tensorboard / f"trial-{trial.number}", debug=sweep.debug,
                             resume_from=backup[0] if backup else None, initial_epoch=backup[1] if backup else 0,
-                            backup_dir=sweep.backups(trial.number), backup_every_s=sweep.checkpoint_every_s)
+                            backup_dir=sweep.backups(trial.number), backup_every_s=sweep.checkpoint_every_s,
+                            suggestions=asked)
+    if asked is not None:  # the values the builder asked for, named as it named them
+        tracker.add_params(run_id, asked.values)
     if outcome.state is TrialState.COMPLETE:
         study.tell(trial, outcome.value)
     elif outcome.state is TrialState.PRUNED:

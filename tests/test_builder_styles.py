@@ -1,0 +1,105 @@
+"""Model code written for other tools runs unchanged (issue 13): KerasTuner's `build_model(hp)` and Optuna's
+`create_model(trial)` declare their own spaces by running; their own compile() trains; logged params are
+the ones the builder asked for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from search.errors import UserInputError
+from tests.conftest import mlflow_client, sweep_runs, write_space
+
+
+def _sweep(tmp_path: Path, text: str, name: str):
+    from search.space import load_space
+    from search.sweep import make_config, run_sweep
+
+    config = make_config(load_space(write_space(tmp_path, text)), store=tmp_path / "store")
+    result = run_sweep(config)
+    return result, sweep_runs(mlflow_client(tmp_path / "store"), name, name)[1]
+
+
+def test_keras_tuners_getting_started_model_runs_unchanged(tmp_path: Path, monkeypatch) -> None:
+    import keras
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # examples/ is importable from the project folder
+    result, runs = _sweep(tmp_path, """
+        name: ktgs
+        model: examples.keras_tuner_getting_started:build_model
+        data: digits
+        budget: {trials: 2, epochs: 2}
+        """, "ktgs")
+    assert len(runs) == 2
+    for run in runs:
+        trial = next(t for t in result.trials if t.mlflow_run_id == run.info.run_id)
+        layers = int(trial.params["num_layers"])
+        # Rule: a trial's logged params are exactly the ones the builder asked for, as it named them
+        assert set(run.data.params) == {"num_layers", "activation", "dropout", "lr",
+                                        *(f"units_{i}" for i in range(layers))}
+        assert {k: str(v) for k, v in trial.params.items()} == run.data.params
+    complete = [r for r in runs if r.data.tags["kerasweep.state"] == "complete"]
+    assert complete
+    client = mlflow_client(tmp_path / "store")
+    model = keras.models.load_model(client.download_artifacts(complete[0].info.run_id, "checkpoint/model.keras"))
+    # Rule: the learning rate logged is the one the checkpoint's optimizer trained with (its own Adam compile)
+    assert isinstance(model.optimizer, keras.optimizers.Adam)
+    assert float(np.asarray(model.optimizer.learning_rate)) == pytest.approx(float(complete[0].data.params["lr"]))
+
+
+def test_optunas_keras_example_runs_with_the_space_narrowing_it(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    result, runs = _sweep(tmp_path, """
+        name: optk
+        model: examples.optuna_keras:create_model
+        data: digits
+        budget: {trials: 2, epochs: 2}
+        fixed: {n_layers: 2}
+        params:
+          learning_rate: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}
+        """, "optk")
+    for run in runs:
+        params = run.data.params
+        # Rule: the space fixes or narrows names the builder declares; per-layer names follow the loop
+        assert params["n_layers"] == "2" and {"n_units_l0", "n_units_l1", "dropout_l0", "dropout_l1"} <= set(params)
+        assert 1e-3 <= float(params["learning_rate"]) <= 1e-2
+    assert result.best is not None
+
+
+def test_a_builder_whose_signature_fits_no_style_is_one_line_before_any_trial(tmp_path: Path, monkeypatch) -> None:
+    from search.space import load_space
+
+    monkeypatch.chdir(tmp_path)  # the user's folder: its modules are importable
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    (tmp_path / "odd_builder.py").write_text("def build(a, b):\n    return None\n")
+    path = write_space(tmp_path, "name: o\nmodel: odd_builder:build\ndata: iris\n")
+    with pytest.raises(UserInputError, match=r"model: the model builder takes \(a, b\); expected one of") as caught:
+        load_space(path)
+    assert len(str(caught.value).splitlines()) == 1
+
+
+def test_define_by_run_builders_are_refused_where_the_engine_cannot_run_them(tmp_path: Path, monkeypatch) -> None:
+    from search.space import load_space
+    from search.sweep import make_config
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    space = load_space(write_space(tmp_path, "name: o\nmodel: examples.optuna_keras:create_model\ndata: digits\n"))
+    with pytest.raises(UserInputError, match="engine 'ray' does not yet: pass --engine optuna"):
+        make_config(space, store=tmp_path / "store", engine="ray")
+
+
+def test_replaying_an_export_rebuilds_the_model_the_trial_asked_for() -> None:
+    from trainers.suggest import Suggestions
+
+    asked = Suggestions.replay({"n_layers": 1, "n_units_l0": 7, "dropout_l0": 0.3, "learning_rate": 0.01})
+    from examples.optuna_keras import create_model
+
+    model = create_model(asked)
+    model.build((None, 8, 8, 1))
+    # Rule: production training rebuilds exactly the trial's network from the exported values
+    assert [layer.units for layer in model.layers if hasattr(layer, "units")] == [7, 10]
+    with pytest.raises(KeyError, match="asks for 'n_layers'"):
+        create_model(Suggestions.replay({}))
