@@ -440,11 +440,12 @@ def train(
         restore_best_weights=True,
     )
     own = [_stop_on_nan(), *schedule_callbacks(values, spec.epochs, spec.monitor, mode), early_stopping]
-    if backup_dir is not None:
-        own.append(backup_callback(backup_dir, backup_every_s))
+    # the resumable copy is taken last, once the handed hooks logged the epoch: a kill between the two then
+    # costs a re-trained epoch, never a hole in the retry's curve (its copy would hold an epoch MLflow lacks)
+    last = [backup_callback(backup_dir, backup_every_s)] if backup_dir is not None else []
     history = model.fit(
         train_ds, validation_data=val_ds, epochs=stop_at or spec.epochs, initial_epoch=initial_epoch, verbose=verbose,
-        callbacks=[*own, *callbacks],
+        callbacks=[*own, *callbacks, *last],
     ).history
 
     losses = history.get("loss", [])
