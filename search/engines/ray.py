@@ -185,9 +185,12 @@ def trainable(config: dict[str, Any], sweep: SweepConfig) -> None:
                     resume_from, initial_epoch = Path(folder) / "resume.keras", found[1]
                     shutil.copy(found[0], resume_from)
 
+        handed = [initial_epoch]  # the epoch of the last copy handed to Tune
+
         def report(epoch: int, metrics: dict[str, float]) -> bool:
-            saved = latest_backup(backups)
-            if saved is not None and saved[1] == epoch:  # a fresh copy (see --checkpoint-every): hand it to Tune
+            saved = latest_backup(backups)  # taken after the previous epoch's hooks (see trainers.fit.train)
+            if saved is not None and saved[1] > handed[0]:  # a fresh copy (see --checkpoint-every): hand it to Tune
+                handed[0] = saved[1]
                 tune.report({**metrics, EPOCH: epoch, NODE: node}, checkpoint=tune.Checkpoint.from_directory(backups))
             else:
                 tune.report({**metrics, EPOCH: epoch, NODE: node})
