@@ -310,13 +310,25 @@ def _check_when(name: str, param: Any, space: Space, declared: list[str]) -> lis
             problems.append(f"{where}: {parent!r} must be declared before {name!r} (parents come before children)")
             continue
         parent_param = space.params[parent]
-        if not isinstance(parent_param, CategoricalParam):
-            problems.append(f"{where}: a condition needs a categorical parent, but {parent!r} is {parent_param.type}")
+        if isinstance(parent_param, FloatParam):
+            problems.append(f"{where}: a condition needs a categorical or int parent (a float seldom takes an exact "
+                            f"value), but {parent!r} is float")
             continue
         for value in wanted if isinstance(wanted, list) else [wanted]:
-            if value not in parent_param.choices:
+            if isinstance(parent_param, CategoricalParam) and value not in parent_param.choices:
                 problems.append(f"{where}: {parent!r} cannot take {value!r}; its choices are {parent_param.choices}")
+            elif isinstance(parent_param, IntParam) and not _int_can_take(parent_param, value):
+                problems.append(f"{where}: {parent!r} cannot take {value!r}; it takes whole numbers from "
+                                f"{parent_param.low} to {parent_param.high}" +
+                                (f" in steps of {parent_param.step}" if parent_param.step else ""))
     return problems
+
+
+def _int_can_take(param: IntParam, value: Any) -> bool:
+    """Whether an int param can be sampled as `value` (a `when:` on it can hold)."""
+    if not isinstance(value, int) or isinstance(value, bool) or not param.low <= value <= param.high:
+        return False
+    return param.log or (value - param.low) % (param.step or 1) == 0
 
 
 def _check_name(where: str, name: str, known: dict[str, str] | None) -> list[str]:

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from search.cli import main
+from search.errors import UserInputError
 from tests.conftest import run_cli, write_space
 
 GOOD = """
@@ -113,3 +114,36 @@ def test_console_script_reports_one_line_without_traceback(tmp_path: Path) -> No
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "params.learning_rate.low" in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+INT_PARENT = """
+name: ip
+model: mlp
+data: iris
+params:
+  layers: {type: int, low: 1, high: 3}
+  units_2: {type: int, low: 8, high: 32, when: {layers: [2, 3]}}
+  units_3: {type: int, low: 8, high: 32, when: {layers: 3}}
+"""
+
+
+def test_conditions_on_an_int_parent(tmp_path: Path) -> None:
+    import optuna
+
+    from search.engines._optuna_space import suggest
+    from search.engines.keras_tuner import hyperparameters
+    from search.space import load_space
+
+    space = load_space(write_space(tmp_path, INT_PARENT))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(20):
+        values = suggest(study.ask(), space)
+        # Rule: a child exists exactly when its int parent takes one of the named values
+        assert ("units_2" in values) == (values["layers"] >= 2) and ("units_3" in values) == (values["layers"] == 3)
+    assert {hp.name for hp in hyperparameters(space).space} == {"layers", "units_2", "units_3"}  # KerasTuner scopes
+    bad = INT_PARENT.replace("when: {layers: 3}", "when: {layers: 4}")
+    with pytest.raises(UserInputError, match=r"params.units_3.when.layers: 'layers' cannot take 4; it takes whole numbers from 1 to 3"):
+        load_space(write_space(tmp_path, bad))
+    floaty = INT_PARENT.replace("layers: {type: int, low: 1, high: 3}", "layers: {type: float, low: 1, high: 3}")
+    with pytest.raises(UserInputError, match="a condition needs a categorical or int parent"):
+        load_space(write_space(tmp_path, floaty))
