@@ -107,14 +107,14 @@ def make_config(space: Space, name: str | None = None, store: Path | str | None 
     if engine != "optuna" and options.get("storage"):
         raise UserInputError(f"--storage: only the optuna engine takes a storage URL; engine {engine!r} keeps its "
                              "state under the store (--store)")
-    if engine != "optuna" and catalog.is_user_builder(space.model):
+    if engine == "keras-tuner" and catalog.is_user_builder(space.model):
         from search.trial import builder_style
 
         style = builder_style(space)
         if style != "values":
             raise UserInputError(f"{space.source or 'space'}: model: a builder of `{style}` declares its space by "
-                                 f"running, which the optuna engine does; engine {engine!r} does not yet: pass "
-                                 "--engine optuna")
+                                 f"running, which the optuna and ray engines do; engine {engine!r} does not yet: "
+                                 "pass --engine optuna or ray")
     problems = getattr(get_engine(engine), "check", lambda space: [])(space)
     if problems:
         raise UserInputError("\n".join(f"{space.source or 'space'}: {problem}" for problem in problems))

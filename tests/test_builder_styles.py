@@ -87,8 +87,8 @@ def test_define_by_run_builders_are_refused_where_the_engine_cannot_run_them(tmp
 
     monkeypatch.chdir(Path(__file__).resolve().parents[1])
     space = load_space(write_space(tmp_path, "name: o\nmodel: examples.optuna_keras:create_model\ndata: digits\n"))
-    with pytest.raises(UserInputError, match="engine 'ray' does not yet: pass --engine optuna"):
-        make_config(space, store=tmp_path / "store", engine="ray")
+    with pytest.raises(UserInputError, match="engine 'keras-tuner' does not yet: pass --engine optuna or ray"):
+        make_config(space, store=tmp_path / "store", engine="keras-tuner")
 
 
 def test_replaying_an_export_rebuilds_the_model_the_trial_asked_for() -> None:
@@ -103,3 +103,18 @@ def test_replaying_an_export_rebuilds_the_model_the_trial_asked_for() -> None:
     assert [layer.units for layer in model.layers if hasattr(layer, "units")] == [7, 10]
     with pytest.raises(KeyError, match="asks for 'n_layers'"):
         create_model(Suggestions.replay({}))
+
+
+@pytest.mark.slow  # a private Ray starts (about 20 s)
+def test_optunas_keras_example_runs_on_the_ray_engine(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    store = tmp_path / "store"
+    proc = run_cli("sweep", "optuna_keras", "--engine", "ray", "--trials", "2", "--epochs", "2", "--store", str(store))
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    _, runs = sweep_runs(mlflow_client(store), "optuna_keras", "optuna_keras")
+    for run in runs:
+        layers = int(run.data.params["n_layers"])
+        # Rule: the driver runs the builder to ask for its values; each trial logs exactly those names
+        assert set(run.data.params) == {"n_layers", "learning_rate", *(f"n_units_l{i}" for i in range(layers)),
+                                        *(f"dropout_l{i}" for i in range(layers))}

@@ -46,10 +46,18 @@ EPOCH, NODE = "epoch", "node_id"
 
 # --- translating the space ------------------------------------------------------------------------
 def define_by_run(trial: Any, space: Space) -> None:
-    """OptunaSearch's define-by-run space: the same conditional sampling as the Optuna engine."""
-    from search.engines._optuna_space import suggest
+    """OptunaSearch's define-by-run space: the same conditional sampling as the Optuna engine. A builder
+    of `trial` or `hp` declares its own: it is run here, on the driver, to ask for its values (the
+    model it builds is thrown away; the worker rebuilds it from the values it is given)."""
+    from search.engines._optuna_space import live_suggestions, suggest
+    from search.trial import builder_style
 
-    suggest(trial, space)
+    if builder_style(space) == "values":
+        suggest(trial, space)
+        return
+    from trainers.models import build_by_running
+
+    build_by_running(space.model, live_suggestions(trial, space))
 
 
 def make_search(space: Space, max_concurrent: int) -> Any:
