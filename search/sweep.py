@@ -110,11 +110,10 @@ def make_config(space: Space, name: str | None = None, store: Path | str | None 
     if engine == "keras-tuner" and catalog.is_user_builder(space.model):
         from search.trial import builder_style
 
-        style = builder_style(space)
-        if style != "values":
-            raise UserInputError(f"{space.source or 'space'}: model: a builder of `{style}` declares its space by "
-                                 f"running, which the optuna and ray engines do; engine {engine!r} does not yet: "
-                                 "pass --engine optuna or ray")
+        if builder_style(space) == "trial":
+            raise UserInputError(f"{space.source or 'space'}: model: a builder of `trial` speaks Optuna's API, which "
+                                 f"engine {engine!r} does not; pass --engine optuna or ray (a builder of `hp` runs "
+                                 "on all three)")
     problems = getattr(get_engine(engine), "check", lambda space: [])(space)
     if problems:
         raise UserInputError("\n".join(f"{space.source or 'space'}: {problem}" for problem in problems))

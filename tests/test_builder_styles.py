@@ -13,16 +13,17 @@ from search.errors import UserInputError
 from tests.conftest import mlflow_client, sweep_runs, write_space
 
 
-def _sweep(tmp_path: Path, text: str, name: str):
+def _sweep(tmp_path: Path, text: str, name: str, engine: str = "optuna"):
     from search.space import load_space
     from search.sweep import make_config, run_sweep
 
-    config = make_config(load_space(write_space(tmp_path, text)), store=tmp_path / "store")
+    config = make_config(load_space(write_space(tmp_path, text)), store=tmp_path / "store", engine=engine)
     result = run_sweep(config)
     return result, sweep_runs(mlflow_client(tmp_path / "store"), name, name)[1]
 
 
-def test_keras_tuners_getting_started_model_runs_unchanged(tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("engine", ["optuna", "keras-tuner"])
+def test_keras_tuners_getting_started_model_runs_unchanged(tmp_path: Path, monkeypatch, engine: str) -> None:
     import keras
 
     monkeypatch.chdir(Path(__file__).resolve().parents[1])  # examples/ is importable from the project folder
@@ -31,7 +32,8 @@ def test_keras_tuners_getting_started_model_runs_unchanged(tmp_path: Path, monke
         model: examples.keras_tuner_getting_started:build_model
         data: digits
         budget: {trials: 2, epochs: 2}
-        """, "ktgs")
+        search: {sampler: random}
+        """, "ktgs", engine)
     assert len(runs) == 2
     for run in runs:
         trial = next(t for t in result.trials if t.mlflow_run_id == run.info.run_id)
@@ -87,7 +89,7 @@ def test_define_by_run_builders_are_refused_where_the_engine_cannot_run_them(tmp
 
     monkeypatch.chdir(Path(__file__).resolve().parents[1])
     space = load_space(write_space(tmp_path, "name: o\nmodel: examples.optuna_keras:create_model\ndata: digits\n"))
-    with pytest.raises(UserInputError, match="engine 'keras-tuner' does not yet: pass --engine optuna or ray"):
+    with pytest.raises(UserInputError, match="engine 'keras-tuner' does not; pass --engine optuna or ray"):
         make_config(space, store=tmp_path / "store", engine="keras-tuner")
 
 

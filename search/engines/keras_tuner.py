@@ -29,9 +29,10 @@ from search.interrupts import deferred_interrupts, interruptible, stop_reason
 from search.results import SweepResult, TrialState
 from search.space import CategoricalParam, FloatParam, IntParam, Space
 from search.tracking import ORPHAN_REASON, RESUMED_TAG, RETRY_TAG, TRIAL_TAG
-from search.trial import resolve_values, run_trial
+from search.trial import builder_style, resolve_values, run_trial
 from trainers.catalog import ALL_METRICS
 from trainers.fit import latest_backup
+from trainers.suggest import Suggestions
 
 if TYPE_CHECKING:
     from search.engines import ProgressCallback
@@ -91,6 +92,27 @@ def sampled_values(space: Space, hp_values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+def asked_through(hp: Any) -> Suggestions:
+    """A builder of `hp` answered by KerasTuner's own `HyperParameters` of this trial, remembering which
+    names this trial's model asked for: KerasTuner samples every name it knows, also those a smaller
+    model never reads (a third layer's width with two layers), and those must not be logged."""
+
+    def ask(kind: str, name: str, declared: dict[str, Any]) -> Any:
+        sampling = "log" if declared.get("log") else "linear"
+        if kind == "int":
+            step = None if declared.get("log") else declared["step"]
+            return hp.Int(name, declared["low"], declared["high"], step=step, sampling=sampling,
+                          default=declared.get("default"))
+        if kind == "float":
+            return hp.Float(name, declared["low"], declared["high"], step=declared.get("step"), sampling=sampling,
+                            default=declared.get("default"))
+        if declared["choices"] == [False, True]:
+            return hp.Boolean(name, default=bool(declared.get("default")))
+        return hp.Choice(name, declared["choices"], default=declared.get("default"))
+
+    return Suggestions(ask)
+
+
 def make_oracle(space: Space) -> Any:
     """The space's oracle: hyperband (default; the budget's epochs as max_epochs), random or bayesian.
 
@@ -107,6 +129,13 @@ def make_oracle(space: Space) -> Any:
         "seed": space.search.seed,
         "max_consecutive_failed_trials": 10**9,  # kerasweep's own rule stops a failing sweep, with a message
     }
+    if builder_style(space) == "hp":  # the builder declares its space by running: learn it as KerasTuner does
+        from trainers.models import build_by_running
+
+        for fixed, value in space.fixed.items():
+            common["hyperparameters"].Fixed(fixed, value)
+        build_by_running(space.model, common["hyperparameters"])
+        common["allow_new_entries"] = True  # names first asked in later trials (more layers) join the space
     defaults = space.default_values()
     if name == "hyperband":
         oracle = _defaults_first(kt.oracles.HyperbandOracle)(
@@ -177,7 +206,9 @@ def _tuner_class() -> type:
         def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> dict[str, float]:
             space, sweep = self.sweep.space, self.sweep
             hp_values = trial.hyperparameters.values
-            values = resolve_values(space, sampled_values(space, hp_values))
+            by_running = builder_style(space) == "hp"  # the builder asks KerasTuner's hp for its values itself
+            asked = asked_through(trial.hyperparameters) if by_running else None
+            values = dict(space.fixed) if by_running else resolve_values(space, sampled_values(space, hp_values))
             stop_at = int(hp_values.get("tuner/epochs", space.budget.epochs))
             initial_epoch = int(hp_values.get("tuner/initial_epoch", 0))
             previous = hp_values.get("tuner/trial_id")
@@ -212,7 +243,11 @@ def _tuner_class() -> type:
                 outcome = run_trial(space, values, hooks=[log_epoch], checkpoint_path=checkpoint,
                                     tensorboard_dir=sweep.tensorboard / f"trial-{number}", debug=sweep.debug,
                                     resume_from=resume_from, initial_epoch=initial_epoch, stop_at=stop_at,
-                                    backup_dir=backup_dir, backup_every_s=sweep.checkpoint_every_s)
+                                    backup_dir=backup_dir, backup_every_s=sweep.checkpoint_every_s,
+                                    suggestions=asked)
+            if asked is not None:
+                self.oracle.update_space(trial.hyperparameters)  # names first asked now (a loop's extra layers)
+                self.tracker.add_params(run_id, asked.values)  # only what this trial's model asked for
             self.recent_errors.append(outcome.error or "")
             if outcome.state is not TrialState.FAILED or not sweep.max_failures:
                 shutil.rmtree(backup_dir, ignore_errors=True)  # kept only for a retry
