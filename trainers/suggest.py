@@ -70,30 +70,30 @@ class Suggestions(Mapping[str, Any]):
         return self._get("categorical", name, choices=list(choices))
 
     # --- KerasTuner's HyperParameters API -------------------------------------------------------
-    def Int(self, name: str, min_value: int, max_value: int, step: int | None = None,  # noqa: N802 - KerasTuner's names
+    def Int(self, name: str, min_value: int, max_value: int, step: int | None = None,  # KerasTuner's names
             sampling: str = "linear", default: int | None = None, **scope: Any) -> int | None:
         with self._scope(**scope):
             found = self._get("int", name, low=min_value, high=max_value, step=step or 1, log=sampling == "log",
                               default=default)
         return None if found is None else int(found)
 
-    def Float(self, name: str, min_value: float, max_value: float, step: float | None = None,  # noqa: N802
+    def Float(self, name: str, min_value: float, max_value: float, step: float | None = None,
               sampling: str = "linear", default: float | None = None, **scope: Any) -> float | None:
         with self._scope(**scope):
             found = self._get("float", name, low=min_value, high=max_value, step=step, log=sampling == "log",
                               default=default)
         return None if found is None else float(found)
 
-    def Choice(self, name: str, values: Sequence[Any], ordered: bool | None = None,  # noqa: N802
+    def Choice(self, name: str, values: Sequence[Any], ordered: bool | None = None,
                default: Any = None, **scope: Any) -> Any:
         with self._scope(**scope):
             return self._get("categorical", name, choices=list(values), default=default)
 
-    def Boolean(self, name: str, default: bool = False, **scope: Any) -> bool:  # noqa: N802
+    def Boolean(self, name: str, default: bool = False, **scope: Any) -> bool:
         with self._scope(**scope):
             return bool(self._get("categorical", name, choices=[False, True], default=default))
 
-    def Fixed(self, name: str, value: Any, **scope: Any) -> Any:  # noqa: N802
+    def Fixed(self, name: str, value: Any, **scope: Any) -> Any:
         with self._scope(**scope):
             if not self._inactive:
                 self._values[name] = value
