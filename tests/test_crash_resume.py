@@ -60,6 +60,7 @@ def test_sigkill_then_rerun_finishes_the_budget(tmp_path: Path, moment: str) -> 
     else:  # some trials done, one in the middle of its epochs
         _wait_until(lambda: _optuna_states(store).count("COMPLETE") >= 2 and "RUNNING" in _optuna_states(store), proc)
         time.sleep(0.7)
+        _wait_until(lambda: "RUNNING" in _optuna_states(store), proc)  # that trial may have ended meanwhile
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     assert "RUNNING" in _optuna_states(store)  # the kill left a trial behind
