@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import enum
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,3 +66,15 @@ class SweepResult:
     def best(self) -> TrialResult | None:
         ranked = self.ranked()
         return ranked[0] if ranked else None
+
+
+def failure_streak(errors: list[str], limit: int) -> str | None:
+    """The message that stops a sweep when its last `limit` trials all failed (`errors`: the most recent
+    trials' errors, oldest first, "" for one that did not fail); None while the sweep may go on.
+    The same words on every engine."""
+    recent = errors[-limit:]
+    if limit < 1 or len(recent) < limit or not all(recent):
+        return None
+    common, times = collections.Counter(e.split(":")[0] for e in recent).most_common(1)[0]
+    return (f"the last {limit} trials all failed (most often: {common!r}, {times}x; last: {recent[-1]}); fix "
+            "the cause and re-run the same command to resume")

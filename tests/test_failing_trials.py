@@ -6,6 +6,8 @@ import math
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from search.tracking import ERROR_TAG, STATE_TAG
 from tests.conftest import mlflow_client, optuna_trials, run_cli, sweep_runs, write_space
 
@@ -103,3 +105,26 @@ def test_out_of_memory_trial_fails_with_the_reason_and_the_sweep_goes_on(tmp_pat
     assert "ResourceExhaustedError" in Path(traceback).read_text()
     # Rule: the sweep goes on to its budget
     assert sum(r.data.tags["kerasweep.state"] == "complete" for r in runs) == 2
+
+
+@pytest.mark.slow  # a private Ray starts; KerasTuner's tuner too
+@pytest.mark.parametrize("engine", ["ray", "keras-tuner"])
+def test_every_trial_failing_stops_the_sweep_on_every_engine(tmp_path: Path, engine: str) -> None:
+    space = write_space(tmp_path, """
+        name: allfail
+        model: mlp
+        data: iris
+        budget: {trials: 20, epochs: 2}
+        search: {sampler: random}
+        params:
+          learning_rate: {type: float, low: 1.0e+11, high: 1.0e+12, log: true}
+        fixed: {optimizer: sgd, units: 8}
+    """)
+    store = tmp_path / "store"
+    proc = run_cli("sweep", str(space), "--engine", engine, "--store", str(store))
+    # Rule: the README's promise holds on every engine: 5 failed trials in a row stop the sweep, one message
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "the last 5 trials all failed" in " ".join(proc.stderr.split()) and "Traceback" not in proc.stderr
+    parents, runs = sweep_runs(mlflow_client(store), "allfail", "allfail")
+    assert parents[0].info.status == "FAILED"
+    assert 5 <= len(runs) <= 7 and all(r.data.tags["kerasweep.state"] == "failed" for r in runs)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from search.errors import SweepAborted, UserInputError
 from search.interrupts import deferred_interrupts, interruptible, stop_reason
-from search.results import SweepResult, TrialState
+from search.results import SweepResult, TrialState, failure_streak
 from search.space import CategoricalParam, FloatParam, IntParam, Space
 from search.tracking import ORPHAN_REASON, RESUMED_TAG, RETRY_TAG, TRIAL_TAG
 from search.trial import builder_style, resolve_values, run_trial
@@ -270,13 +270,9 @@ def _tuner_class() -> type:
             if time.monotonic() - self.last_progress > 2.0:
                 self.on_progress(results(self.sweep))
                 self.last_progress = time.monotonic()
-            errors = self.recent_errors
-            if len(errors) == errors.maxlen and all(errors):
-                common, times = collections.Counter(e.split(":")[0] for e in errors).most_common(1)[0]
-                raise SweepAborted(
-                    f"the last {len(errors)} trials all failed (most often: {common!r}, {times}x; last: "
-                    f"{errors[-1]}); fix the cause and re-run the same command to resume"
-                )
+            message = failure_streak(list(self.recent_errors), self.sweep.max_failures_in_a_row)
+            if message:
+                raise SweepAborted(message)
 
         def checkpoint(self, trial_id: str) -> Path:
             """A trial's saved model: the MLflow artifact of a complete trial, the start of the next round."""
@@ -311,8 +307,11 @@ def project_root(sweep: SweepConfig) -> Path:
 
 def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
     """Run KerasTuner's search until the budget of complete + pruned trials is met (resuming)."""
+    from keras_tuner.src import config as kt_config
+
     from trainers.fit import configure_runtime
 
+    kt_config.DEBUG = sweep.verbose  # on by default: every failed trial's traceback over the progress line
     configure_runtime(parallel_trials=1)
     # a crash left its trial's run RUNNING; KerasTuner retries that trial, as a new run
     sweep.tracker().fail_unfinished_trials(sweep.parent_run_id, ORPHAN_REASON)

@@ -30,7 +30,7 @@ from optuna.trial import TrialState as OptunaState
 from search.engines._optuna_space import live_suggestions, make_sampler, suggest
 from search.errors import KerasweepError, SweepAborted, UserInputError
 from search.interrupts import deferred_interrupts, interruptible, stop_reason
-from search.results import SweepResult, TrialResult, TrialState
+from search.results import SweepResult, TrialResult, TrialState, failure_streak
 from search.space import DEFAULT_PRUNERS, Space
 from search.store import sqlite_url
 from search.tracking import ORPHAN_REASON, RESUMED_TAG, RETRY_TAG, TRIAL_TAG
@@ -324,12 +324,9 @@ def work(sweep: SweepConfig, worker: int, on_progress: ProgressCallback) -> None
             on_progress(results(sweep))
             last_progress = time.monotonic()
         recent_errors.append(error or "")
-        if len(recent_errors) == recent_errors.maxlen and all(recent_errors):
-            common, times = collections.Counter(e.split(":")[0] for e in recent_errors).most_common(1)[0]
-            raise SweepAborted(
-                f"the last {len(recent_errors)} trials all failed (most often: {common!r}, {times}x; last: "
-                f"{recent_errors[-1]}); fix the cause and re-run the same command to resume"
-            )
+        message = failure_streak(list(recent_errors), sweep.max_failures_in_a_row)
+        if message:
+            raise SweepAborted(message)
 
 
 def _over_budget(study: optuna.Study, trial: optuna.Trial, budget: int) -> bool:

@@ -28,9 +28,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search.errors import TrialFailed, UserInputError
+from search.errors import SweepAborted, TrialFailed, UserInputError
 from search.interrupts import stop_on_sigterm, stop_reason
-from search.results import SweepResult, TrialState
+from search.results import SweepResult, TrialState, failure_streak
 from search.space import DEFAULT_PRUNERS, Space
 from search.tracking import ORPHAN_REASON, RESUMED_TAG, RETRY_TAG, TRIAL_TAG
 
@@ -60,7 +60,7 @@ def define_by_run(trial: Any, space: Space) -> None:
     build_by_running(space.model, live_suggestions(trial, space))
 
 
-def make_search(space: Space, max_concurrent: int) -> Any:
+def make_search(space: Space, max_concurrent: int, failures_in_a_row: int = 5) -> Any:
     """OptunaSearch with the space's sampler, the declared defaults as the first trial, at most
     `max_concurrent` trials at once, until the budget of complete + pruned trials is met."""
     from ray.tune.search import ConcurrencyLimiter
@@ -76,7 +76,8 @@ def make_search(space: Space, max_concurrent: int) -> Any:
         metric=space.objective.metric,
         mode=_mode(space),
     )
-    return _budget_searcher_class()(ConcurrencyLimiter(search, max_concurrent=max_concurrent), space.budget.trials)
+    return _budget_searcher_class()(ConcurrencyLimiter(search, max_concurrent=max_concurrent), space.budget.trials,
+                                    failures_in_a_row)
 
 
 def _budget_searcher_class() -> type:
@@ -90,10 +91,11 @@ def _budget_searcher_class() -> type:
         the trials still running could meet the budget it suggests nothing and waits for them.
         """
 
-        def __init__(self, searcher: Any, budget: int) -> None:
-            self.searcher, self.budget = searcher, budget
+        def __init__(self, searcher: Any, budget: int, failures_in_a_row: int = 5) -> None:
+            self.searcher, self.budget, self.failures_in_a_row = searcher, budget, failures_in_a_row
             self.counted: set[str] = set()
             self.live: set[str] = set()
+            self.streak = 0  # trials in a row that ended with an error: at the limit, no new trial starts
             super().__init__(metric=searcher.metric, mode=searcher.mode)
 
         def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
@@ -103,7 +105,7 @@ def _budget_searcher_class() -> type:
             return self.searcher.set_max_concurrency(max_concurrent)
 
         def suggest(self, trial_id: str) -> dict | str | None:
-            if len(self.counted) >= self.budget:
+            if len(self.counted) >= self.budget or self.streak >= self.failures_in_a_row:
                 return Searcher.FINISHED
             if len(self.counted) + len(self.live) >= self.budget:
                 return None  # a running trial may still fail and need replacing
@@ -117,6 +119,7 @@ def _budget_searcher_class() -> type:
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
             self.live.discard(trial_id)
+            self.streak = self.streak + 1 if error else 0
             if not error:
                 self.counted.add(trial_id)
             self.searcher.on_trial_complete(trial_id, result=result, error=error)
@@ -124,10 +127,11 @@ def _budget_searcher_class() -> type:
         # Tune keeps a wrapper's state through these (as ConcurrencyLimiter's) with the experiment,
         # and the wrapped searcher's through save and restore
         def get_state(self) -> dict:
-            return {"counted": sorted(self.counted), "live": sorted(self.live)}
+            return {"counted": sorted(self.counted), "live": sorted(self.live), "streak": self.streak}
 
         def set_state(self, state: dict) -> None:
             self.counted, self.live = set(state["counted"]), set(state["live"])
+            self.streak = 0  # a re-run after a fix starts a new streak
 
         def save(self, checkpoint_path: str) -> None:
             self.searcher.save(checkpoint_path)
@@ -367,6 +371,8 @@ def _init_ray(sweep: SweepConfig) -> bool:
             ray.init(address="local", include_dashboard=False, num_cpus=os.cpu_count(),
                      _node_ip_address=LOOPBACK, **options)
     stop_on_sigterm()  # ray.init replaced our SIGTERM handler with a bare exit: the trial would stay RUNNING
+    if not sweep.verbose:  # a failed trial's traceback goes to MLflow (error.txt), not over the progress line
+        logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
     return True
 
 
@@ -439,7 +445,7 @@ def _fit(sweep: SweepConfig, on_progress: ProgressCallback, path: Path) -> None:
         tuner = tune.Tuner(
             fn,
             tune_config=tune.TuneConfig(
-                search_alg=make_search(space, _concurrency(sweep)),
+                search_alg=make_search(space, _concurrency(sweep), sweep.max_failures_in_a_row),
                 scheduler=make_scheduler(space),
                 num_samples=-1,  # the search algorithm stops at the budget (failed trials do not count)
                 reuse_actors=True,
@@ -460,6 +466,12 @@ def _fit(sweep: SweepConfig, on_progress: ProgressCallback, path: Path) -> None:
         raise
     if _close_interrupted(sweep):  # Tune caught Ctrl-C and saved its state: tell the CLI
         raise KeyboardInterrupt
+    found = results(sweep)  # the searcher stopped short of the budget after failures in a row: say why
+    ended = sorted(found.trials, key=lambda t: t.number)
+    message = failure_streak([t.error or "" if t.state is TrialState.FAILED else "" for t in ended],
+                             sweep.max_failures_in_a_row)
+    if message and found.done < sweep.space.budget.trials:
+        raise SweepAborted(message)
 
 
 def _close_interrupted(sweep: SweepConfig) -> bool:
