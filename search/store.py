@@ -53,3 +53,15 @@ def check_sqlite_file(path: Path) -> None:
     if header and header != SQLITE_HEADER:
         raise UserInputError(f"{path}: not an SQLite database (damaged or replaced); restore it from a backup, "
                              "or move it away and pass a new --name to start afresh")
+
+
+def folder_agrees_with_mlflow(path: Path, what: str, logged: set[int], parent_exists: bool) -> str | None:
+    """For an engine whose state is a folder (Ray's experiment, KerasTuner's oracle): the problem when that
+    folder and MLflow (`logged`: trial numbers with a run) disagree about whether the sweep exists."""
+    if logged and not path.exists():
+        return (f"MLflow holds {len(logged)} trial runs but the {what} {path} is missing: it was removed or the "
+                "store was copied without it. Restore it, or pass a new --name to start a new sweep")
+    if path.exists() and not parent_exists:
+        return (f"the {what} {path} exists but the MLflow store has no parent run for it: that store was reset, "
+                "replaced or is another one (MLFLOW_TRACKING_URI). Restore it, or pass a new --name")
+    return None

@@ -28,6 +28,7 @@ from search.errors import SweepAborted, UserInputError
 from search.interrupts import deferred_interrupts, interruptible, stop_reason
 from search.results import SweepResult, TrialState, failure_streak
 from search.space import CategoricalParam, FloatParam, IntParam, Space
+from search.store import folder_agrees_with_mlflow
 from search.tracking import ORPHAN_REASON, RESUMED_TAG, RETRY_TAG, TRIAL_TAG
 from search.trial import builder_style, resolve_values, run_trial
 from trainers.catalog import ALL_METRICS
@@ -337,15 +338,9 @@ def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
 
 
 def check_stores(sweep: SweepConfig, logged: set[int], parent_exists: bool) -> str | None:
-    """Whether the KerasTuner oracle folder and MLflow (`logged`: trial numbers with a run) tell the same story."""
-    path = project_root(sweep) / sweep.name
-    if logged and not path.exists():
-        return (f"MLflow holds {len(logged)} trial runs but the KerasTuner oracle folder {path} is missing: it was "
-                "removed or the store was copied without it. Restore it, or pass a new --name to start a new sweep")
-    if path.exists() and not parent_exists:
-        return (f"the KerasTuner oracle folder {path} exists but the MLflow store has no parent run for it: that store "
-                "was reset, replaced or is another one (MLFLOW_TRACKING_URI). Restore it, or pass a new --name")
-    return None
+    """Whether the KerasTuner oracle folder and MLflow (`logged`: trial numbers with a run) agree."""
+    return folder_agrees_with_mlflow(project_root(sweep) / sweep.name, "KerasTuner oracle folder", logged,
+                                     parent_exists)
 
 
 def results(sweep: SweepConfig) -> SweepResult:

@@ -32,6 +32,7 @@ from search.errors import SweepAborted, TrialFailed, UserInputError
 from search.interrupts import stop_on_sigterm, stop_reason
 from search.results import SweepResult, TrialState, failure_streak
 from search.space import DEFAULT_PRUNERS, Space
+from search.store import folder_agrees_with_mlflow
 from search.tracking import ORPHAN_REASON, RESUMED_TAG, RETRY_TAG, TRIAL_TAG
 
 if TYPE_CHECKING:
@@ -502,13 +503,7 @@ def check_stores(sweep: SweepConfig, logged: set[int], parent_exists: bool) -> s
         if not tune.Tuner.can_restore(str(path)):
             return (f"{path}: the Ray experiment state is missing or truncated, so the sweep cannot resume; remove "
                     "that folder to start over, or pass a new --name")
-    if logged and not path.exists():
-        return (f"MLflow holds {len(logged)} trial runs but the Ray experiment state {path} is missing: it was "
-                "removed or the store was copied without it. Restore it, or pass a new --name to start a new sweep")
-    if path.exists() and not parent_exists:
-        return (f"the Ray experiment state {path} exists but the MLflow store has no parent run for it: that store "
-                "was reset, replaced or is another one (MLFLOW_TRACKING_URI). Restore it, or pass a new --name")
-    return None
+    return folder_agrees_with_mlflow(path, "Ray experiment state", logged, parent_exists)
 
 
 def results(sweep: SweepConfig) -> SweepResult:
