@@ -37,8 +37,7 @@ def train_config(config_path: Path | str, store: Path | str = "runs", epochs: in
 
     `tracker`: the store's, when the caller opened it already (the CLI does, before TensorFlow loads).
     """
-    from trainers.data import load_arrays
-    from trainers.fit import tensorboard_callback, train
+    from trainers.fit import load_data, tensorboard_callback, train
 
     config_path, store = Path(config_path), Path(store)
     spec, provenance = read_export(config_path)
@@ -50,8 +49,7 @@ def train_config(config_path: Path | str, store: Path | str = "runs", epochs: in
     tracker = tracker or Tracker.for_store(store)  # a damaged tracking store fails now, not after training
     result = train(spec, callbacks=[tensorboard_callback(store / "tensorboard" / "production" / config_path.stem)],
                    checkpoint_path=model_path, verbose=2 if verbose else 0)
-    target = spec.target if isinstance(spec.target, str) else tuple(spec.target)
-    data = load_arrays(spec.data, spec.validation_split, spec.seed, spec.task, target, spec.validation)
+    data = load_data(spec)
     tags = {
         "kerasweep.source_run_id": provenance.mlflow_run_id or "",
         "kerasweep.source_sweep": provenance.sweep or "",

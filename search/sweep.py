@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from search.engines import ENGINES, get_engine
 from search.errors import KerasweepError, UserInputError
 from search.results import SweepResult
-from search.space import ENGINE_SAMPLERS, Space, resolve_data_path
+from search.space import ENGINE_SAMPLERS, Space
 from search.store import check_store
 from search.tracking import TRIAL_TAG, Tracker, artifact_root_for, tracking_uri_for
 from trainers import catalog
@@ -137,15 +137,13 @@ def check_name(name: str) -> None:
 
 
 def check_data(space: Space) -> None:
-    """Load the space's data once (NumPy only) so that bad files fail before any training."""
-    from trainers.data import DataError, load_arrays
+    """Load the space's data once (NumPy only), as its trials will, so that bad files fail before any training."""
+    from search.trial import train_spec
+    from trainers.data import DataError
+    from trainers.fit import load_data
 
-    base = Path(space.source).parent if space.source else None
-    path = resolve_data_path(space.data, base)
-    validation = resolve_data_path(space.validation, base) if space.validation else None
     try:
-        load_arrays(str(path) if path else space.data, space.validation_split, space.search.seed, space.task,
-                    space.targets, str(validation) if validation else None)
+        load_data(train_spec(space, {}))
     except DataError as exc:
         raise UserInputError(f"{space.source or 'space'}: data: {exc}") from None
 

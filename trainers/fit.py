@@ -244,6 +244,15 @@ def _stop_on_nan() -> Any:
     return StopOnNaN()
 
 
+def load_data(spec: TrainSpec) -> Any:
+    """The arrays `spec` trains on (a `trainers.data.Dataset`, cached per process): its data, split or
+    validation file, task and target. Training, production and the up-front data check all load this way."""
+    from trainers.data import load_arrays
+
+    target = spec.target if isinstance(spec.target, str) else tuple(spec.target)  # hashable: the arrays are cached
+    return load_arrays(spec.data, spec.validation_split, spec.seed, spec.task, target, spec.validation)
+
+
 def with_input_scaling(network: Any, data: Any) -> Any:
     """The network behind the input scaling fitted on its training split, as one Keras model.
 
@@ -391,7 +400,7 @@ def train(
     """
     import keras
 
-    from trainers.data import load_arrays, make_pipeline
+    from trainers.data import make_pipeline
     from trainers.models import build, build_by_running, resolve_builder
 
     configure_runtime()
@@ -401,8 +410,7 @@ def train(
     keras.mixed_precision.set_global_policy(
         _default_policy if chosen is None else ("mixed_float16" if chosen else "float32"))
     keras.utils.set_random_seed(spec.seed)
-    target = spec.target if isinstance(spec.target, str) else tuple(spec.target)  # hashable: the arrays are cached
-    data = load_arrays(spec.data, spec.validation_split, spec.seed, spec.task, target, spec.validation)
+    data = load_data(spec)
 
     with _strategy().scope():  # several GPUs: one trial trains on all of them (MirroredStrategy)
         if resume_from is not None:
