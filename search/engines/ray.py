@@ -128,7 +128,7 @@ def _budget_searcher_class() -> type:
         # Tune keeps a wrapper's state through these (as ConcurrencyLimiter's) with the experiment,
         # and the wrapped searcher's through save and restore
         def get_state(self) -> dict:
-            return {"counted": sorted(self.counted), "live": sorted(self.live), "streak": self.streak}
+            return {"counted": sorted(self.counted), "live": sorted(self.live)}
 
         def set_state(self, state: dict) -> None:
             self.counted, self.live = set(state["counted"]), set(state["live"])
