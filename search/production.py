@@ -60,7 +60,7 @@ def train_config(config_path: Path | str, store: Path | str = "runs", epochs: in
     params = {**dict(spec.params), "epochs": spec.epochs, "seed": spec.seed, "data": spec.data, "model": spec.model,
               "task": spec.task}
     run_id, version = tracker.log_production(
-        f"{name}-production", config_path.stem, params, result.history, result.model, name, tags,
+        f"{name}-production", config_path.stem, params, result.history, model_path, name, tags,
         example=raw_example(data), labels={"task": spec.task, "classes": [_plain(c) for c in data.classes]},
     )
     return ProductionResult(model_path, spec.monitor, result.best_value, result.best_epoch, run_id, name, version)

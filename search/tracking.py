@@ -217,21 +217,21 @@ class Tracker:
 
     # --- production training ---------------------------------------------------------------------
     def log_production(self, experiment: str, run_name: str, params: dict[str, Any], history: dict[str, list[float]],
-                       model: Any, registered_name: str, tags: dict[str, str], example: Any = None,
-                       labels: dict[str, Any] | None = None) -> tuple[str, int]:
+                       model_file: Path, registered_name: str, tags: dict[str, str], example: Any,
+                       labels: dict[str, Any]) -> tuple[str, int]:
         """A production run with its params and per-epoch metrics, and the model registered as a new
         version of `registered_name`; returns (run id, version).
 
-        The registered model is an MLflow pyfunc (`search/served_model.py`) around the Keras model: raw
-        rows in, answers in the user's terms out (class names, label names, or numbers in the target's
-        units), with an input example and the signature MLflow infers from it. `labels` (the task and its
-        class names, in output order) are stored with it and as the run's `labels.json`."""
+        The registered model is an MLflow pyfunc (`search/served_model.py`) around the saved Keras model
+        `model_file`: raw rows in, answers in the user's terms out (class names, label names, or numbers
+        in the target's units), with an input example and the signature MLflow infers from it. `labels`
+        (the task and its class names, in output order) are stored with it and as the run's `labels.json`."""
         import mlflow
 
         previous = os.environ.get("MLFLOW_TRACKING_URI")  # set_tracking_uri sets it: it would steer later stores
         mlflow.set_tracking_uri(self.tracking_uri)
         try:
-            return self._log_production(experiment, run_name, params, history, model, registered_name, tags,
+            return self._log_production(experiment, run_name, params, history, model_file, registered_name, tags,
                                         example, labels)
         finally:
             if previous is None:
@@ -240,8 +240,8 @@ class Tracker:
                 os.environ["MLFLOW_TRACKING_URI"] = previous
 
     def _log_production(self, experiment: str, run_name: str, params: dict[str, Any], history: dict[str, list[float]],
-                        model: Any, registered_name: str, tags: dict[str, str], example: Any,
-                        labels: dict[str, Any] | None) -> tuple[str, int]:
+                        model_file: Path, registered_name: str, tags: dict[str, str], example: Any,
+                        labels: dict[str, Any]) -> tuple[str, int]:
         import tempfile
 
         import keras
@@ -255,15 +255,13 @@ class Tracker:
         now = int(time.time() * 1000)
         for key, values in history.items():
             self.client.log_batch(run_id, metrics=[Metric(key, float(v), now, i + 1) for i, v in enumerate(values)])
-        labels = labels or {"task": "classification", "classes": list(range(model.output_shape[-1]))}
-        self.client.log_dict(run_id, labels, "labels.json")  # the user's names for the model's outputs
         with tempfile.TemporaryDirectory() as folder, mlflow.start_run(run_id=run_id):
-            keras_file, labels_file = Path(folder) / "model.keras", Path(folder) / "labels.json"
-            model.save(keras_file)
+            labels_file = Path(folder) / "labels.json"
             labels_file.write_text(json.dumps(labels))
+            self.client.log_artifact(run_id, str(labels_file))  # the user's names for the model's outputs
             info = mlflow.pyfunc.log_model(
                 name="model", python_model=str(SERVED_MODEL), registered_model_name=registered_name,
-                artifacts={"keras_model": str(keras_file), "labels": str(labels_file)},
+                artifacts={"keras_model": str(model_file), "labels": str(labels_file)},
                 input_example=example,  # raw rows; MLflow infers the signature by answering them
                 pip_requirements=[f"keras=={keras.__version__}", "tensorflow", "pandas"],
             )
