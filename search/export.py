@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, StrictInt, Stric
 from search.errors import UserInputError
 from search.results import SweepResult, TrialResult
 from search.safe_yaml import read_yaml
-from search.space import check_value, describe_errors
+from search.space import TaskName, check_value, describe_errors
 from search.sweep import MAX_NAME, NAME_PATTERN, SweepConfig, load_config, sweep_results
 from search.trial import train_spec
 from trainers.fit import TrainSpec
@@ -105,7 +105,7 @@ class ExportFile(_Strict):
     validation_split: FiniteFloat = Field(0.2, gt=0.0, lt=1.0)
     monitor: str = "val_accuracy"
     direction: Literal["maximize", "minimize"] = "maximize"
-    task: Literal["classification", "binary", "multilabel", "regression"] = "classification"
+    task: TaskName = "classification"
     target: StrictStr | list[StrictStr] = "label"
     validation: StrictStr | None = None
     provenance: Provenance | None = None

@@ -31,6 +31,7 @@ from search.safe_yaml import read_yaml
 from trainers import catalog
 
 Scalar = Union[StrictBool, StrictInt, FiniteFloat, StrictStr]
+TaskName = Literal["classification", "binary", "multilabel", "regression"]  # catalog.TASKS' keys (a test keeps them in step)
 MAX_PARAMS = 1000  # searched params per space; far beyond any model's, and suggesting stays quick
 SAMPLERS = ("tpe", "random", "cmaes", "qmc", "hyperband", "bayesian")
 #: which samplers each engine runs; the first is its default (the space's `sampler` left unset)
@@ -107,7 +108,7 @@ class Space(_Strict):
     model: str
     data: str
     # classification (default), binary, multilabel or regression: loss, head, metrics, split (catalog.TASKS)
-    task: Literal["classification", "binary", "multilabel", "regression"] = "classification"
+    task: TaskName = "classification"
     target: StrictStr | list[StrictStr] = "label"  # the CSV column(s) holding the labels or targets
     validation: StrictStr | None = None  # a file of the same kind used as the validation part (no split)
     validation_split: FiniteFloat = Field(0.2, gt=0.0, lt=1.0)

@@ -243,3 +243,13 @@ def test_a_value_the_builder_never_reads_fails_the_trial_naming_it() -> None:
         train(spec)
     assert train(TrainSpec(model="tests.compiled_model:reads_width_only", data="iris", epochs=1,
                            params={"width": 8, "learning_rate": 0.01})).epochs_run == 1
+
+
+def test_the_task_names_a_file_accepts_are_the_catalogs() -> None:
+    from typing import get_args
+
+    from search.space import TaskName
+    from trainers import catalog
+
+    # Rule: space and export files accept exactly the tasks the trainers implement
+    assert get_args(TaskName) == tuple(catalog.TASKS)
