@@ -76,19 +76,20 @@ def kerasweep_optuna(trials: int, storage: str | None, mlflow: bool, folder: Pat
     import optuna
 
     import search.engines.optuna as engine
+    from search.lifecycle import TrialLife, tracker_of
     from search.space import load_space
     from search.sweep import make_config
 
     space_file = folder / "book.yaml"
     space_file.write_text(SPACE.format(trials=trials))
     config = make_config(load_space(space_file), name=name, store=folder / "store", storage=storage)
-    config.store.mkdir(parents=True, exist_ok=True)
+    config.store.root.mkdir(parents=True, exist_ok=True)
     if mlflow:
-        tracker = config.tracker()
+        tracker = tracker_of(config)
         parent = tracker.start_sweep("book", name, None, {"engine": "optuna"})
         config = dataclasses.replace(config, parent_run_id=parent, tracking_uri=tracker.tracking_uri)
     else:
-        object.__setattr__(config, "tracker", lambda: NoTracker())  # the frozen config's one instance
+        engine.TrialLife = lambda sweep: TrialLife(sweep, NoTracker())  # type: ignore[assignment, misc]
     engine.run_trial = stub_run_trial
     engine.work(config, 0, lambda result: None)
     study = optuna.load_study(study_name=name, storage=engine.make_storage(config))

@@ -69,7 +69,10 @@ def kerasweep_engine(engine: str, trials: int, epochs: int, folder: Path) -> dic
     started = time.perf_counter()
     result = run_sweep(config)
     total = time.perf_counter() - started
-    runs = config.tracker().trial_runs(config.tracker().find_sweep_run("bench", config.name))
+    from search.lifecycle import tracker_of
+
+    tracker = tracker_of(config)
+    runs = tracker.trial_runs(tracker.find_sweep_run("bench", config.name))
     span = (max(r.info.end_time for r in runs) - min(r.info.start_time for r in runs)) / 1000
     assert result.done == trials, result.counts
     return {"total_s": total, "per_trial_s": span / trials}

@@ -50,7 +50,9 @@ def nodes_of(store: Path, space: str, sweep: str) -> dict[int, str]:
     """Trial number -> Ray node id, as the driver recorded them in MLflow."""
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{(store / 'mlflow.db').resolve()}")
+    from search.store import Store
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{Store(store).mlflow_db.resolve()}")
     experiment = client.get_experiment_by_name(space)
     runs = client.search_runs([experiment.experiment_id], f"tags.`kerasweep.sweep` = '{sweep}'")
     return {int(r.data.tags["kerasweep.trial"]): r.data.tags.get("kerasweep.node", "?")

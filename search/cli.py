@@ -65,7 +65,7 @@ def main() -> None:
 @click.option("--trials", type=click.IntRange(min=1), help="Budget of complete + pruned trials (overrides the space).")
 @click.option("--epochs", type=click.IntRange(min=1), help="Most epochs a trial may train (overrides the space).")
 @click.option("--name", help="Sweep name (default: the space's name). The same name resumes the sweep.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Parallel trial processes.")
+@click.option("--workers", type=click.IntRange(min=1), help="Optuna engine: parallel trial processes (default 1).")
 @click.option("--sampler", type=click.Choice(SAMPLERS),
               help="Sampler (overrides the space): tpe (default), random, cmaes, qmc on optuna and ray; "
                    "hyperband (default), random, bayesian on keras-tuner.")
@@ -73,28 +73,29 @@ def main() -> None:
                    "(ASHA, default on ray), median, none.")
 @click.option("--seed", type=int, help="Seed for sampling, data split and weights (overrides the space).")
 @store_option
-@click.option("--storage", help="Optuna storage URL (sqlite:///..., postgresql://...) or a *.journal file.")
+@click.option("--storage", help="Optuna engine: storage URL (sqlite:///..., postgresql://...) or a *.journal file.")
 @click.option("--max-failures", type=click.IntRange(min=0), default=0, show_default=True,
               help="Retry a failed trial up to N times with the same values, from its last saved epoch "
                    "(see --checkpoint-every).")
 @click.option("--checkpoint-every", "checkpoint_every", type=click.FloatRange(min=0), metavar="SECONDS",
               help="Save a running trial's model at most this often (default 60; 0: every epoch); a crashed, "
                    "interrupted or failed trial's retry continues from it.")
-@click.option("--cpus-per-trial", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="Ray engine: CPUs reserved per trial.")
-@click.option("--gpus-per-trial", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Ray engine: GPUs per trial; fractions pack trials on one GPU, >1 trains with MirroredStrategy.")
-@click.option("--address", envvar="RAY_ADDRESS", help="Ray engine: join this Ray cluster (env RAY_ADDRESS).")
+@click.option("--cpus-per-trial", type=click.FloatRange(min=0), help="Ray engine: CPUs reserved per trial (default 1).")
+@click.option("--gpus-per-trial", type=click.FloatRange(min=0),
+              help="Ray engine: GPUs per trial (default 0); fractions pack trials on one GPU, >1 trains with "
+                   "MirroredStrategy.")
+@click.option("--address", help="Ray engine: join this Ray cluster (default: env RAY_ADDRESS, else a local Ray).")
 @click.option("--verbose", is_flag=True, help="Show TensorFlow, Optuna, Ray and MLflow logs.")
 @click.option("--debug", is_flag=True, help="Run one trial eagerly (run_eagerly) with full logs, to debug a builder.")
 @reports_errors
-def sweep(space: str, engine: str, trials: int | None, epochs: int | None, name: str | None, workers: int,
+def sweep(space: str, engine: str, trials: int | None, epochs: int | None, name: str | None, workers: int | None,
           sampler: str | None, pruner: str | None, seed: int | None, store: Path, storage: str | None,
-          max_failures: int, checkpoint_every: float | None, cpus_per_trial: float, gpus_per_trial: float, address: str | None,
-          verbose: bool, debug: bool) -> None:
+          max_failures: int, checkpoint_every: float | None, cpus_per_trial: float | None,
+          gpus_per_trial: float | None, address: str | None, verbose: bool, debug: bool) -> None:
     """Run (or resume) a sweep of SPACE: a name under spaces/ or a path to a YAML file."""
     verbose = verbose or debug
     silence(verbose)
+    from search.lifecycle import tracker_of
     from search.space import load_space
     from search.sweep import check_stores_agree, make_config
 
@@ -103,7 +104,7 @@ def sweep(space: str, engine: str, trials: int | None, epochs: int | None, name:
     config = make_config(parsed, name=name, store=store, engine=engine, workers=workers, storage=storage,
                          max_failures=max_failures, checkpoint_every_s=checkpoint_every, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                          address=address, verbose=verbose, debug=debug)
-    check_stores_agree(config, config.tracker())  # a damaged store: one line before TensorFlow loads
+    check_stores_agree(config, tracker_of(config))  # a damaged store: one line before TensorFlow loads
 
     from search.quiet import import_tensorflow_quietly
 
@@ -113,8 +114,9 @@ def sweep(space: str, engine: str, trials: int | None, epochs: int | None, name:
     from search.sweep import run_sweep
 
     metric = parsed.objective.metric
-    parallel = {"optuna": f"{workers} worker(s)", "keras-tuner": "one trial at a time"}.get(
-        engine, f"{cpus_per_trial:g} CPU + {gpus_per_trial:g} GPU per trial")
+    from search.engines import get_engine
+
+    parallel = get_engine(engine).describe(config.options)
     console.print(
         f"Sweep [bold]{config.name}[/]: {parsed.model} on {parsed.data}, engine {engine}, "
         f"{parsed.budget.trials} trials x {parsed.budget.epochs} epochs, {parallel}, store {store}/"

@@ -60,7 +60,7 @@ def export_best(name: str, store: Path | str | None = None, output: Path | str |
     ranked = result.ranked()
     if not ranked:
         raise UserInputError(f"sweep {name!r} has no completed trial yet ({result.done} done); run it first: make sweep")
-    base = Path(output) if output else config.store / "exports" / f"{name}.yaml"
+    base = Path(output) if output else config.store.export(name)
     paths = []
     for rank, trial in enumerate(ranked[:top], start=1):
         path = base if rank == 1 else base.with_name(f"{base.stem}-{rank}{base.suffix}")

@@ -11,28 +11,15 @@ import warnings
 from pathlib import Path
 
 import optuna
-from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState as OptunaState
 
+from search.engines._optuna_space import distributions
 from search.results import SweepResult, TrialState
-from search.space import CategoricalParam, FloatParam, Space
+from search.space import Space
 
 PLOTS = ("optimization_history", "param_importances", "parallel_coordinate", "intermediate_values")
 _STATES = {TrialState.COMPLETE: OptunaState.COMPLETE, TrialState.PRUNED: OptunaState.PRUNED,
            TrialState.FAILED: OptunaState.FAIL}
-
-
-def distributions(space: Space) -> dict[str, BaseDistribution]:
-    """Optuna distributions for every searched param (for replaying trials, not for sampling)."""
-    found: dict[str, BaseDistribution] = {}
-    for name, p in space.params.items():
-        if isinstance(p, FloatParam):
-            found[name] = FloatDistribution(p.low, p.high, log=p.log, step=p.step)
-        elif isinstance(p, CategoricalParam):
-            found[name] = CategoricalDistribution(p.choices)
-        else:
-            found[name] = IntDistribution(p.low, p.high, log=p.log, step=p.step or 1)
-    return found
 
 
 def replay(result: SweepResult, space: Space) -> optuna.Study:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from search.export import read_export
-from search.store import check_store
+from search.store import Store, check_store
 from search.tracking import Tracker
 
 
@@ -44,10 +44,10 @@ def train_config(config_path: Path | str, store: Path | str = "runs", epochs: in
     if epochs:
         spec = dataclasses.replace(spec, epochs=epochs)
     name = provenance.space or spec.model  # a checked name, never a path (see export.Provenance)
-    model_path = Path(output) if output else store / "models" / f"{config_path.stem}.keras"
+    model_path = Path(output) if output else Store(store).production_model(config_path.stem)
     check_store(store)
     tracker = tracker or Tracker.for_store(store)  # a damaged tracking store fails now, not after training
-    result = train(spec, callbacks=[tensorboard_callback(store / "tensorboard" / "production" / config_path.stem)],
+    result = train(spec, callbacks=[tensorboard_callback(Store(store).production_tensorboard(config_path.stem))],
                    checkpoint_path=model_path, verbose=2 if verbose else 0)
     data = load_data(spec)
     tags = {

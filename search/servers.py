@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from search.errors import UserInputError
+from search.store import Store
 from search.tracking import tracking_uri_for
 
 HOST = "127.0.0.1"
@@ -26,9 +27,10 @@ def ui_command(store: Path, port: int = 5000) -> list[str]:
 
 def tensorboard_command(name: str, store: Path, port: int = 6006) -> list[str]:
     """TensorBoard over one sweep's per-trial logs (or `production` for make train runs)."""
-    logdir = store / "tensorboard" / name
+    paths = Store(store)
+    logdir = paths.tensorboard(name)
     if not logdir.is_dir():
-        known = sorted(p.name for p in (store / "tensorboard").glob("*")) if (store / "tensorboard").is_dir() else []
+        known = sorted(p.name for p in paths.tensorboard_root.glob("*")) if paths.tensorboard_root.is_dir() else []
         raise UserInputError(f"SWEEP: no TensorBoard logs for {name!r} under {store}/tensorboard; "
                              f"known: {', '.join(known) or 'none'}")
     return [str(Path(sys.executable).with_name("tensorboard")), "--logdir", str(logdir), "--host", HOST,
@@ -36,14 +38,15 @@ def tensorboard_command(name: str, store: Path, port: int = 6006) -> list[str]:
 
 
 def dashboard_command(name: str, store: Path, port: int = 8080) -> list[str]:
-    """optuna-dashboard over the Optuna storage a sweep was run on."""
+    """optuna-dashboard over the Optuna storage a sweep was run on (an engine that keeps one says where)."""
+    from search.engines import get_engine
     from search.sweep import load_config
 
     config = load_config(name, store)
-    if config.engine != "optuna":
-        raise UserInputError(f"SWEEP: {name!r} ran on engine {config.engine!r}; optuna-dashboard reads Optuna sweeps only")
-    from search.engines.optuna import storage_url
-
+    storage_url = getattr(get_engine(config.engine), "storage_url", None)
+    if storage_url is None:
+        raise UserInputError(f"SWEEP: {name!r} ran on engine {config.engine!r}, which keeps no Optuna storage; "
+                             "optuna-dashboard reads Optuna storages only")
     return [str(Path(sys.executable).with_name("optuna-dashboard")), storage_url(config), "--host", HOST,
             "--port", str(port)]
 

@@ -33,16 +33,9 @@ from trainers import catalog
 Scalar = Union[StrictBool, StrictInt, FiniteFloat, StrictStr]
 TaskName = Literal["classification", "binary", "multilabel", "regression"]  # catalog.TASKS' keys (a test keeps them in step)
 MAX_PARAMS = 1000  # searched params per space; far beyond any model's, and suggesting stays quick
+#: the words a space file may use; which engine runs which (and its default) is the engine's own (`SAMPLERS`)
 SAMPLERS = ("tpe", "random", "cmaes", "qmc", "hyperband", "bayesian")
-#: which samplers each engine runs; the first is its default (the space's `sampler` left unset)
-ENGINE_SAMPLERS = {
-    "optuna": ("tpe", "random", "cmaes", "qmc"),
-    "ray": ("tpe", "random", "cmaes", "qmc"),
-    "keras-tuner": ("hyperband", "random", "bayesian"),  # KerasTuner's oracles
-}
 PRUNERS = ("hyperband", "median", "successive_halving", "none")
-#: each engine's pruner when the space leaves `pruner` unset (KerasTuner's Hyperband oracle prunes itself)
-DEFAULT_PRUNERS = {"optuna": "hyperband", "ray": "successive_halving", "keras-tuner": None}
 PROJECT_SPACES = Path(__file__).resolve().parents[1] / "spaces"
 
 
@@ -94,9 +87,9 @@ class Budget(_Strict):
 
 
 class SearchSettings(_Strict):
-    # None: the engine's default (tpe for Optuna and Ray, the Hyperband oracle for KerasTuner)
+    # None: the engine's default (the first of its SAMPLERS)
     sampler: Literal["tpe", "random", "cmaes", "qmc", "hyperband", "bayesian"] | None = None
-    # None: the engine's default (Hyperband on Optuna, ASHA on Ray; see DEFAULT_PRUNERS)
+    # None: the engine's default (its DEFAULT_PRUNER)
     pruner: Literal["hyperband", "median", "successive_halving", "none"] | None = None
     seed: int = 0
 

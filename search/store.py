@@ -1,4 +1,4 @@
-"""The store folder: checks that it can hold a sweep, and the SQLite URLs of the files in it.
+"""The store folder: every path in it (`Store`), the checks that it can hold a sweep, its SQLite URLs.
 
 Every check here runs before TensorFlow loads and before anything is created, so a store that cannot
 work (a path through a file, a read-only disk, a damaged database) costs one line and exit code 2.
@@ -7,12 +7,93 @@ work (a path through a file, a read-only disk, a damaged database) costs one lin
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from search.errors import UserInputError
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 URL_UNSAFE = "?#%"  # would end or re-encode the path inside an SQLite URL (MLflow and Optuna parse it)
+
+
+@dataclass(frozen=True)
+class Store:
+    """Every path under one store folder (default `runs/`); nothing else joins path pieces.
+
+    Layout: `mlflow.db` + `mlartifacts/` (MLflow), `optuna.db`, `ray/<sweep>/`, `keras_tuner/<sweep>/`
+    (engine state), `sweeps/<sweep>.json` (which engine and space), `checkpoints/<sweep>/trial-<n>/`
+    (a trial's model while it trains and its resumable copy), `tensorboard/<sweep>/<trial>/`,
+    `exports/<sweep>.yaml`, `models/<config>.keras` (production).
+    """
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    def __str__(self) -> str:
+        return str(self.root)
+
+    @property
+    def mlflow_db(self) -> Path:
+        return self.root / "mlflow.db"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.root / "mlartifacts"
+
+    @property
+    def optuna_db(self) -> Path:
+        return self.root / "optuna.db"
+
+    @property
+    def records(self) -> Path:
+        """The folder of sweep records (`sweeps/<name>.json`)."""
+        return self.root / "sweeps"
+
+    def record(self, sweep: str) -> Path:
+        return self.records / f"{sweep}.json"
+
+    def checkpoints(self, sweep: str) -> Path:
+        return self.root / "checkpoints" / sweep
+
+    def trial_folder(self, sweep: str, number: int) -> Path:
+        return self.checkpoints(sweep) / f"trial-{number}"
+
+    def checkpoint(self, sweep: str, number: int) -> Path:
+        """Trial `number`'s best model, saved when it ends (MLflow keeps it once the trial is complete)."""
+        return self.trial_folder(sweep, number) / "model.keras"
+
+    def backups(self, sweep: str, number: int) -> Path:
+        """Where trial `number` keeps its resumable copy while it trains (a retry continues from it)."""
+        return self.trial_folder(sweep, number) / "resume"
+
+    @property
+    def tensorboard_root(self) -> Path:
+        return self.root / "tensorboard"
+
+    def tensorboard(self, sweep: str, run: str | None = None) -> Path:
+        """TensorBoard logs of a sweep, or of one of its runs (`trial-3`, `ray-<id>`)."""
+        folder = self.tensorboard_root / sweep
+        return folder / run if run else folder
+
+    def ray_experiment(self, sweep: str) -> Path:
+        """Ray Tune's experiment state and checkpoints (absolute: Ray's storage path must be)."""
+        return (self.root / "ray").resolve() / sweep
+
+    @property
+    def keras_tuner(self) -> Path:
+        """KerasTuner's project folder: `<this>/<sweep>/` holds a sweep's oracle and trials."""
+        return (self.root / "keras_tuner").resolve()
+
+    def export(self, sweep: str) -> Path:
+        return self.root / "exports" / f"{sweep}.yaml"
+
+    def production_model(self, config: str) -> Path:
+        return self.root / "models" / f"{config}.keras"
+
+    def production_tensorboard(self, config: str) -> Path:
+        return self.tensorboard_root / "production" / config
 
 
 def sqlite_url(path: Path) -> str:
@@ -25,8 +106,10 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{resolved}"
 
 
-def check_store(store: Path) -> None:
+def check_store(store: Path | Store) -> None:
     """The store can be created (or is) a writable folder whose path fits in an SQLite URL."""
+    paths = store if isinstance(store, Store) else Store(store)
+    store = paths.root
     sqlite_url(store / "x.db")
     existing = store
     while not existing.exists() and existing != existing.parent:
@@ -37,8 +120,8 @@ def check_store(store: Path) -> None:
     if not os.access(existing, os.W_OK | os.X_OK):
         where = "" if existing == store else f" ({existing}, where it would be created)"
         raise UserInputError(f"--store: {store} is not writable{where}; pass a folder you can write to")
-    for name in ("mlflow.db", "optuna.db"):
-        check_sqlite_file(store / name)
+    for database in (paths.mlflow_db, paths.optuna_db):
+        check_sqlite_file(database)
 
 
 def check_sqlite_file(path: Path) -> None:

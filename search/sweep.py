@@ -7,123 +7,76 @@ is written or trained, so a typo costs nothing. Re-running the same sweep name r
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
-import os
 import re
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from search.engines import ENGINES, get_engine
+from search.config import DEFAULT_STORE, SweepConfig
+from search.engines import ENGINES, engines_taking, get_engine
 from search.errors import KerasweepError, UserInputError
+from search.lifecycle import tracker_of
 from search.results import SweepResult
-from search.space import ENGINE_SAMPLERS, Space
-from search.store import check_store
+from search.space import Space
+from search.store import Store, check_store
 from search.tracking import TRIAL_TAG, Tracker, artifact_root_for, tracking_uri_for
-from trainers import catalog
 
-DEFAULT_STORE = Path(os.environ.get("KERASWEEP_STORE", "runs"))
+__all__ = ["DEFAULT_STORE", "SweepConfig", "load_config", "make_config", "run_sweep", "sweep_results"]
+
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # matched whole (fullmatch: no trailing newline)
 MAX_NAME = 100  # a name becomes file and folder names (sweeps/<name>.json, checkpoints/<name>/trial-N/...)
 
 
-@dataclass(frozen=True)
-class SweepConfig:
-    """One sweep: the parsed space (with CLI overrides applied) and where and how to run it."""
-
-    space: Space
-    name: str
-    engine: str = "optuna"
-    store: Path = DEFAULT_STORE
-    storage: str | None = None  # engine storage URL; None = a file in the store
-    workers: int = 1  # parallel trial processes on this machine (Optuna engine)
-    max_failures: int = 0  # retries of a failed trial (same values) before it stays failed
-    max_failures_in_a_row: int = 5  # stop the sweep when this many trials in a row failed
-    checkpoint_every_s: float = 60.0  # a running trial's resumable copy, at most this often (0: every epoch)
-    cpus_per_trial: float = 1.0  # Ray engine: CPUs reserved per trial (2 cores = 2 trials at once)
-    gpus_per_trial: float = 0.0  # Ray engine: fractional GPUs pack several small trials on one GPU
-    address: str | None = None  # Ray engine: an existing cluster (else RAY_ADDRESS, else a local Ray)
-    verbose: bool = False
-    debug: bool = False  # one trial, eager execution, Keras and TensorFlow logs: for a new builder
-    parent_run_id: str | None = None  # filled in by run_sweep once the MLflow parent run exists
-    tracking_uri: str | None = None
-    artifact_root: Path | None = None
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.store / "checkpoints" / self.name
-
-    def backups(self, number: int) -> Path:
-        """Where trial `number` keeps its resumable copy while it trains (a retry continues from it)."""
-        return self.checkpoints / f"trial-{number}" / "resume"
-
-    @property
-    def tensorboard(self) -> Path:
-        return self.store / "tensorboard" / self.name
-
-    @property
-    def record_path(self) -> Path:
-        return self.store / "sweeps" / f"{self.name}.json"
-
-    def tracker(self) -> Tracker:
-        """A tracker for this sweep's MLflow store, one per process (opening a store costs a second)."""
-        uri = self.tracking_uri or tracking_uri_for(self.store)
-        if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
-            _tracker.cache_clear()  # the store was removed (a notebook's `rm -rf runs`): open it afresh
-        return _tracker(uri, self.artifact_root, os.getpid())
-
-
-@functools.lru_cache(maxsize=8)
-def _tracker(tracking_uri: str, artifact_root: Path | None, pid: int) -> Tracker:
-    return Tracker(tracking_uri, artifact_root)
-
-
 def make_config(space: Space, name: str | None = None, store: Path | str | None = None, **options: Any) -> SweepConfig:
-    """Build and check a SweepConfig (name, store, engine, workers, data) without writing anything."""
+    """Build and check a SweepConfig (name, store, engine and its options, data) without writing anything.
+
+    `options` are SweepConfig's own fields (engine, max_failures, debug, ...) and the engine's options
+    (workers and storage for optuna, cpus/gpus per trial and address for ray), flat; an engine option
+    passed to an engine that has no such option is an error naming the engines that take it.
+    """
     name = name or space.name
     check_name(name)
     store_path = Path(store) if store is not None else DEFAULT_STORE
     check_store(store_path)
-    engine = options.get("engine", "optuna")
-    if engine not in ENGINES:
-        raise UserInputError(f"--engine: unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
-    allowed = ENGINE_SAMPLERS[engine]
+    engine_name = options.pop("engine", "optuna")
+    if engine_name not in ENGINES:
+        raise UserInputError(f"--engine: unknown engine {engine_name!r}; expected one of {', '.join(ENGINES)}")
+    engine = get_engine(engine_name)
+    allowed = engine.SAMPLERS
     if space.search.sampler is not None and space.search.sampler not in allowed:
         raise UserInputError(
-            f"--sampler / search.sampler: {space.search.sampler!r} does not run on engine {engine!r}; "
+            f"--sampler / search.sampler: {space.search.sampler!r} does not run on engine {engine_name!r}; "
             f"expected one of {', '.join(allowed)} (default {allowed[0]})"
         )
-    if options.get("workers", 1) < 1:
-        raise UserInputError(f"--workers: must be >= 1, got {options['workers']}")
-    if engine == "keras-tuner" and options.get("workers", 1) > 1:
-        raise UserInputError("--workers: the keras-tuner engine runs one trial at a time; use --engine optuna "
-                             "or ray for parallel trials")
-    if options.get("checkpoint_every_s") is None:
-        options.pop("checkpoint_every_s", None)  # the default
-    if engine != "optuna" and options.get("storage"):
-        raise UserInputError(f"--storage: only the optuna engine takes a storage URL; engine {engine!r} keeps its "
-                             "state under the store (--store)")
-    if engine == "keras-tuner" and catalog.is_user_builder(space.model):
-        from search.trial import builder_style
-
-        if builder_style(space) == "trial":
-            raise UserInputError(f"{space.source or 'space'}: model: a builder of `trial` speaks Optuna's API, which "
-                                 f"engine {engine!r} does not; pass --engine optuna or ray (a builder of `hp` runs "
-                                 "on all three)")
-    problems = getattr(get_engine(engine), "check", lambda space: [])(space)
+    own = {f.name for f in dataclasses.fields(SweepConfig)}
+    engine_options = {k: v for k, v in options.items() if k not in own and v is not None}
+    for option in engine_options:
+        if option not in {f.name for f in dataclasses.fields(engine.Options)}:
+            takers = engines_taking(option)
+            flag = "--" + option.replace("_", "-")
+            if not takers:
+                raise TypeError(f"make_config: unknown option {option!r}")
+            raise UserInputError(f"{flag}: engine {engine_name!r} does not take it; "
+                                 f"{' and '.join(takers)} {'does' if len(takers) == 1 else 'do'}")
+    settings = {k: v for k, v in options.items() if k in own and v is not None}
+    chosen = engine.Options(**engine_options)
+    problems = engine.check(space, chosen)
     if problems:
-        raise UserInputError("\n".join(f"{space.source or 'space'}: {problem}" for problem in problems))
+        raise UserInputError("\n".join(problem if problem.startswith("--") else f"{space.source or 'space'}: {problem}"
+                                       for problem in problems))
     check_data(space)
     return SweepConfig(
         space=space,
         name=name,
-        store=store_path,
+        engine=engine_name,
+        store=Store(store_path),
+        options=chosen,
+        tracking_uri=tracking_uri_for(store_path),
         artifact_root=artifact_root_for(store_path),
-        **options,
+        **settings,
     )
 
 
@@ -149,25 +102,27 @@ def check_data(space: Space) -> None:
 
 
 def _write_record(config: SweepConfig) -> None:
-    """Remember which engine and space a sweep name belongs to (status and export read this)."""
-    record = {"name": config.name, "engine": config.engine, "storage": config.storage, "space": config.space.model_dump()}
-    if config.record_path.exists():
-        previous = _read_record(config.record_path)
+    """Remember which engine, options and space a sweep name belongs to (status and export read this)."""
+    record = {"name": config.name, "engine": config.engine, "options": dataclasses.asdict(config.options),
+              "space": config.space.model_dump()}
+    path = config.store.record(config.name)
+    if path.exists():
+        previous = _read_record(path)
         if previous["engine"] != config.engine:
             raise UserInputError(
                 f"--engine: sweep {config.name!r} was run with engine {previous['engine']!r}; "
                 f"pass --engine {previous['engine']} to resume it, or --name for a new sweep"
             )
-    config.record_path.parent.mkdir(parents=True, exist_ok=True)
-    config.record_path.write_text(json.dumps(record, indent=2, default=str))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2, default=str))
 
 
 def load_config(name: str, store: Path | str | None = None) -> SweepConfig:
     """The SweepConfig of an existing sweep in the store (for status and export)."""
     store_path = Path(store) if store is not None else DEFAULT_STORE
-    path = store_path / "sweeps" / f"{name}.json"
+    path = Store(store_path).record(name)
     if not path.exists():
-        known = sorted(p.stem for p in (store_path / "sweeps").glob("*.json"))
+        known = list_sweeps(store_path)
         raise UserInputError(f"sweep {name!r} not found in store {store_path}/; known sweeps: {', '.join(known) or 'none'}")
     record = _read_record(path)
     try:
@@ -175,7 +130,9 @@ def load_config(name: str, store: Path | str | None = None) -> SweepConfig:
     except ValidationError as exc:
         raise UserInputError(f"{path}: space: not a valid space ({str(exc).splitlines()[0]}); "
                              "restore the file, or re-run the sweep from its space file to rewrite it") from None
-    return make_config(space, name=name, store=store_path, engine=record["engine"], storage=record["storage"])
+    # "storage": the record of a sweep run before engines kept their own options
+    options = record.get("options") or ({"storage": record["storage"]} if record.get("storage") else {})
+    return make_config(space, name=name, store=store_path, engine=record["engine"], **options)
 
 
 def _read_record(path: Path) -> dict[str, Any]:
@@ -185,7 +142,7 @@ def _read_record(path: Path) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserInputError(f"{path}: not a readable sweep record ({exc}); re-run the sweep from its space file "
                              "to rewrite it") from None
-    missing = [key for key in ("engine", "storage", "space") if not isinstance(record, dict) or key not in record]
+    missing = [key for key in ("engine", "space") if not isinstance(record, dict) or key not in record]
     if missing:
         raise UserInputError(f"{path}: sweep record lacks {', '.join(missing)}; re-run the sweep from its space "
                              "file to rewrite it")
@@ -194,7 +151,7 @@ def _read_record(path: Path) -> dict[str, Any]:
 
 def list_sweeps(store: Path | str | None = None) -> list[str]:
     """Names of the sweeps recorded in a store."""
-    folder = (Path(store) if store is not None else DEFAULT_STORE) / "sweeps"
+    folder = Store(Path(store) if store is not None else DEFAULT_STORE).records
     return sorted(p.stem for p in folder.glob("*.json"))
 
 
@@ -211,8 +168,8 @@ def run_sweep(config: SweepConfig, reporter: Any | None = None) -> SweepResult:
     The parent run ends FINISHED, KILLED (Ctrl-C, SIGTERM) or FAILED (with the reason); never RUNNING.
     """
     engine = get_engine(config.engine)
-    config.store.mkdir(parents=True, exist_ok=True)
-    tracker = config.tracker()
+    config.store.root.mkdir(parents=True, exist_ok=True)
+    tracker = tracker_of(config)
     check_stores_agree(config, tracker)  # before the parent run is reopened: a refused start changes nothing
     _write_record(config)
     settings = {"engine": config.engine, "space": config.space.name, "budget_trials": config.space.budget.trials,

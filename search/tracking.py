@@ -24,7 +24,7 @@ from typing import Any
 from search.errors import UserInputError
 from search.interrupts import deferred_interrupts
 from search.results import TrialResult, TrialState
-from search.store import sqlite_url
+from search.store import Store, sqlite_url
 
 RUN_STATUS = {
     TrialState.COMPLETE: "FINISHED",
@@ -42,18 +42,19 @@ SWEEP_TAG, TRIAL_TAG, STATE_TAG, ROLE_TAG, ERROR_TAG = (
 )
 RETRY_TAG = "kerasweep.retry_of"  # on a trial run: the number of the trial it retries
 RESUMED_TAG = "kerasweep.resumed_from_epoch"  # on a retry: the epochs it took over from that trial's backup
+DEBUG_TAG = "kerasweep.debug"  # on a trial run of `--debug` (eager, one trial)
 ORPHAN_REASON = "worker process died during the trial"  # a trial whose process was killed
 SERVED_MODEL = Path(__file__).with_name("served_model.py")  # stored with each registered model (models from code)
 
 
 def tracking_uri_for(store: Path) -> str:
     """`MLFLOW_TRACKING_URI` when set (a team server), else the store's own SQLite file."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or sqlite_url(store / "mlflow.db")
+    return os.environ.get("MLFLOW_TRACKING_URI") or sqlite_url(Store(store).mlflow_db)
 
 
 def artifact_root_for(store: Path) -> Path | None:
     """The store's artifact folder for a local tracking store; None when a server keeps artifacts."""
-    return None if os.environ.get("MLFLOW_TRACKING_URI") else store / "mlartifacts"
+    return None if os.environ.get("MLFLOW_TRACKING_URI") else Store(store).artifacts
 
 
 def schema_template() -> Path:

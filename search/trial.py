@@ -16,9 +16,18 @@ from typing import Any
 
 from search.results import TrialState
 from search.space import Space, resolve_data_path
-from trainers.fit import TrainSpec
+from trainers.fit import BackupPolicy, ResumePoint, TrainSpec
 
 EpochHook = Callable[[int, dict[str, float]], bool]
+
+
+@dataclass(frozen=True)
+class TrialFiles:
+    """Where a training trial writes: its best model, its TensorBoard logs and its resumable copy."""
+
+    checkpoint: Path | None = None
+    tensorboard: Path | None = None
+    backup: BackupPolicy | None = None
 
 
 @dataclass
@@ -80,27 +89,25 @@ def _epoch_callback(hooks: Sequence[EpochHook]) -> Any:
 
 
 def run_trial(space: Space, values: dict[str, Any], hooks: Sequence[EpochHook] = (),
-              checkpoint_path: Path | None = None, tensorboard_dir: Path | None = None,
-              debug: bool = False, resume_from: Path | None = None, initial_epoch: int = 0,
-              stop_at: int | None = None, backup_dir: Path | None = None, backup_every_s: float = 60.0,
-              suggestions: Any = None) -> TrialOutcome:
+              files: TrialFiles | None = None, resume: ResumePoint | None = None, stop_at: int | None = None,
+              suggestions: Any = None, debug: bool = False) -> TrialOutcome:
     """Train `values` on the space's model and data; returns complete, pruned or failed.
 
     `suggestions` answers a define-by-run builder (see `trainers.suggest`) as it asks for its values.
-
-    `resume_from`, `initial_epoch` and `stop_at` train a slice of the epochs (see `trainers.fit.train`);
-    epochs in the outcome count from the start of the whole plan. `backup_dir` keeps a resumable copy
-    of the model every `backup_every_s` seconds, for a retry after a crash or failure.
+    `resume` and `stop_at` train a slice of the epochs (see `trainers.fit.train`); epochs in the outcome
+    count from the start of the whole plan. `files.backup` keeps a resumable copy of the model while it
+    trains, for a retry after a crash or failure.
     """
     from trainers.fit import TrainingDiverged, tensorboard_callback, train
 
+    files = files or TrialFiles()
     reporter = _epoch_callback(hooks)
-    callbacks = [reporter] + ([tensorboard_callback(tensorboard_dir)] if tensorboard_dir else [])
+    callbacks = [reporter] + ([tensorboard_callback(files.tensorboard)] if files.tensorboard else [])
+    initial_epoch = resume.epoch if resume is not None else 0
     try:
-        result = train(train_spec(space, values), callbacks=callbacks, checkpoint_path=checkpoint_path,
-                       verbose=2 if debug else 0, run_eagerly=debug, resume_from=resume_from,
-                       initial_epoch=initial_epoch, stop_at=stop_at, backup_dir=backup_dir,
-                       backup_every_s=backup_every_s, suggestions=suggestions)
+        result = train(train_spec(space, values), callbacks=callbacks, checkpoint_path=files.checkpoint,
+                       verbose=2 if debug else 0, run_eagerly=debug, resume=resume, stop_at=stop_at,
+                       backup=files.backup, suggestions=suggestions)
     except TrainingDiverged as exc:
         return TrialOutcome(TrialState.FAILED, error=f"diverged: {exc}", details=traceback.format_exc())
     except KeyboardInterrupt:
@@ -115,7 +122,7 @@ def run_trial(space: Space, values: dict[str, Any], hooks: Sequence[EpochHook] =
         best_epoch=initial_epoch + result.best_epoch,
         epochs=initial_epoch + result.epochs_run,
         history=result.history,
-        checkpoint=checkpoint_path if state is TrialState.COMPLETE else None,
+        checkpoint=files.checkpoint if state is TrialState.COMPLETE else None,
     )
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from search.store import Store
+
 from tests.conftest import mlflow_client, run_cli, start_cli, sweep_runs, wait_or_kill
 
 TRIALS = 6
@@ -87,9 +89,9 @@ def _running_backup(store: Path) -> tuple[int, int] | None:
     except Exception:  # noqa: BLE001 - not created yet
         return None
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        backup = latest_backup(store / "checkpoints" / "crashy" / f"trial-{t.number}" / "resume")
+        backup = latest_backup(Store(store).backups("crashy", t.number))
         if backup is not None:
-            return t.number, backup[1]
+            return t.number, backup.epoch
     return None
 
 
@@ -183,14 +185,15 @@ def test_a_retry_takes_over_the_copy_it_continues_from(tmp_path: Path) -> None:
     from search.engines.optuna import _take_over_backup
     from search.space import load_space
     from search.sweep import make_config
-    from trainers.fit import latest_backup
+    from trainers.fit import ResumePoint, latest_backup
 
     config = make_config(load_space("mlp"), name="crashy", store=tmp_path / "store")
-    config.backups(0).mkdir(parents=True)
-    (config.backups(0) / "epoch-3.keras").write_bytes(b"model")
+    store = config.store
+    store.backups("crashy", 0).mkdir(parents=True)
+    (store.backups("crashy", 0) / "epoch-3.keras").write_bytes(b"model")
     taken = _take_over_backup(config, source=0, number=1)
     # Rule: the copy now belongs to the retry (trial 1), so a retry of the retry resumes from it too;
     # nothing is left under the trial it came from
-    assert taken == (config.backups(1) / "epoch-3.keras", 3)
-    assert latest_backup(config.backups(1)) == taken
-    assert not (config.checkpoints / "trial-0").exists()
+    assert taken == ResumePoint(store.backups("crashy", 1) / "epoch-3.keras", 3)
+    assert latest_backup(store.backups("crashy", 1)) == taken
+    assert not store.trial_folder("crashy", 0).exists()

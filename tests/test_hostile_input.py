@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from search.errors import UserInputError
+from search.lifecycle import tracker_of
 from tests.conftest import run_cli, write_space
 
 MLP = "name: m\nmodel: mlp\ndata: iris\nparams:\n  units: {type: int, low: 8, high: 16}\n"
@@ -116,7 +117,7 @@ def test_keras_tuner_refuses_mixed_types_for_a_builders_own_param() -> None:
     space = Space.model_validate({"name": "m", "model": "pkg.mod:build", "data": "iris",
                                   "params": {"width": {"type": "categorical", "choices": [8, "16"]}}})
     # Rule: KerasTuner's Choice takes one type; a builder's own param is checked by the engine that needs it
-    assert any("one type" in problem for problem in keras_tuner.check(space))
+    assert any("one type" in problem for problem in keras_tuner.check(space, keras_tuner.Options()))
 
 
 def test_error_lines_keep_their_brackets() -> None:
@@ -197,7 +198,7 @@ def _sweep_with_runs(store: Path, engine: str = "optuna", trials: int = 2):
     from search.sweep import make_config
 
     config = make_config(load_space("mlp"), name="vouch", store=store, engine=engine)
-    tracker = config.tracker()
+    tracker = tracker_of(config)
     parent = tracker.start_sweep("mlp", "vouch", None, {})
     for number in range(trials):
         tracker.finish_trial(tracker.start_trial(parent, "vouch", number, {}), _state("complete"), 0.9)
@@ -244,7 +245,7 @@ def test_optuna_trials_whose_mlflow_runs_are_gone_are_refused(tmp_path: Path) ->
     study.tell(trial, 0.5)
     # Rule: Optuna knows a trial whose MLflow run does not exist: the tracking store was reset or replaced
     with pytest.raises(UserInputError, match="parent run is missing"):
-        check_stores_agree(config, config.tracker())
+        check_stores_agree(config, tracker_of(config))
 
 
 # --- exports ------------------------------------------------------------------------------------------

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from search.engines.keras_tuner import CONTINUES_TAG, KT_ID_TAG, ORPHAN_REASON, RETRY_TAG, make_oracle
+from search.engines.keras_tuner import CONTINUES_TAG, KT_ID_TAG, make_oracle
+from search.lifecycle import ORPHAN_REASON
+from search.tracking import RETRY_TAG
 from search.space import load_space
 from search.tracking import ERROR_TAG, STATE_TAG
 from tests.conftest import mlflow_client, run_cli, start_cli, sweep_runs, write_space
@@ -172,6 +174,7 @@ def test_sigkill_mid_bracket_then_rerun_resumes_the_bracket(tmp_path: Path) -> N
 
 @pytest.mark.slow  # about a minute; CI runs it with make test-slow
 def test_crashed_trial_is_retried_from_its_last_saved_epoch(tmp_path: Path) -> None:
+    from search.store import Store
     from trainers.fit import latest_backup
 
     space = write_space(tmp_path, """
@@ -189,8 +192,8 @@ def test_crashed_trial_is_retried_from_its_last_saved_epoch(tmp_path: Path) -> N
     proc = start_cli(*args)
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
-        found = [latest_backup(p) for p in (store / "keras_tuner" / "ktresume").glob("trial_*/resume")]
-        if any(f is not None and f[1] >= 2 for f in found):
+        found = [latest_backup(p) for p in (Store(store).keras_tuner / "ktresume").glob("trial_*/resume")]
+        if any(f is not None and f.epoch >= 2 for f in found):
             break
         time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)

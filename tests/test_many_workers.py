@@ -8,6 +8,8 @@ from pathlib import Path
 import optuna
 import pytest
 
+from search.store import Store
+
 from tests.conftest import mlflow_client, run_cli, start_cli, sweep_runs, wait_or_kill, write_space
 
 TRIALS = 8
@@ -84,8 +86,8 @@ def test_a_worker_that_dies_is_replaced_and_its_trial_continues(tmp_path: Path) 
         except Exception:  # noqa: BLE001 - not created yet
             continue
         for t in running:
-            backup = latest_backup(store / "checkpoints" / "many" / f"trial-{t.number}" / "resume")
-            if backup is not None and backup[1] >= 2 and "kerasweep.owner" in t.user_attrs:
+            backup = latest_backup(Store(store).backups("many", t.number))
+            if backup is not None and backup.epoch >= 2 and "kerasweep.owner" in t.user_attrs:
                 victim = t.number, int(t.user_attrs["kerasweep.owner"].rsplit(":", 1)[1])
                 break
     assert victim is not None, "no trial saved a backup in time"
@@ -149,9 +151,9 @@ def test_a_worker_that_stops_beating_is_found_stale_by_the_others(tmp_path: Path
             if not any(o.endswith(f":{second.pid}") for o in owners):
                 return None  # the second command must be past its start-up (it would see a dead owner there)
             for t in trials():
-                backup = latest_backup(store / "checkpoints" / "many" / f"trial-{t.number}" / "resume")
+                backup = latest_backup(Store(store).backups("many", t.number))
                 if t.state.name == "RUNNING" and t.user_attrs.get("kerasweep.owner", "").endswith(owner) \
-                        and backup is not None and backup[1] >= 2:
+                        and backup is not None and backup.epoch >= 2:
                     return t.number
             return None
 

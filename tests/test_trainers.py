@@ -144,17 +144,17 @@ def test_trainers_never_import_search() -> None:
 def test_backups_keep_the_latest_epoch_and_a_resumed_run_continues_it(tmp_path: Path) -> None:
     import keras
 
-    from trainers.fit import TrainSpec, latest_backup, train
+    from trainers.fit import BackupPolicy, TrainSpec, latest_backup, train
 
     spec = TrainSpec(model="mlp", data="iris", epochs=4, params={"patience": 10})
-    train(spec, backup_dir=tmp_path / "often", backup_every_s=0)
-    train(spec, backup_dir=tmp_path / "rarely", backup_every_s=3600)
+    train(spec, backup=BackupPolicy(tmp_path / "often", every_s=0))
+    train(spec, backup=BackupPolicy(tmp_path / "rarely", every_s=3600))
     # Rule: with 0 s a copy after every epoch but the last (the trial ends then), only the newest kept
-    path, epoch = latest_backup(tmp_path / "often")
-    assert epoch == 3 and [p.name for p in (tmp_path / "often").iterdir()] == ["epoch-3.keras"]
+    found = latest_backup(tmp_path / "often")
+    assert found.epoch == 3 and [p.name for p in (tmp_path / "often").iterdir()] == ["epoch-3.keras"]
     assert latest_backup(tmp_path / "rarely") is None
     # Rule: the copy holds the optimizer state, and training continues after its epoch
-    saved = keras.models.load_model(path)
+    saved = keras.models.load_model(found.path)
     assert int(saved.optimizer.iterations.numpy()) > 0
-    resumed = train(spec, resume_from=path, initial_epoch=epoch)
+    resumed = train(spec, resume=found)
     assert resumed.epochs_run == 1

@@ -170,13 +170,29 @@ def tensorboard_callback(log_dir: str | os.PathLike[str]) -> Any:
 BACKUP_PATTERN = re.compile(r"epoch-(\d+)\.keras")
 
 
-def latest_backup(folder: str | os.PathLike[str]) -> tuple[Path, int] | None:
-    """The newest epoch backup `backup_callback` left in `folder`, with the epochs it holds; None if none."""
+@dataclass(frozen=True)
+class ResumePoint:
+    """A saved model (weights and optimizer state) and the epochs it has trained: where training continues."""
+
+    path: Path
+    epoch: int
+
+
+@dataclass(frozen=True)
+class BackupPolicy:
+    """Keep a resumable copy of a training model in `folder`, at most every `every_s` seconds (0: each epoch)."""
+
+    folder: Path
+    every_s: float = 60.0
+
+
+def latest_backup(folder: str | os.PathLike[str]) -> ResumePoint | None:
+    """The newest epoch backup `backup_callback` left in `folder`; None if none."""
     found = [(int(m.group(1)), p) for p in Path(folder).glob("epoch-*.keras") if (m := BACKUP_PATTERN.fullmatch(p.name))]
     if not found:
         return None
     epoch, path = max(found)
-    return path, epoch
+    return ResumePoint(path, epoch)
 
 
 def backup_callback(folder: str | os.PathLike[str], every_s: float) -> Any:
@@ -377,11 +393,9 @@ def train(
     checkpoint_path: str | os.PathLike[str] | None = None,
     verbose: int = 0,
     run_eagerly: bool = False,
-    resume_from: str | os.PathLike[str] | None = None,
-    initial_epoch: int = 0,
+    resume: ResumePoint | None = None,
     stop_at: int | None = None,
-    backup_dir: str | os.PathLike[str] | None = None,
-    backup_every_s: float = 60.0,
+    backup: BackupPolicy | None = None,
     suggestions: Suggestions | None = None,
 ) -> TrainResult:
     """Train `spec` on its dataset, keep the best epoch's weights, save them to `checkpoint_path`.
@@ -393,10 +407,10 @@ def train(
     sees every finished epoch and may set `model.stop_training` to prune. Raises TrainingDiverged
     when the loss stops being finite.
 
-    A slice of the plan: `resume_from` (a saved `.keras` model, optimizer state included) continues
-    training after `initial_epoch` epochs, and `stop_at` ends it early; the learning-rate schedule
-    still spans `spec.epochs`. KerasTuner's Hyperband trains its rounds this way, and a crashed trial's
-    retry continues from the copy that `backup_dir` keeps (see `backup_callback`).
+    A slice of the plan: `resume` (a saved `.keras` model, optimizer state included) continues training
+    after its epochs, and `stop_at` ends it early; the learning-rate schedule still spans `spec.epochs`.
+    KerasTuner's Hyperband trains its rounds this way, and a crashed trial's retry continues from the
+    copy that `backup` keeps (see `backup_callback`).
     """
     import keras
 
@@ -413,8 +427,8 @@ def train(
     data = load_data(spec)
 
     with _strategy().scope():  # several GPUs: one trial trains on all of them (MirroredStrategy)
-        if resume_from is not None:
-            model = keras.models.load_model(resume_from)
+        if resume is not None:
+            model = keras.models.load_model(resume.path)
         else:
             task = catalog.TASKS[spec.task]
             style = builder_style(resolve_builder(spec.model)) if catalog.is_user_builder(spec.model) else "values"
@@ -450,7 +464,8 @@ def train(
     own = [_stop_on_nan(), *schedule_callbacks(values, spec.epochs, spec.monitor, mode), early_stopping]
     # the resumable copy is taken last, once the handed hooks logged the epoch: a kill between the two then
     # costs a re-trained epoch, never a hole in the retry's curve (its copy would hold an epoch MLflow lacks)
-    last = [backup_callback(backup_dir, backup_every_s)] if backup_dir is not None else []
+    last = [backup_callback(backup.folder, backup.every_s)] if backup is not None else []
+    initial_epoch = resume.epoch if resume is not None else 0
     history = model.fit(
         train_ds, validation_data=val_ds, epochs=stop_at or spec.epochs, initial_epoch=initial_epoch, verbose=verbose,
         callbacks=[*own, *callbacks, *last],

@@ -1,19 +1,20 @@
-"""Engines: one module per search library behind one small interface.
+"""Engines: one module per search library behind one small interface, found through a registry.
 
-An engine runs a sweep until its budget is met and reads back the trials of a sweep. Engines never
-import each other; each converts the parsed `Space` into its own library's terms in one place.
+An engine translates the parsed `Space` into its library's terms and drives that library's loop; the
+trial's life (MLflow run, epoch hook, close, abandon, failure streak, progress) is `search.lifecycle`'s.
+Engines never import each other. A new engine is one module and one `register` line.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from search.config import SweepConfig
     from search.results import SweepResult
     from search.space import Space
-    from search.sweep import SweepConfig
 
 ProgressCallback = Callable[["SweepResult"], None]
 
@@ -26,7 +27,20 @@ ENGINES: dict[str, str] = {
 
 
 class Engine(Protocol):
-    """What the orchestrator needs from an engine; modules implement these as functions."""
+    """What the orchestrator needs from an engine; modules implement it with constants and functions."""
+
+    SAMPLERS: tuple[str, ...]  # the samplers it runs; the first is its default
+    DEFAULT_PRUNER: str | None  # when the space names none (None: the sampler prunes itself)
+    Options: type  # a frozen dataclass of the engine's own options, with defaults (may have no fields)
+
+    def describe(self, options: Any) -> str:
+        """How trials run in parallel, for the sweep's first line ("2 worker(s)")."""
+
+    def check(self, space: Space, options: Any) -> list[str]:
+        """What this engine cannot run (space or options), one line per problem naming the field."""
+
+    def check_stores(self, sweep: SweepConfig, logged: set[int], parent_exists: bool) -> str | None:
+        """Whether the engine's own state and MLflow (`logged`: trial numbers) tell the same story."""
 
     def run(self, sweep: SweepConfig, on_progress: ProgressCallback) -> None:
         """Run trials until the budget of complete + pruned trials is met (resuming what exists)."""
@@ -34,8 +48,10 @@ class Engine(Protocol):
     def results(self, sweep: SweepConfig) -> SweepResult:
         """Every trial of the sweep so far, from the engine's own storage."""
 
-    def check(self, space: Space) -> list[str]:
-        """What this engine cannot run in a space, one line per problem naming the field (optional)."""
+
+def register(name: str, module: str) -> None:
+    """Make `module` (a dotted path implementing `Engine`) available as `--engine name`."""
+    ENGINES[name] = module
 
 
 def get_engine(name: str) -> Engine:
@@ -43,3 +59,15 @@ def get_engine(name: str) -> Engine:
     if name not in ENGINES:
         raise KeyError(f"unknown engine {name!r}; expected one of {', '.join(ENGINES)}")
     return importlib.import_module(ENGINES[name])  # type: ignore[return-value]
+
+
+def engines_taking(option: str) -> list[str]:
+    """The engines whose options include `option` (for an error that says where a flag belongs)."""
+    from dataclasses import fields
+
+    found = []
+    for name in ENGINES:
+        options: Any = get_engine(name).Options
+        if option in {f.name for f in fields(options)}:
+            found.append(name)
+    return found

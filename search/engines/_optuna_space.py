@@ -1,7 +1,8 @@
-"""Optuna's terms for a parsed space: samplers and define-by-run suggestions.
+"""Optuna's terms for a parsed space: samplers, define-by-run suggestions and distributions.
 
-Shared by the Optuna engine (ask/tell) and the Ray engine (`OptunaSearch` with a define-by-run
-space), so both sample conditionals the same way. Not an engine itself.
+Shared by the Optuna engine (ask/tell), the Ray engine (`OptunaSearch` with a define-by-run space),
+so both sample conditionals the same way, and the sweep plots (which replay any engine's trials into
+an Optuna study). Not an engine itself: the one translation of a space into Optuna's terms.
 """
 
 from __future__ import annotations
@@ -30,6 +31,21 @@ def make_sampler(space: Space, worker: int = 0, workers: int = 1) -> optuna.samp
     if name == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+
+
+def distributions(space: Space) -> dict[str, optuna.distributions.BaseDistribution]:
+    """Optuna distributions for every searched param (for replaying trials, not for sampling)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    found: dict[str, optuna.distributions.BaseDistribution] = {}
+    for name, p in space.params.items():
+        if isinstance(p, FloatParam):
+            found[name] = FloatDistribution(p.low, p.high, log=p.log, step=p.step)
+        elif isinstance(p, CategoricalParam):
+            found[name] = CategoricalDistribution(p.choices)
+        else:
+            found[name] = IntDistribution(p.low, p.high, log=p.log, step=p.step or 1)
+    return found
 
 
 def suggest(trial: optuna.Trial, space: Space) -> dict[str, Any]:

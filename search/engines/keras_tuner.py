@@ -15,39 +15,57 @@ round's curve, so every run shows the whole training of its model.
 
 from __future__ import annotations
 
-import collections
 import contextlib
+import dataclasses
 import io
-import shutil
 import sys
-import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search.errors import SweepAborted, UserInputError
+from search.errors import UserInputError
 from search.interrupts import deferred_interrupts, interruptible, stop_reason
-from search.results import SweepResult, TrialState, failure_streak
+from search.lifecycle import FailureStreak, Progress, TrialLife, TrialStart, results_from_mlflow
+from search.results import SweepResult, TrialState
 from search.space import CategoricalParam, FloatParam, IntParam, Space
 from search.store import folder_agrees_with_mlflow
-from search.tracking import ORPHAN_REASON, RESUMED_TAG, RETRY_TAG, TRIAL_TAG
-from search.trial import builder_style, resolve_values, run_trial
-from trainers.catalog import ALL_METRICS
-from trainers.fit import latest_backup
+from search.trial import TrialFiles, builder_style, resolve_values, run_trial
+from trainers.fit import BackupPolicy, ResumePoint, latest_backup
 from trainers.suggest import Suggestions
 
 if TYPE_CHECKING:
+    from search.config import SweepConfig
     from search.engines import ProgressCallback
-    from search.sweep import SweepConfig
 
 KT_ID_TAG, CONTINUES_TAG = "kerasweep.keras_tuner_trial", "kerasweep.continues_trial"
+SAMPLERS = ("hyperband", "random", "bayesian")  # KerasTuner's oracles; the first is the default
+DEFAULT_PRUNER = None  # the Hyperband oracle stops weak configs itself
+
+
+@dataclass(frozen=True)
+class Options:
+    """The keras-tuner engine has no options of its own: KerasTuner runs one trial at a time."""
+
+
+def describe(options: Options) -> str:
+    return "one trial at a time"
+
 ROUND_KEYS = ("tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round", "tuner/trial_id")
 CHECKPOINT = "model.keras"
 
 
 # --- translating the space ----------------------------------------------------------------------
-def check(space: Space) -> list[str]:
+def check(space: Space, options: Options) -> list[str]:
     """What KerasTuner cannot express in this space (one line per problem, naming the field)."""
     problems = []
+    try:
+        style = builder_style(space)
+    except KeyError as exc:  # a builder that cannot be imported
+        problems.append(f"model: {exc.args[0]}")
+        style = "values"
+    if style == "trial":
+        problems.append("model: a builder of `trial` speaks Optuna's API, which engine 'keras-tuner' does not; "
+                        "pass --engine optuna or ray (a builder of `hp` runs on all three)")
     for name, param in space.params.items():
         if isinstance(param, CategoricalParam) and len({type(c) for c in param.choices}) > 1:
             problems.append(f"params.{name}.choices: KerasTuner needs choices of one type (all numbers, all "
@@ -184,20 +202,20 @@ def _tuner_class() -> type:
 
         def __init__(self, sweep: SweepConfig, oracle: Any, on_progress: ProgressCallback) -> None:
             self.sweep = sweep
-            self.on_progress = on_progress
-            self.tracker = sweep.tracker()
-            self.recent_errors: collections.deque[str] = collections.deque(maxlen=sweep.max_failures_in_a_row)
-            self.last_progress = 0.0
+            self.life = TrialLife(sweep)
+            self.progress = Progress(on_progress, lambda: results(sweep))
+            self.streak = FailureStreak(sweep.max_failures_in_a_row)
             self.current_run: str | None = None
             with contextlib.redirect_stdout(io.StringIO()):  # "Reloading Tuner from ..."
-                super().__init__(oracle, hypermodel=None, directory=str(project_root(sweep)),
+                super().__init__(oracle, hypermodel=None, directory=str(sweep.store.keras_tuner),
                                  project_name=sweep.name, overwrite=False)
-            runs = self.tracker.trial_runs(sweep.parent_run_id)
+            from search.tracking import TRIAL_TAG
+
+            runs = sorted(self.life.tracker.trial_runs(sweep.parent_run_id), key=lambda r: int(r.data.tags[TRIAL_TAG]))
             self.next_number = 1 + max((int(r.data.tags[TRIAL_TAG]) for r in runs), default=-1)
             # KerasTuner trial id -> (number, run id) of its latest MLflow run (a retry gets a new run)
             self.run_of = {r.data.tags[KT_ID_TAG]: (int(r.data.tags[TRIAL_TAG]), r.info.run_id)
-                           for r in sorted(runs, key=lambda r: int(r.data.tags[TRIAL_TAG]))
-                           if KT_ID_TAG in r.data.tags}
+                           for r in runs if KT_ID_TAG in r.data.tags}
 
         def pre_create_trial(self) -> None:
             counted = sum(t.status == "COMPLETED" for t in self.oracle.trials.values())
@@ -211,69 +229,57 @@ def _tuner_class() -> type:
             asked = asked_through(trial.hyperparameters) if by_running else None
             values = dict(space.fixed) if by_running else resolve_values(space, sampled_values(space, hp_values))
             stop_at = int(hp_values.get("tuner/epochs", space.budget.epochs))
+            start = self.start_of(trial, values, stop_at)
+            run_id = self.life.open(start)
+            self.current_run, self.run_of[trial.trial_id] = run_id, (start.number, run_id)
+            files = TrialFiles(checkpoint=self.checkpoint(trial.trial_id),
+                               tensorboard=sweep.store.tensorboard(sweep.name, f"trial-{start.number}"),
+                               backup=BackupPolicy(self.backups(trial.trial_id), sweep.checkpoint_every_s))
+            with interruptible():  # Ctrl-C is held everywhere else (store and oracle files)
+                outcome = run_trial(space, values, hooks=[self.life.epoch_logger(run_id)], files=files,
+                                    resume=start.resume, stop_at=stop_at, suggestions=asked, debug=sweep.debug)
+            if asked is not None:
+                self.oracle.update_space(trial.hyperparameters)  # names first asked now (a loop's extra layers)
+            if outcome.state is not TrialState.FAILED:  # a Hyperband round short of the budget is a pruned trial
+                state = TrialState.PRUNED if stop_at < space.budget.epochs else TrialState.COMPLETE
+                outcome = dataclasses.replace(outcome, state=state,
+                                              checkpoint=files.checkpoint if state is TrialState.COMPLETE else None)
+            # a pruned round's model stays for the round promoted from it; a failed trial's copy for its retry
+            self.life.close(run_id, outcome, asked=asked, files=files, keep_checkpoint=outcome.state is TrialState.PRUNED,
+                            retry_coming=bool(sweep.max_failures))
+            self.current_run = None
+            self.streak.add(outcome.error)
+            if outcome.state is TrialState.FAILED:
+                raise RuntimeError(outcome.error)  # KerasTuner retries it (--max-failures) or records it failed
+            return {space.objective.metric: outcome.value}
+
+        def start_of(self, trial: Any, values: dict[str, Any], stop_at: int) -> TrialStart:
+            """Where a KerasTuner trial starts: the round it was promoted from, or its own backup (a retry)."""
+            hp_values = trial.hyperparameters.values
             initial_epoch = int(hp_values.get("tuner/initial_epoch", 0))
             previous = hp_values.get("tuner/trial_id")
             number, self.next_number = self.next_number, self.next_number + 1
-            tags = {KT_ID_TAG: trial.trial_id, **({"kerasweep.debug": "true"} if sweep.debug else {})}
-            if previous is not None:
-                tags[CONTINUES_TAG] = str(previous)
-            # where this round starts: the round it was promoted from, or its own backup (a retry)
-            resume_from, source_run, retried = None, None, self.run_of.get(trial.trial_id)
+            tags = {KT_ID_TAG: trial.trial_id, **({CONTINUES_TAG: str(previous)} if previous is not None else {})}
+            resume, source_run, retried = None, None, self.run_of.get(trial.trial_id)
             if previous is not None and initial_epoch > 0 and self.checkpoint(previous).exists():
-                resume_from, source_run = self.checkpoint(previous), self.run_of.get(previous, (0, None))[1]
-            else:
-                initial_epoch = 0
-            backup_dir = Path(self.get_trial_dir(trial.trial_id)) / "resume"
+                resume = ResumePoint(self.checkpoint(previous), initial_epoch)
+                source_run = self.run_of.get(previous, (0, None))[1]
             if retried is not None:  # KerasTuner retries a failed or crashed trial under its id
-                tags[RETRY_TAG] = str(retried[0])
-                found = latest_backup(backup_dir)
-                if found is not None and initial_epoch < found[1] < stop_at:
-                    (resume_from, initial_epoch), source_run = found, retried[1]
-                    tags[RESUMED_TAG] = str(initial_epoch)
-            run_id = self.tracker.start_trial(sweep.parent_run_id, sweep.name, number, values, extra_tags=tags)
-            self.current_run, self.run_of[trial.trial_id] = run_id, (number, run_id)
-            if resume_from is not None and source_run is not None:
-                self.tracker.copy_epochs(source_run, run_id, initial_epoch, ALL_METRICS)
-
-            def log_epoch(epoch: int, metrics: dict[str, float]) -> bool:
-                self.tracker.log_epoch(run_id, epoch, metrics)
-                return False
-
-            checkpoint = self.checkpoint(trial.trial_id)
-            with interruptible():  # Ctrl-C is held everywhere else (store and oracle files)
-                outcome = run_trial(space, values, hooks=[log_epoch], checkpoint_path=checkpoint,
-                                    tensorboard_dir=sweep.tensorboard / f"trial-{number}", debug=sweep.debug,
-                                    resume_from=resume_from, initial_epoch=initial_epoch, stop_at=stop_at,
-                                    backup_dir=backup_dir, backup_every_s=sweep.checkpoint_every_s,
-                                    suggestions=asked)
-            if asked is not None:
-                self.oracle.update_space(trial.hyperparameters)  # names first asked now (a loop's extra layers)
-                self.tracker.add_params(run_id, asked.values)  # only what this trial's model asked for
-            self.recent_errors.append(outcome.error or "")
-            if outcome.state is not TrialState.FAILED or not sweep.max_failures:
-                shutil.rmtree(backup_dir, ignore_errors=True)  # kept only for a retry
-            if outcome.state is TrialState.FAILED:
-                self.tracker.finish_trial(run_id, TrialState.FAILED, error=outcome.error, details=outcome.details)
-                self.current_run = None
-                raise RuntimeError(outcome.error)  # KerasTuner retries it (--max-failures) or records it failed
-            # a Hyperband round that stops short of the budget's epochs is a pruned trial
-            state = TrialState.PRUNED if stop_at < space.budget.epochs else TrialState.COMPLETE
-            self.tracker.finish_trial(run_id, state, outcome.value,
-                                      checkpoint if state is TrialState.COMPLETE else None)
-            if state is TrialState.COMPLETE:  # MLflow holds it now; a pruned round's stays for its promotion
-                checkpoint.unlink(missing_ok=True)
-            self.current_run = None
-            return {space.objective.metric: outcome.value}
+                found = latest_backup(self.backups(trial.trial_id))
+                if found is not None and (resume.epoch if resume else 0) < found.epoch < stop_at:
+                    resume, source_run = found, retried[1]
+            return TrialStart(number, values, retry_of=retried[0] if retried else None, resume=resume,
+                              source_run=source_run, tags=tags)
 
         def on_trial_end(self, trial: Any) -> None:
             with contextlib.redirect_stdout(io.StringIO()):  # "Trial 3 failed 1 times. 1 retries left."
                 super().on_trial_end(trial)
-            if time.monotonic() - self.last_progress > 2.0:
-                self.on_progress(results(self.sweep))
-                self.last_progress = time.monotonic()
-            message = failure_streak(list(self.recent_errors), self.sweep.max_failures_in_a_row)
-            if message:
-                raise SweepAborted(message)
+            self.progress()
+            self.streak.check()
+
+        def backups(self, trial_id: str) -> Path:
+            """A trial's resumable copy while it trains, which KerasTuner's retry of it continues."""
+            return Path(self.get_trial_dir(trial_id)) / "resume"
 
         def checkpoint(self, trial_id: str) -> Path:
             """A trial's saved model: the MLflow artifact of a complete trial, the start of the next round."""
@@ -282,8 +288,7 @@ def _tuner_class() -> type:
         @deferred_interrupts()
         def interrupted(self, reason: str) -> None:
             """Ctrl-C: the running trial ends failed in both KerasTuner's files and MLflow."""
-            if self.current_run is not None:
-                self.tracker.finish_trial(self.current_run, TrialState.FAILED, error=reason)
+            self.life.abandon(self.current_run, reason)
             for trial in list(self.oracle.ongoing_trials.values()):
                 trial.status, trial.message = "FAILED", reason
                 with contextlib.redirect_stdout(io.StringIO()):
@@ -301,11 +306,6 @@ def _tuner_class() -> type:
     return SweepTuner
 
 
-def project_root(sweep: SweepConfig) -> Path:
-    """KerasTuner's own files for this store: `<root>/<sweep name>/` holds the oracle and trials."""
-    return (sweep.store / "keras_tuner").resolve()
-
-
 def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
     """Run KerasTuner's search until the budget of complete + pruned trials is met (resuming)."""
     from keras_tuner.src import config as kt_config
@@ -314,14 +314,13 @@ def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
 
     kt_config.DEBUG = sweep.verbose  # on by default: every failed trial's traceback over the progress line
     configure_runtime(parallel_trials=1)
-    # a crash left its trial's run RUNNING; KerasTuner retries that trial, as a new run
-    sweep.tracker().fail_unfinished_trials(sweep.parent_run_id, ORPHAN_REASON)
+    TrialLife(sweep).fail_orphans()  # a crash left its trial's run RUNNING; KerasTuner retries it, as a new run
     oracle = make_oracle(sweep.space)
     oracle.max_retries_per_trial = sweep.max_failures
     try:
         tuner = _tuner_class()(sweep, oracle, on_progress)
     except (KeyError, ValueError, RuntimeError) as exc:
-        raise UserInputError(f"{project_root(sweep) / sweep.name}: KerasTuner cannot reload this sweep ({exc}); "
+        raise UserInputError(f"{sweep.store.keras_tuner / sweep.name}: KerasTuner cannot reload this sweep ({exc}); "
                              "remove that folder to start over, or pass a new --name") from None
     oracle.verbose = 0  # kerasweep shows progress; KerasTuner's tables would interleave with it
     try:
@@ -339,15 +338,11 @@ def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
 
 def check_stores(sweep: SweepConfig, logged: set[int], parent_exists: bool) -> str | None:
     """Whether the KerasTuner oracle folder and MLflow (`logged`: trial numbers with a run) agree."""
-    return folder_agrees_with_mlflow(project_root(sweep) / sweep.name, "KerasTuner oracle folder", logged,
+    return folder_agrees_with_mlflow(sweep.store.keras_tuner / sweep.name, "KerasTuner oracle folder", logged,
                                      parent_exists)
 
 
 def results(sweep: SweepConfig) -> SweepResult:
     """The sweep's trials as recorded in MLflow (KerasTuner's rounds, one trial each)."""
-    tracker = sweep.tracker()
-    parent = sweep.parent_run_id or tracker.find_sweep_run(sweep.space.name, sweep.name)
-    found = tracker.trial_results(parent, sweep.space.objective.metric) if parent else []
-    return SweepResult(sweep.name, "keras-tuner", sweep.space.objective.direction, sweep.space.budget.trials,
-                       tuple(found))
+    return results_from_mlflow(sweep)
 

@@ -9,7 +9,6 @@ trials whose owner is gone are marked failed in both Optuna and MLflow.
 
 from __future__ import annotations
 
-import collections
 import functools
 import math
 import multiprocessing
@@ -21,6 +20,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -30,16 +30,37 @@ from optuna.trial import TrialState as OptunaState
 from search.engines._optuna_space import live_suggestions, make_sampler, suggest
 from search.errors import KerasweepError, SweepAborted, UserInputError
 from search.interrupts import deferred_interrupts, interruptible, stop_reason
-from search.results import SweepResult, TrialResult, TrialState, failure_streak
-from search.space import DEFAULT_PRUNERS, Space
+from search.lifecycle import ORPHAN_REASON, FailureStreak, Progress, TrialLife, TrialStart, remove_if_empty
+from search.results import SweepResult, TrialResult, TrialState
+from search.space import Space
 from search.store import sqlite_url
-from search.tracking import ORPHAN_REASON, RESUMED_TAG, RETRY_TAG, TRIAL_TAG
+from search.tracking import TRIAL_TAG
 from search.trial import builder_style, resolve_values, run_trial
-from trainers.fit import latest_backup
+from trainers.fit import ResumePoint, latest_backup
 
 if TYPE_CHECKING:
+    from search.config import SweepConfig
     from search.engines import ProgressCallback
-    from search.sweep import SweepConfig
+
+SAMPLERS = ("tpe", "random", "cmaes", "qmc")  # Optuna's samplers; the first is the default
+DEFAULT_PRUNER = "hyperband"
+
+
+@dataclass(frozen=True)
+class Options:
+    """The optuna engine's own options (`--workers`, `--storage`)."""
+
+    workers: int = 1  # trial processes on this machine, each pinned to one GPU (round robin) when there are GPUs
+    storage: str | None = None  # an Optuna storage URL shared by workers on several machines; None: the store's file
+
+
+def describe(options: Options) -> str:
+    return f"{options.workers} worker(s)"
+
+
+def check(space: Space, options: Options) -> list[str]:
+    return [f"--workers: must be >= 1, got {options.workers}"] if options.workers < 1 else []
+
 
 STATES = {
     OptunaState.COMPLETE: TrialState.COMPLETE,
@@ -57,7 +78,7 @@ STALE_REASON = f"worker stopped sending heartbeats for {GRACE_S} s (its process 
 # --- translating the space ---------------------------------------------------------------------
 def make_pruner(space: Space) -> optuna.pruners.BasePruner:
     """The space's pruner with epochs (1..budget.epochs) as the resource."""
-    name, epochs = space.search.pruner or DEFAULT_PRUNERS["optuna"], space.budget.epochs
+    name, epochs = space.search.pruner or DEFAULT_PRUNER, space.budget.epochs
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3)
     if name == "median":
@@ -69,8 +90,8 @@ def make_pruner(space: Space) -> optuna.pruners.BasePruner:
 
 # --- storage ----------------------------------------------------------------------------------
 def storage_url(sweep: SweepConfig) -> str:
-    """`--storage` when given, else the store's SQLite file."""
-    return sweep.storage or sqlite_url(sweep.store / "optuna.db")
+    """`--storage` when given, else the store's SQLite file (optuna-dashboard reads it too)."""
+    return sweep.options.storage or sqlite_url(sweep.store.optuna_db)
 
 
 def make_storage(sweep: SweepConfig) -> optuna.storages.BaseStorage:
@@ -103,7 +124,7 @@ def _study(sweep: SweepConfig, storage: optuna.storages.BaseStorage, worker: int
         study_name=sweep.name,
         storage=storage,
         direction=space.objective.direction,
-        sampler=make_sampler(space, worker, sweep.workers),
+        sampler=make_sampler(space, worker, sweep.options.workers),
         pruner=make_pruner(space),
         load_if_exists=True,
     )
@@ -138,7 +159,7 @@ def check_stores(sweep: SweepConfig, logged: set[int], parent_exists: bool) -> s
     """Whether the Optuna study and MLflow (`logged`: trial numbers with a run) tell the same story."""
     url = storage_url(sweep)
     trials: list[optuna.trial.FrozenTrial] = []
-    if sweep.storage or (sweep.store / "optuna.db").exists():  # opening creates it: not for a check
+    if sweep.options.storage or sweep.store.optuna_db.exists():  # opening creates it: not for a check
         try:
             trials = optuna.load_study(study_name=sweep.name, storage=make_storage(sweep)).get_trials(deepcopy=False)
         except KeyError:
@@ -180,7 +201,7 @@ def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
                 study.enqueue_trial(defaults, skip_if_exists=True)
         _fail_orphans(sweep, study)
         _resume_unfinished(sweep, study)
-    if sweep.workers == 1:
+    if sweep.options.workers == 1:
         work(sweep, 0, on_progress)
         return
     _run_workers(sweep, study, on_progress)
@@ -207,9 +228,9 @@ def _run_workers(sweep: SweepConfig, study: optuna.Study, on_progress: ProgressC
         if gpus:
             os.environ.pop("CUDA_VISIBLE_DEVICES") if visible is None else os.environ.update(CUDA_VISIBLE_DEVICES=visible)
 
-    for slot in range(sweep.workers):
+    for slot in range(sweep.options.workers):
         start(slot)
-    replacements, recovered = sweep.workers, set()
+    replacements, recovered = sweep.options.workers, set()
     try:
         while True:
             with deferred_interrupts():
@@ -250,8 +271,8 @@ def _recover_dead_worker(sweep: SweepConfig, study: optuna.Study, pid: int) -> N
 
 def _fail_and_continue(sweep: SweepConfig, study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: str) -> None:
     """A trial whose worker died: failed in both stores, and retried from its backup when it saved one."""
-    _abandon(sweep, study, trial, sweep.tracker(), reason)
-    if latest_backup(sweep.backups(trial.number)):
+    _abandon(sweep, study, trial, TrialLife(sweep), reason)
+    if latest_backup(sweep.store.backups(sweep.name, trial.number)):
         _continue_later(study, trial)
 
 
@@ -287,13 +308,14 @@ def work(sweep: SweepConfig, worker: int, on_progress: ProgressCallback) -> None
     """One worker's loop: ask, train with pruning and logging, tell; until the budget is met."""
     from trainers.fit import configure_runtime
 
-    configure_runtime(parallel_trials=sweep.workers)
+    configure_runtime(parallel_trials=sweep.options.workers)
     storage = make_storage(sweep)
     study = _study(sweep, storage, worker)
-    tracker = sweep.tracker()
+    life = TrialLife(sweep)
     budget = sweep.space.budget.trials
-    recent_errors: collections.deque[str] = collections.deque(maxlen=sweep.max_failures_in_a_row)
-    last_progress = last_stale_check = 0.0
+    streak = FailureStreak(sweep.max_failures_in_a_row)
+    progress = Progress(on_progress, lambda: results(sweep))
+    last_stale_check = 0.0
     while True:
         if time.monotonic() - last_stale_check > HEARTBEAT_S:  # staleness takes GRACE_S: no need per trial
             optuna.storages.fail_stale_trials(study)
@@ -310,23 +332,14 @@ def work(sweep: SweepConfig, worker: int, on_progress: ProgressCallback) -> None
             trial.set_user_attr(OWNER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
             if _over_budget(study, trial, budget):
                 return
-            error = _run_one(sweep, study, trial, tracker)
+            error = _run_one(sweep, study, trial, life)
         except KeyboardInterrupt:  # whatever moment Ctrl-C hits, the asked trial ends failed everywhere
             if trial is not None:
-                _abandon(sweep, study, trial, tracker, stop_reason())
+                _abandon(sweep, study, trial, life, stop_reason())
             raise
-        retries = int(trial.user_attrs.get(RETRIES_ATTR, 0))
-        if error and retries < sweep.max_failures:  # --max-failures: the same values again, from the last backup
-            study.enqueue_trial(trial.params, user_attrs={RETRIES_ATTR: retries + 1, RETRY_OF_ATTR: trial.number})
-        elif error:
-            shutil.rmtree(sweep.backups(trial.number), ignore_errors=True)  # no retry will need it
-        if time.monotonic() - last_progress > 2.0:  # reading every trial back costs; refresh at most every 2 s
-            on_progress(results(sweep))
-            last_progress = time.monotonic()
-        recent_errors.append(error or "")
-        message = failure_streak(list(recent_errors), sweep.max_failures_in_a_row)
-        if message:
-            raise SweepAborted(message)
+        progress()
+        streak.add(error)
+        streak.check()
 
 
 def _over_budget(study: optuna.Study, trial: optuna.Trial, budget: int) -> bool:
@@ -345,32 +358,22 @@ def _over_budget(study: optuna.Study, trial: optuna.Trial, budget: int) -> bool:
     return True
 
 
-def _run_one(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, tracker: Any) -> str | None:
+def _run_one(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, life: TrialLife) -> str | None:
     """Train one asked trial, tell Optuna and MLflow how it ended; returns the error, if any."""
     space = sweep.space
     asked = live_suggestions(trial, space) if builder_style(space) != "values" else None  # define-by-run
     values = dict(space.fixed) if asked is not None else resolve_values(space, suggest(trial, space))
     source = trial.user_attrs.get(RETRY_OF_ATTR)  # a retry continues from the last backup of the trial it retries
-    backup = latest_backup(sweep.backups(source)) if source is not None else None
-    if backup is not None and backup[1] >= space.budget.epochs:  # re-run with fewer --epochs: start afresh
-        shutil.rmtree(sweep.backups(source), ignore_errors=True)
-        backup = None
-    if backup is not None:  # the copy moves to the trial that continues it: killed too, that one resumes from it
-        backup = _take_over_backup(sweep, source, trial.number)
-    tags = {"kerasweep.debug": "true"} if sweep.debug else {}
-    if source is not None:
-        tags[RETRY_TAG] = str(source)
-    if backup is not None:
-        tags[RESUMED_TAG] = str(backup[1])
-    run_id = tracker.start_trial(sweep.parent_run_id, sweep.name, trial.number, values, extra_tags=tags)
+    resume = _resume_point(sweep, source, trial.number) if source is not None else None
+    previous = study.get_trials(deepcopy=False)[source] if resume is not None else None
+    run_id = life.open(TrialStart(trial.number, values, retry_of=source, resume=resume,
+                                  source_run=previous.user_attrs.get(RUN_ATTR) if previous else None))
     trial.set_user_attr(RUN_ATTR, run_id)
-    if backup is not None:
-        _continue_history(study, source, trial, run_id, backup[1], tracker)
+    if previous is not None and resume is not None:  # the pruner sees the whole curve, as MLflow does
+        for step, value in sorted(previous.intermediate_values.items()):
+            if step <= resume.epoch:
+                trial.report(value, step=step)
     metric = space.objective.metric
-
-    def log_epoch(epoch: int, metrics: dict[str, float]) -> bool:
-        tracker.log_epoch(run_id, epoch, metrics)
-        return False
 
     def report(epoch: int, metrics: dict[str, float]) -> bool:
         value = metrics.get(metric)
@@ -380,15 +383,12 @@ def _run_one(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, track
             trial.report(value, step=epoch)
             return trial.should_prune()
 
-    checkpoint = sweep.checkpoints / f"trial-{trial.number}" / "model.keras"
+    files = life.files(trial.number)
     with _heartbeat(study, trial), interruptible():
-        outcome = run_trial(space, values, hooks=[log_epoch, report], checkpoint_path=checkpoint,
-                            tensorboard_dir=sweep.tensorboard / f"trial-{trial.number}", debug=sweep.debug,
-                            resume_from=backup[0] if backup else None, initial_epoch=backup[1] if backup else 0,
-                            backup_dir=sweep.backups(trial.number), backup_every_s=sweep.checkpoint_every_s,
-                            suggestions=asked)
-    if asked is not None:  # the values the builder asked for, named as it named them
-        tracker.add_params(run_id, asked.values)
+        outcome = run_trial(space, values, hooks=[life.epoch_logger(run_id), report], files=files, resume=resume,
+                            suggestions=asked, debug=sweep.debug)
+    retries = int(trial.user_attrs.get(RETRIES_ATTR, 0))
+    retry = outcome.state is TrialState.FAILED and retries < sweep.max_failures  # --max-failures
     if outcome.state is TrialState.COMPLETE:
         study.tell(trial, outcome.value)
     elif outcome.state is TrialState.PRUNED:
@@ -396,46 +396,34 @@ def _run_one(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, track
     else:
         trial.set_user_attr("kerasweep.error", outcome.error)
         study.tell(trial, state=OptunaState.FAIL)
-    tracker.finish_trial(run_id, outcome.state, outcome.value, outcome.checkpoint, outcome.error,
-                         outcome.details)
-    checkpoint.unlink(missing_ok=True)  # MLflow holds it (complete); a pruned or failed trial's is of no use
-    if outcome.state is not TrialState.FAILED:  # a failed trial's copy waits for its retry
-        shutil.rmtree(sweep.backups(trial.number), ignore_errors=True)
-    _remove_if_empty(checkpoint.parent)
+    life.close(run_id, outcome, asked=asked, files=files, retry_coming=retry)
+    if retry:  # the same values again, continuing from the last backup
+        study.enqueue_trial(trial.params, user_attrs={RETRIES_ATTR: retries + 1, RETRY_OF_ATTR: trial.number})
     return outcome.error
 
 
-def _take_over_backup(sweep: SweepConfig, source: int, number: int) -> tuple[Path, int] | None:
+def _resume_point(sweep: SweepConfig, source: int, number: int) -> ResumePoint | None:
+    """Where a retry of trial `source` continues: that trial's backup, moved to trial `number`."""
+    backups = sweep.store.backups(sweep.name, source)
+    found = latest_backup(backups)
+    if found is not None and found.epoch >= sweep.space.budget.epochs:  # re-run with fewer --epochs: afresh
+        shutil.rmtree(backups, ignore_errors=True)
+        return None
+    # the copy moves to the trial that continues it: killed too, that one resumes from it
+    return _take_over_backup(sweep, source, number) if found is not None else None
+
+
+def _take_over_backup(sweep: SweepConfig, source: int, number: int) -> ResumePoint | None:
     """Move trial `source`'s resumable copy to trial `number`, which continues it; returns it there."""
-    target = sweep.backups(number)
+    target = sweep.store.backups(sweep.name, number)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(target, ignore_errors=True)
     try:
-        os.replace(sweep.backups(source), target)
+        os.replace(sweep.store.backups(sweep.name, source), target)
     except OSError:  # another worker took it first, or it was removed: start afresh
         return None
-    _remove_if_empty(sweep.backups(source).parent)
+    remove_if_empty(sweep.store.trial_folder(sweep.name, source))
     return latest_backup(target)
-
-
-def _remove_if_empty(folder: Path) -> None:
-    try:
-        folder.rmdir()
-    except OSError:  # not empty (a copy a retry still needs) or already gone
-        pass
-
-
-def _continue_history(study: optuna.Study, source: int, trial: optuna.Trial, run_id: str, epochs: int,
-                      tracker: Any) -> None:
-    """A resumed trial starts with its source's first `epochs` epochs, in MLflow and for the pruner."""
-    from trainers.catalog import ALL_METRICS
-
-    previous = study.get_trials(deepcopy=False)[source]
-    if previous.user_attrs.get(RUN_ATTR):
-        tracker.copy_epochs(previous.user_attrs[RUN_ATTR], run_id, epochs, ALL_METRICS)
-    for step, value in sorted(previous.intermediate_values.items()):
-        if step <= epochs:
-            trial.report(value, step=step)
 
 
 def _resume_unfinished(sweep: SweepConfig, study: optuna.Study) -> None:
@@ -444,7 +432,8 @@ def _resume_unfinished(sweep: SweepConfig, study: optuna.Study) -> None:
     trials = study.get_trials(deepcopy=False)
     retried = {t.user_attrs.get(RETRY_OF_ATTR) for t in trials}
     for t in trials:
-        if t.state is OptunaState.FAIL and t.number not in retried and latest_backup(sweep.backups(t.number)):
+        if t.state is OptunaState.FAIL and t.number not in retried and latest_backup(
+                sweep.store.backups(sweep.name, t.number)):
             _continue_later(study, t)
 
 
@@ -455,30 +444,29 @@ def _continue_later(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> Non
 
 
 @deferred_interrupts()
-def _abandon(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial | optuna.trial.FrozenTrial, tracker: Any,
+def _abandon(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial | optuna.trial.FrozenTrial, life: TrialLife,
              reason: str) -> None:
     """End a trial that will not finish as failed in Optuna and MLflow, whichever it is still open in."""
     frozen = study._storage.get_trial(trial._trial_id)
     if frozen.state is OptunaState.RUNNING:
         study._storage.set_trial_state_values(trial._trial_id, state=OptunaState.FAIL)
     run_id = frozen.user_attrs.get(RUN_ATTR)
-    if run_id and tracker.is_running(run_id):
-        tracker.finish_trial(run_id, TrialState.FAILED, error=reason)
-    elif not run_id and sweep.parent_run_id:
-        _log_lost_trials(sweep, tracker, [frozen], reason)
+    if run_id:
+        life.abandon(run_id, reason)
+    elif sweep.parent_run_id:
+        _log_lost_trials(life, [frozen], reason)
 
 
-def _log_lost_trials(sweep: SweepConfig, tracker: Any, trials: list[optuna.trial.FrozenTrial], reason: str) -> None:
+def _log_lost_trials(life: TrialLife, trials: list[optuna.trial.FrozenTrial], reason: str) -> None:
     """Trials that ended before their MLflow run was opened get a failed run, so both stores list them;
     a run opened but not yet recorded in Optuna is failed too."""
-    logged = {r.data.tags.get(TRIAL_TAG): r for r in tracker.trial_runs(sweep.parent_run_id)}
+    logged = {r.data.tags.get(TRIAL_TAG): r for r in life.tracker.trial_runs(life.sweep.parent_run_id)}
     for t in trials:
         run = logged.get(str(t.number))
         if run is None:
-            run_id = tracker.start_trial(sweep.parent_run_id, sweep.name, t.number, dict(t.params))
-            tracker.finish_trial(run_id, TrialState.FAILED, error=reason)
-        elif run.info.status == "RUNNING":
-            tracker.finish_trial(run.info.run_id, TrialState.FAILED, error=reason)
+            life.log_lost(t.number, t.params, reason)
+        else:
+            life.abandon(run.info.run_id, reason)
 
 
 @contextmanager
@@ -529,11 +517,11 @@ def _fail_orphans(sweep: SweepConfig, study: optuna.Study) -> None:
             live_runs.add(t.user_attrs[RUN_ATTR])
     if not sweep.parent_run_id:
         return
-    tracker = sweep.tracker()
-    _close_runs_of_finished_trials(sweep, study, tracker)
-    tracker.fail_unfinished_trials(sweep.parent_run_id, ORPHAN_REASON, keep=live_runs)
+    life = TrialLife(sweep)
+    _close_runs_of_finished_trials(sweep, study, life.tracker)
+    life.fail_orphans(keep=live_runs)
     if orphans:
-        _log_lost_trials(sweep, tracker, orphans, ORPHAN_REASON)
+        _log_lost_trials(life, orphans, ORPHAN_REASON)
 
 
 def _close_runs_of_finished_trials(sweep: SweepConfig, study: optuna.Study, tracker: Any) -> None:
@@ -546,7 +534,7 @@ def _close_runs_of_finished_trials(sweep: SweepConfig, study: optuna.Study, trac
         if t is None or run.info.status != "RUNNING":
             continue
         state = STATES[t.state]
-        checkpoint = sweep.checkpoints / f"trial-{t.number}" / "model.keras"
+        checkpoint = sweep.store.checkpoint(sweep.name, t.number)
         tracker.finish_trial(run.info.run_id, state, t.value if t.values else _last_value(t),
                              checkpoint if state is TrialState.COMPLETE else None,
                              t.user_attrs.get("kerasweep.error") or (ORPHAN_REASON if state is TrialState.FAILED else None))

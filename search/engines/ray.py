@@ -23,21 +23,46 @@ import logging
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from search.errors import SweepAborted, TrialFailed, UserInputError
 from search.interrupts import stop_on_sigterm, stop_reason
-from search.results import SweepResult, TrialState, failure_streak
-from search.space import DEFAULT_PRUNERS, Space
+from search.lifecycle import FailureStreak, Progress, TrialLife, TrialStart, results_from_mlflow
+from search.results import SweepResult, TrialState
+from search.space import Space
 from search.store import folder_agrees_with_mlflow
-from search.tracking import ORPHAN_REASON, RESUMED_TAG, RETRY_TAG, TRIAL_TAG
+from search.tracking import TRIAL_TAG
+from search.trial import TrialOutcome
+from trainers.fit import ResumePoint
 
 if TYPE_CHECKING:
+    from search.config import SweepConfig
     from search.engines import ProgressCallback
-    from search.sweep import SweepConfig
+
+SAMPLERS = ("tpe", "random", "cmaes", "qmc")  # through OptunaSearch; the first is the default
+DEFAULT_PRUNER = "successive_halving"  # ASHA
+
+
+@dataclass(frozen=True)
+class Options:
+    """The ray engine's own options (`--cpus-per-trial`, `--gpus-per-trial`, `--address`)."""
+
+    cpus_per_trial: float = 1.0  # CPUs reserved per trial (2 cores = 2 trials at once)
+    gpus_per_trial: float = 0.0  # fractions pack several small trials on one GPU; >1 trains with MirroredStrategy
+    address: str | None = None  # an existing Ray cluster; None: RAY_ADDRESS, else a private local Ray
+
+
+def describe(options: Options) -> str:
+    return f"{options.cpus_per_trial:g} CPU + {options.gpus_per_trial:g} GPU per trial"
+
+
+def check(space: Space, options: Options) -> list[str]:
+    return [f"--{name.replace('_', '-')}: must be >= 0, got {value}"
+            for name, value in (("cpus_per_trial", options.cpus_per_trial), ("gpus_per_trial", options.gpus_per_trial))
+            if value < 0]
 
 FINAL = "kerasweep_final"  # marks the one result a finished trial reports after its last epoch
 LOOPBACK = "127.0.0.1"  # a local Ray listens here only (README: Security)
@@ -96,7 +121,7 @@ def _budget_searcher_class() -> type:
             self.searcher, self.budget, self.failures_in_a_row = searcher, budget, failures_in_a_row
             self.counted: set[str] = set()
             self.live: set[str] = set()
-            self.streak = 0  # trials in a row that ended with an error: at the limit, no new trial starts
+            self.streak = FailureStreak(failures_in_a_row)  # at the limit, no new trial starts
             super().__init__(metric=searcher.metric, mode=searcher.mode)
 
         def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
@@ -106,7 +131,7 @@ def _budget_searcher_class() -> type:
             return self.searcher.set_max_concurrency(max_concurrent)
 
         def suggest(self, trial_id: str) -> dict | str | None:
-            if len(self.counted) >= self.budget or self.streak >= self.failures_in_a_row:
+            if len(self.counted) >= self.budget or self.streak.message:
                 return Searcher.FINISHED
             if len(self.counted) + len(self.live) >= self.budget:
                 return None  # a running trial may still fail and need replacing
@@ -120,7 +145,7 @@ def _budget_searcher_class() -> type:
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
             self.live.discard(trial_id)
-            self.streak = self.streak + 1 if error else 0
+            self.streak.add("failed" if error else None)
             if not error:
                 self.counted.add(trial_id)
             self.searcher.on_trial_complete(trial_id, result=result, error=error)
@@ -132,7 +157,7 @@ def _budget_searcher_class() -> type:
 
         def set_state(self, state: dict) -> None:
             self.counted, self.live = set(state["counted"]), set(state["live"])
-            self.streak = 0  # a re-run after a fix starts a new streak
+            self.streak = FailureStreak(self.failures_in_a_row)  # a re-run after a fix starts a new streak
 
         def save(self, checkpoint_path: str) -> None:
             self.searcher.save(checkpoint_path)
@@ -153,7 +178,7 @@ def make_scheduler(space: Space) -> Any:
     """
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
 
-    epochs, name = space.budget.epochs, space.search.pruner or DEFAULT_PRUNERS["ray"]
+    epochs, name = space.budget.epochs, space.search.pruner or DEFAULT_PRUNER
     target = {"metric": space.objective.metric, "mode": _mode(space), "time_attr": EPOCH}
     # max_t is one past the last epoch: ASHA stops a trial *at* max_t, which would cut off the final
     # report (best value + checkpoint) that marks a trial complete.
@@ -177,44 +202,44 @@ def trainable(config: dict[str, Any], sweep: SweepConfig) -> None:
     from ray import tune
 
     from search.quiet import import_tensorflow_quietly, silence
-    from search.trial import resolve_values, run_trial
-    from trainers.fit import configure_runtime, latest_backup
+    from search.trial import TrialFiles, resolve_values, run_trial
+    from trainers.fit import BackupPolicy, ResumePoint, configure_runtime, latest_backup
 
     silence(sweep.verbose)
     import_tensorflow_quietly()
-    configure_runtime(threads=max(1, int(sweep.cpus_per_trial)))
+    configure_runtime(threads=max(1, int(sweep.options.cpus_per_trial)))
     values = resolve_values(sweep.space, config)
 
     node = ray.get_runtime_context().get_node_id()
 
     trial_id = tune.get_context().get_trial_id()
     with tempfile.TemporaryDirectory() as folder, tempfile.TemporaryDirectory() as backups:
-        resume_from, initial_epoch = None, 0
+        resume = None
         restored = tune.get_checkpoint()  # a retried or restored trial: its last resumable copy
         if restored is not None:
             with restored.as_directory() as directory:
                 found = latest_backup(directory)
-                if found is not None and found[1] < sweep.space.budget.epochs:
-                    resume_from, initial_epoch = Path(folder) / "resume.keras", found[1]
-                    shutil.copy(found[0], resume_from)
+                if found is not None and found.epoch < sweep.space.budget.epochs:
+                    resume = ResumePoint(Path(folder) / "resume.keras", found.epoch)
+                    shutil.copy(found.path, resume.path)
 
-        handed = [initial_epoch]  # the epoch of the last copy handed to Tune
+        handed = [resume.epoch if resume else 0]  # the epoch of the last copy handed to Tune
 
         def report(epoch: int, metrics: dict[str, float]) -> bool:
             saved = latest_backup(backups)  # taken after the previous epoch's hooks (see trainers.fit.train)
-            if saved is not None and saved[1] > handed[0]:  # a fresh copy (see --checkpoint-every): hand it to Tune
-                handed[0] = saved[1]
+            if saved is not None and saved.epoch > handed[0]:  # a fresh copy (see --checkpoint-every): hand it to Tune
+                handed[0] = saved.epoch
                 tune.report({**metrics, EPOCH: epoch, NODE: node}, checkpoint=tune.Checkpoint.from_directory(backups))
             else:
                 tune.report({**metrics, EPOCH: epoch, NODE: node})
             return False  # the scheduler stops the trial from the driver
 
-        outcome = run_trial(sweep.space, values, hooks=[report], checkpoint_path=Path(folder) / "model.keras",
-                            tensorboard_dir=sweep.tensorboard.resolve() / f"ray-{trial_id}", debug=sweep.debug,
-                            resume_from=resume_from, initial_epoch=initial_epoch, backup_dir=Path(backups),
-                            backup_every_s=sweep.checkpoint_every_s)
-        if resume_from is not None:
-            resume_from.unlink(missing_ok=True)  # not part of the final checkpoint
+        files = TrialFiles(checkpoint=Path(folder) / "model.keras",
+                           tensorboard=sweep.store.tensorboard(sweep.name, f"ray-{trial_id}").resolve(),
+                           backup=BackupPolicy(Path(backups), sweep.checkpoint_every_s))
+        outcome = run_trial(sweep.space, values, hooks=[report], files=files, resume=resume, debug=sweep.debug)
+        if resume is not None:
+            resume.path.unlink(missing_ok=True)  # not part of the final checkpoint
         if outcome.state is TrialState.FAILED:
             raise TrialFailed(outcome.error or "trial failed")
         final = {sweep.space.objective.metric: outcome.value, EPOCH: outcome.epochs, FINAL: True, NODE: node,
@@ -232,51 +257,43 @@ def _tune_callback_class() -> type:
         def __init__(self, sweep: SweepConfig, on_progress: ProgressCallback | None = None) -> None:
             self.sweep = sweep
             self.on_progress = on_progress
-            self._tracker: Any = None
+            self._life: TrialLife | None = None
+            self._progress: Progress | None = None
             self._runs: dict[str, tuple[int, str]] = {}  # ray trial id -> (number, run id)
             self._closed: set[str] = set()  # ray trial ids whose run ended (a restored trial gets a new run)
             self._final: dict[str, dict[str, Any]] = {}
             self._next = 0  # the next trial number
 
         def __getstate__(self) -> dict[str, Any]:  # pickled into Ray's experiment state: no clients
-            return {"sweep": self.sweep, "on_progress": None, "_tracker": None, "_runs": {}, "_closed": set(),
-                    "_final": {}, "_next": 0}
+            return {"sweep": self.sweep, "on_progress": None, "_life": None, "_progress": None, "_runs": {},
+                    "_closed": set(), "_final": {}, "_next": 0}
 
         @property
-        def tracker(self) -> Any:
-            if self._tracker is None:
-                self._tracker = self.sweep.tracker()
-                for run in self._tracker.trial_runs(self.sweep.parent_run_id):
+        def life(self) -> TrialLife:
+            if self._life is None:
+                self._life = TrialLife(self.sweep)
+                self._life.fail_orphans()  # runs left RUNNING: their driver died (one driver per sweep)
+                for run in self._life.tracker.trial_runs(self.sweep.parent_run_id):
                     ray_id = run.data.tags.get(RAY_ID_TAG)
                     if ray_id:
                         number = int(run.data.tags[TRIAL_TAG])
                         self._next = max(self._next, number + 1)
-                        if run.info.status == "RUNNING":  # its driver died (one driver per sweep)
-                            self._tracker.finish_trial(run.info.run_id, TrialState.FAILED, error=ORPHAN_REASON)
                         self._closed.add(ray_id)
                         if ray_id not in self._runs or number > self._runs[ray_id][0]:
                             self._runs[ray_id] = (number, run.info.run_id)
-            return self._tracker
+            return self._life
 
         def _run(self, trial: Any, starting: bool = False) -> tuple[int, str]:
-            tracker = self.tracker
+            life = self.life
             if trial.trial_id not in self._runs or (starting and trial.trial_id in self._closed):
                 self._closed.discard(trial.trial_id)
                 number, self._next = self._next, self._next + 1
-                values = {**self.sweep.space.fixed, **trial.config}
-                tags = {RAY_ID_TAG: trial.trial_id}
-                previous = self._runs.get(trial.trial_id)
-                found = _resumable(trial)
-                if previous is not None:  # a retried or restored trial: a new run, continuing the last one
-                    tags[RETRY_TAG] = str(previous[0])
-                    if found is not None:
-                        tags[RESUMED_TAG] = str(found[1])
-                run_id = tracker.start_trial(self.sweep.parent_run_id, self.sweep.name, number, values,
-                                             extra_tags=tags)
-                if previous is not None and found is not None:
-                    from trainers.catalog import ALL_METRICS
-
-                    tracker.copy_epochs(previous[1], run_id, found[1], ALL_METRICS)
+                previous = self._runs.get(trial.trial_id)  # a retried or restored trial: a new run, continuing it
+                found = _resumable(trial) if previous is not None else None
+                run_id = life.open(TrialStart(
+                    number, {**self.sweep.space.fixed, **trial.config}, tags={RAY_ID_TAG: trial.trial_id},
+                    retry_of=previous[0] if previous else None, resume=found,
+                    source_run=previous[1] if previous else None))
                 self._runs[trial.trial_id] = (number, run_id)
             return self._runs[trial.trial_id]
 
@@ -291,9 +308,8 @@ def _tune_callback_class() -> type:
             from trainers.catalog import ALL_METRICS
 
             if int(result[EPOCH]) == 1 and NODE in result:  # which Ray node ran it (cluster runs)
-                self.tracker.tag(run_id, NODE_TAG, str(result[NODE]))
-            metrics = {k: result[k] for k in ALL_METRICS if k in result}
-            self.tracker.log_epoch(run_id, int(result[EPOCH]), metrics)
+                self.life.tracker.tag(run_id, NODE_TAG, str(result[NODE]))
+            self.life.epoch_logger(run_id)(int(result[EPOCH]), {k: result[k] for k in ALL_METRICS if k in result})
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             _, run_id = self._run(trial)
@@ -302,11 +318,12 @@ def _tune_callback_class() -> type:
             if final is not None:
                 checkpoint = trial.checkpoint
                 path = Path(checkpoint.path) / "model.keras" if checkpoint is not None else None
-                self.tracker.finish_trial(run_id, TrialState.COMPLETE, final[metric], path)
-            else:
-                self.tracker.finish_trial(run_id, TrialState.PRUNED, _last_value(trial, metric))
+                outcome = TrialOutcome(TrialState.COMPLETE, final[metric], checkpoint=path)
+            else:  # stopped by the scheduler: its value is its last reported one, as Optuna records a pruned trial
+                outcome = TrialOutcome(TrialState.PRUNED, _last_value(trial, metric))
+            self.life.close(run_id, outcome)
             self._closed.add(trial.trial_id)
-            self._progress()
+            self.progress()
 
         def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             """--max-failures: this attempt failed and Tune retries the trial (a new run then)."""
@@ -315,20 +332,21 @@ def _tune_callback_class() -> type:
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             _, run_id = self._run(trial)
             error, details = _error_of(trial)
-            self.tracker.finish_trial(run_id, TrialState.FAILED, error=error, details=details)
+            self.life.close(run_id, TrialOutcome(TrialState.FAILED, error=error, details=details))
             self._closed.add(trial.trial_id)
-            self._progress()
+            self.progress()
 
-        def _progress(self) -> None:
-            # reading every trial back from MLflow costs; refresh at most every 2 s (as the Optuna engine)
-            if self.on_progress is not None and time.monotonic() - getattr(self, "_shown", 0.0) > 2.0:
-                self.on_progress(results(self.sweep))
-                self._shown = time.monotonic()
+        def progress(self) -> None:
+            if self.on_progress is None:
+                return
+            if self._progress is None:
+                self._progress = Progress(self.on_progress, lambda: results(self.sweep))
+            self._progress()
 
     return TrackingCallback
 
 
-def _resumable(trial: Any) -> tuple[Path, int] | None:
+def _resumable(trial: Any) -> ResumePoint | None:
     """The resumable copy in a Tune trial's latest checkpoint and its epoch, if it has one."""
     from trainers.fit import latest_backup
 
@@ -360,7 +378,7 @@ def _init_ray(sweep: SweepConfig) -> bool:
 
     if ray.is_initialized():
         return False
-    address = sweep.address or os.environ.get("RAY_ADDRESS")
+    address = sweep.options.address or os.environ.get("RAY_ADDRESS")
     options: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": sweep.verbose,
                                "configure_logging": True}
     env = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
@@ -405,18 +423,18 @@ def _loopback_only() -> Iterator[None]:
 def _concurrency(sweep: SweepConfig) -> int:
     import ray
 
-    resources = ray.cluster_resources()
-    by_cpu = int(resources.get("CPU", 1) // max(sweep.cpus_per_trial, 0.01)) if sweep.cpus_per_trial else 64
-    by_gpu = int(resources.get("GPU", 0) // sweep.gpus_per_trial) if sweep.gpus_per_trial else by_cpu
-    if sweep.gpus_per_trial and by_gpu == 0:
-        raise UserInputError(f"--gpus-per-trial: {sweep.gpus_per_trial} GPUs per trial, but the Ray cluster has "
+    resources, cpus, gpus = ray.cluster_resources(), sweep.options.cpus_per_trial, sweep.options.gpus_per_trial
+    by_cpu = int(resources.get("CPU", 1) // max(cpus, 0.01)) if cpus else 64
+    by_gpu = int(resources.get("GPU", 0) // gpus) if gpus else by_cpu
+    if gpus and by_gpu == 0:
+        raise UserInputError(f"--gpus-per-trial: {gpus} GPUs per trial, but the Ray cluster has "
                              f"{resources.get('GPU', 0)} GPUs; lower it or join a GPU cluster with --address")
     return max(1, min(by_cpu, by_gpu, sweep.space.budget.trials))
 
 
 def experiment_path(sweep: SweepConfig) -> Path:
     """Where Ray keeps the experiment state and checkpoints (a shared path on a cluster)."""
-    return (sweep.store / "ray").resolve() / sweep.name
+    return sweep.store.ray_experiment(sweep.name)
 
 
 def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
@@ -436,7 +454,7 @@ def _fit(sweep: SweepConfig, on_progress: ProgressCallback, path: Path) -> None:
     from ray import tune
 
     space = sweep.space
-    resources = {"cpu": sweep.cpus_per_trial, "gpu": sweep.gpus_per_trial}
+    resources = {"cpu": sweep.options.cpus_per_trial, "gpu": sweep.options.gpus_per_trial}
     fn = tune.with_resources(tune.with_parameters(trainable, sweep=sweep), resources)
     callback = _tune_callback_class()(sweep, on_progress)
     if path.exists():
@@ -468,9 +486,7 @@ def _fit(sweep: SweepConfig, on_progress: ProgressCallback, path: Path) -> None:
     if _close_interrupted(sweep):  # Tune caught Ctrl-C and saved its state: tell the CLI
         raise KeyboardInterrupt
     found = results(sweep)  # the searcher stopped short of the budget after failures in a row: say why
-    ended = sorted(found.trials, key=lambda t: t.number)
-    message = failure_streak([t.error or "" if t.state is TrialState.FAILED else "" for t in ended],
-                             sweep.max_failures_in_a_row)
+    message = FailureStreak.of(found, sweep.max_failures_in_a_row).message
     if message and found.done < sweep.space.budget.trials:
         raise SweepAborted(message)
 
@@ -478,10 +494,9 @@ def _fit(sweep: SweepConfig, on_progress: ProgressCallback, path: Path) -> None:
 def _close_interrupted(sweep: SweepConfig) -> bool:
     """Fail the runs of trials a Ctrl-C stopped (Tune resumes them on the next run); True if any."""
     unfinished = [t for t in results(sweep).trials if t.state is TrialState.RUNNING]
-    tracker = sweep.tracker()
+    life = TrialLife(sweep)
     for trial in unfinished:
-        tracker.finish_trial(trial.mlflow_run_id, TrialState.FAILED,
-                             error=stop_reason())
+        life.abandon(trial.mlflow_run_id, stop_reason())
     return bool(unfinished)
 
 
@@ -508,7 +523,4 @@ def check_stores(sweep: SweepConfig, logged: set[int], parent_exists: bool) -> s
 
 def results(sweep: SweepConfig) -> SweepResult:
     """The sweep's trials as the driver recorded them in MLflow."""
-    tracker = sweep.tracker()
-    parent = sweep.parent_run_id or tracker.find_sweep_run(sweep.space.name, sweep.name)
-    found = tracker.trial_results(parent, sweep.space.objective.metric) if parent else []
-    return SweepResult(sweep.name, "ray", sweep.space.objective.direction, sweep.space.budget.trials, tuple(found))
+    return results_from_mlflow(sweep)

@@ -1,0 +1,35 @@
+"""`SweepConfig`: one sweep's space, name, store and engine options; below the engines, imports none.
+
+Built and checked by `search.sweep.make_config`; engines read it and never change it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from search.space import Space
+from search.store import Store
+
+DEFAULT_STORE = Path(os.environ.get("KERASWEEP_STORE", "runs"))
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """One sweep: the parsed space (with CLI overrides applied) and where and how to run it."""
+
+    space: Space
+    name: str
+    engine: str = "optuna"
+    store: Store = field(default_factory=lambda: Store(DEFAULT_STORE))
+    options: Any = None  # the engine's own frozen options (workers, storage, cpus per trial, ...)
+    max_failures: int = 0  # retries of a failed trial (same values) before it stays failed
+    max_failures_in_a_row: int = 5  # stop the sweep when this many trials in a row failed
+    checkpoint_every_s: float = 60.0  # a running trial's resumable copy, at most this often (0: every epoch)
+    verbose: bool = False
+    debug: bool = False  # one trial, eager execution, Keras and TensorFlow logs: for a new builder
+    parent_run_id: str | None = None  # filled in by run_sweep once the MLflow parent run exists
+    tracking_uri: str | None = None  # None: the store's own MLflow file (or MLFLOW_TRACKING_URI)
+    artifact_root: Path | None = None
