@@ -18,6 +18,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+# a fourth engine, registered as a team would register its own: the contract suite runs it too
+TEST_ENGINES = "random=tests.random_engine"
+os.environ["KERASWEEP_ENGINES"] = TEST_ENGINES  # read when search.engines is first imported, here and in the CLI
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT, timeout: int = 600) -> subprocess.CompletedProcess:

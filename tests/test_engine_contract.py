@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from search.engines import ENGINES as REGISTRY
 from search.tracking import PARAMS_TAG, STATE_TAG
 from tests.conftest import mlflow_client, run_cli, sweep_runs, write_space
 
-ENGINES = ["optuna", "ray", "keras-tuner"]
+ENGINES = list(REGISTRY)  # every registered engine: the three shipped ones and the tests' random engine
 TRIALS, EPOCHS = 5, 3
 STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
 SPACE = f"""

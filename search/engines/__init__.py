@@ -8,6 +8,7 @@ Engines never import each other. A new engine is one module and one `register` l
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -24,6 +25,8 @@ ENGINES: dict[str, str] = {
     "ray": "search.engines.ray",
     "keras-tuner": "search.engines.keras_tuner",
 }
+#: more engines, `name=package.module` separated by commas (a team's own engine, the tests' random one)
+ENGINES_ENV = "KERASWEEP_ENGINES"
 
 
 class Engine(Protocol):
@@ -52,6 +55,11 @@ class Engine(Protocol):
 def register(name: str, module: str) -> None:
     """Make `module` (a dotted path implementing `Engine`) available as `--engine name`."""
     ENGINES[name] = module
+
+
+for _entry in filter(None, os.environ.get(ENGINES_ENV, "").split(",")):
+    _name, _, _module = _entry.partition("=")
+    register(_name.strip(), _module.strip())
 
 
 def get_engine(name: str) -> Engine:
