@@ -74,9 +74,10 @@ CASES = [
     ("--seed not a number", lambda f: ["sweep", "mlp", "--seed", "abc"], ["--seed", "abc"]),
     ("unknown flag", lambda f: ["sweep", "mlp", "--trails", "3"], ["--trails"]),
     ("sampler of another engine", lambda f: ["sweep", "mlp", "--engine", "keras-tuner", "--sampler", "tpe"], ["--sampler", "'tpe'", "keras-tuner", "hyperband, random, bayesian"]),
-    ("keras-tuner with workers", lambda f: ["sweep", "mlp", "--engine", "keras-tuner", "--workers", "2"], ["--workers", "one trial at a time"]),
+    ("keras-tuner with workers", lambda f: ["sweep", "mlp", "--engine", "keras-tuner", "--workers", "2"], ["--workers", "engine 'keras-tuner' does not take it", "optuna does"]),
+    ("cpus per trial on optuna", lambda f: ["sweep", "mlp", "--cpus-per-trial", "2"], ["--cpus-per-trial", "engine 'optuna' does not take it", "ray does"]),
     ("--checkpoint-every negative", lambda f: ["sweep", "mlp", "--checkpoint-every", "-1"], ["--checkpoint-every", "-1"]),
-    ("storage on ray", lambda f: ["sweep", "mlp", "--engine", "ray", "--storage", "sqlite:///x.db"], ["--storage", "only the optuna engine"]),
+    ("storage on ray", lambda f: ["sweep", "mlp", "--engine", "ray", "--storage", "sqlite:///x.db"], ["--storage", "engine 'ray' does not take it", "optuna does"]),
     ("keras-tuner mixed choices", lambda f: ["sweep", _mixed_choices(f), "--engine", "keras-tuner"], ["m.yaml", "params.units.choices", "units is a whole number, got '16'"]),
     # stores and names
     ("store is a file", lambda f: ["sweep", "mlp", "--store", str(f / "file")] if (f / "file").write_text("x") else [], ["--store", "not a folder"]),
