@@ -172,14 +172,17 @@ def status(name: str | None, store: Path) -> None:
 @click.argument("name")
 @click.option("--output", type=click.Path(path_type=Path), help="File to write (default <store>/exports/NAME.yaml).")
 @click.option("--top", type=click.IntRange(min=1), default=1, show_default=True, help="Export the K best trials.")
+@click.option("--where", multiple=True, metavar="CONSTRAINT",
+              help='Only trials that meet it, e.g. "latency_ms < 5" or "model_params < 200000" (repeatable); a '
+                   "model measure (model_params, model_bytes, latency_ms) or a metric training logs, at the best epoch.")
 @store_option
 @reports_errors
-def export(name: str, output: Path | None, top: int, store: Path) -> None:
+def export(name: str, output: Path | None, top: int, store: Path, where: tuple[str, ...]) -> None:
     """Write the best trial of sweep NAME as a config that `kerasweep train` takes as it is."""
     silence()
     from search.export import export_best
 
-    for path in export_best(name, store, output, top):
+    for path in export_best(name, store, output, top, where):
         console.print(f"Exported {path}")
 
 

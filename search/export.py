@@ -17,11 +17,13 @@ import dataclasses
 import datetime as dt
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, StrictInt, StrictStr, StringConstraints, ValidationError
 
+from search.constraints import meeting, parse_where
 from search.errors import UserInputError
 from search.results import SweepResult, TrialResult
 from search.safe_yaml import read_yaml
@@ -53,19 +55,32 @@ def export_config(config: SweepConfig, trial: TrialResult, result: SweepResult) 
     return document
 
 
-def export_best(name: str, store: Path | str | None = None, output: Path | str | None = None, top: int = 1) -> list[Path]:
-    """Write the best `top` trials of sweep `name`; returns the written paths (best first)."""
+def export_best(name: str, store: Path | str | None = None, output: Path | str | None = None, top: int = 1,
+                where: Sequence[str] = ()) -> list[Path]:
+    """Write the best `top` trials of sweep `name`; returns the written paths (best first).
+
+    `where`: constraints such as `"latency_ms < 5"` (see `search.constraints`); only trials that meet
+    them all are exported, and none meeting them is bad input naming the closest trial.
+    """
     config = load_config(name, store)
+    constraints = parse_where(where, config.space.task)
     result = sweep_results(config)
     ranked = result.ranked()
     if not ranked:
         raise UserInputError(f"sweep {name!r} has no completed trial yet ({result.done} done); run it first: make sweep")
+    if constraints:
+        from search.lifecycle import tracker_of
+
+        ranked = meeting(ranked, constraints, tracker_of(config).client, result.direction == "maximize", name)
     base = Path(output) if output else config.store.export(name)
     paths = []
     for rank, trial in enumerate(ranked[:top], start=1):
         path = base if rank == 1 else base.with_name(f"{base.stem}-{rank}{base.suffix}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(export_config(config, trial, result), sort_keys=False))
+        document = export_config(config, trial, result)
+        if constraints:
+            document["provenance"]["where"] = [str(c) for c in constraints]
+        path.write_text(yaml.safe_dump(document, sort_keys=False))
         paths.append(path)
     return paths
 
@@ -86,10 +101,11 @@ class Provenance(_Strict):
 
     space: str | None = Field(None, pattern=NAME_RULE, max_length=MAX_NAME)
     sweep: str | None = Field(None, pattern=NAME_RULE, max_length=MAX_NAME)
-    engine: Literal["optuna", "ray", "keras-tuner"] | None = None
+    engine: str | None = Field(None, pattern=NAME_RULE, max_length=MAX_NAME)  # a registered engine's name
     trial: int | None = Field(None, ge=0)
     mlflow_run_id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
     objective: ExportedObjective | None = None
+    where: list[Annotated[str, StringConstraints(max_length=200)]] | None = None  # constraints it was chosen under
     kerasweep_version: str | None = Field(None, max_length=100)
     exported_at: str | None = Field(None, max_length=100)
 

@@ -317,16 +317,20 @@ class Tracker:
 
     @deferred_interrupts()
     def finish_trial(self, run_id: str, state: TrialState, value: float | None = None,
-                     checkpoint: Path | None = None, error: str | None = None, details: str | None = None) -> None:
-        """Record how the trial ended: state tag, run status, checkpoint (complete), error (failed)."""
-        from mlflow.entities import RunTag
+                     checkpoint: Path | None = None, error: str | None = None, details: str | None = None,
+                     measures: dict[str, float] | None = None) -> None:
+        """Record how the trial ended: state tag, run status, checkpoint (complete), error (failed), and
+        what the trained model costs (`measures`: catalog.MEASURES, logged as metrics)."""
+        from mlflow.entities import Metric, RunTag
 
-        tags = [RunTag(STATE_TAG, state.value)]  # one write for all tags: this runs once per trial
+        tags = [RunTag(STATE_TAG, state.value)]  # one write for all tags and measures: once per trial
         if value is not None:
             tags.append(RunTag(VALUE_TAG, repr(float(value))))
         if error:
             tags.append(RunTag(ERROR_TAG, error[:4000]))
-        self.client.log_batch(run_id, tags=tags)
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, 0) for k, v in (measures or {}).items()]
+        self.client.log_batch(run_id, tags=tags, metrics=metrics)
         if details:
             self.client.log_text(run_id, details, "error.txt")
         if checkpoint is not None and Path(checkpoint).exists():

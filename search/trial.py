@@ -42,6 +42,7 @@ class TrialOutcome:
     checkpoint: Path | None = None
     error: str | None = None
     details: str | None = None
+    measures: dict[str, float] = field(default_factory=dict)  # catalog.MEASURES of the trained model
 
 
 def resolve_values(space: Space, sampled: dict[str, Any]) -> dict[str, Any]:
@@ -123,6 +124,7 @@ def run_trial(space: Space, values: dict[str, Any], hooks: Sequence[EpochHook] =
         epochs=initial_epoch + result.epochs_run,
         history=result.history,
         checkpoint=files.checkpoint if state is TrialState.COMPLETE else None,
+        measures=result.measures,
     )
 
 

@@ -79,6 +79,12 @@ def test_mlflow_shape(swept: dict) -> None:
         # Rule: per-epoch metrics at step = epoch (1-based), no step twice
         steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")]
         assert steps == list(range(1, len(steps) + 1)) and 1 <= len(steps) <= EPOCHS
+        if state == "complete":
+            # Rule: a complete trial's model cost is logged on every engine: its parameter count (the mlp
+            # on wine: 13 inputs -> units -> 3 classes), its saved file's bytes and one row's prediction time
+            metrics, units = run.data.metrics, values["units"]
+            assert metrics["model_params"] == (13 * units + units) + (units * 3 + 3), metrics
+            assert metrics["model_bytes"] > 1000 and 0 < metrics["latency_ms"] < 1000
         has_checkpoint = "checkpoint" in {a.path for a in client.list_artifacts(run.info.run_id)}
         # Rule: completed trials, and only they, carry checkpoint/model.keras
         assert has_checkpoint == (state == "complete")

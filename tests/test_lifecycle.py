@@ -45,9 +45,10 @@ class FakeTracker:
         self.calls.append(("params", (run_id, params)))
 
     def finish_trial(self, run_id: str, state: TrialState, value: float | None = None, checkpoint: Path | None = None,
-                     error: str | None = None, details: str | None = None) -> None:
+                     error: str | None = None, details: str | None = None, measures: dict | None = None) -> None:
         self.running.discard(run_id)
         self.calls.append(("finish", (run_id, state, value, checkpoint, error)))
+        self.calls.append(("measures", (run_id, measures or {})))
 
     def is_running(self, run_id: str) -> bool:
         return run_id in self.running
@@ -113,12 +114,15 @@ def test_close_records_the_outcome_then_tidies_the_trials_files(tmp_path: Path, 
     run_id = life.open(TrialStart(0, {}))
     outcome = TrialOutcome(state, value=0.9 if state is not TrialState.FAILED else None,
                            checkpoint=files.checkpoint if state is TrialState.COMPLETE else None,
-                           error="ValueError: no" if state is TrialState.FAILED else None)
+                           error="ValueError: no" if state is TrialState.FAILED else None,
+                           measures={} if state is TrialState.FAILED else {"model_params": 1234.0})
     life.close(run_id, outcome, files=files, retry_coming=retry_coming)
     _, ended, value, checkpoint, error = tracker.named("finish")[0]
     # Rule: the run ends in the trial's state, with the checkpoint only when complete, the error when failed
     assert ended is state and value == outcome.value and error == outcome.error
     assert checkpoint == (files.checkpoint if state is TrialState.COMPLETE else None)
+    # Rule: what the trained model costs is logged with the outcome, in the same write
+    assert tracker.named("measures") == [(run_id, outcome.measures)]
     assert files.checkpoint.exists() is checkpoint_left
     assert files.backup.folder.exists() is backup_left
     # Rule: nothing left means no trial folder left

@@ -257,6 +257,9 @@ def task_metrics(task: str) -> tuple[str, ...]:
 METRICS: tuple[str, ...] = task_metrics("classification")
 #: Every metric any task logs: what a resumed trial copies from the run it continues.
 ALL_METRICS: tuple[str, ...] = tuple(sorted({m for task in TASKS for m in task_metrics(task)}))
+#: What a trained model costs, measured once training ends and logged on its trial run: its parameter
+#: count, the size of its saved `.keras` file, and the median milliseconds of one single-row prediction.
+MEASURES: tuple[str, ...] = ("model_params", "model_bytes", "latency_ms")
 
 
 def known_params(model: str) -> dict[str, str] | None:

@@ -73,6 +73,7 @@ class TrainResult:
     best_value: float
     model: Any  # what is saved and served: input scaling + network (see with_input_scaling)
     epochs_run: int
+    measures: dict[str, float] = field(default_factory=dict)  # catalog.MEASURES of the saved model
 
     @property
     def network(self) -> Any:
@@ -482,4 +483,23 @@ def train(
     if checkpoint_path is not None:
         Path(checkpoint_path).parent.mkdir(parents=True, exist_ok=True)
         model.save(checkpoint_path)
-    return TrainResult(history, best_epoch, float(scores[best_epoch]), model, len(scores))
+    measures = measure(model, data.x_val[:1], checkpoint_path)
+    return TrainResult(history, best_epoch, float(scores[best_epoch]), model, len(scores), measures)
+
+
+def measure(model: Any, row: Any, saved: str | os.PathLike[str] | None = None, calls: int = 20) -> dict[str, float]:
+    """What a model costs in production (catalog.MEASURES): parameters, bytes of its saved file (when
+    saved), and the median milliseconds of one prediction on one raw row after three warm-up calls, on
+    this machine as loaded at that moment. `predict_on_batch` runs the compiled prediction step, as a
+    server answering one request does; `model.predict` would add its own set-up (a dataset per call)."""
+    for _ in range(3):
+        model.predict_on_batch(row)
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        model.predict_on_batch(row)
+        times.append((time.perf_counter() - start) * 1000)
+    found = {"model_params": float(model.count_params()), "latency_ms": float(np.median(times))}
+    if saved is not None and Path(saved).exists():
+        found["model_bytes"] = float(Path(saved).stat().st_size)
+    return found

@@ -243,7 +243,7 @@ def trainable(config: dict[str, Any], sweep: SweepConfig) -> None:
         if outcome.state is TrialState.FAILED:
             raise TrialFailed(outcome.error or "trial failed")
         final = {sweep.space.objective.metric: outcome.value, EPOCH: outcome.epochs, FINAL: True, NODE: node,
-                 "best_epoch": (outcome.best_epoch or 0) + 1}
+                 "best_epoch": (outcome.best_epoch or 0) + 1, **outcome.measures}
         tune.report(final, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
@@ -318,7 +318,10 @@ def _tune_callback_class() -> type:
             if final is not None:
                 checkpoint = trial.checkpoint
                 path = Path(checkpoint.path) / "model.keras" if checkpoint is not None else None
-                outcome = TrialOutcome(TrialState.COMPLETE, final[metric], checkpoint=path)
+                from trainers.catalog import MEASURES
+
+                outcome = TrialOutcome(TrialState.COMPLETE, final[metric], checkpoint=path,
+                                       measures={k: final[k] for k in MEASURES if k in final})
             else:  # stopped by the scheduler: its value is its last reported one, as Optuna records a pruned trial
                 outcome = TrialOutcome(TrialState.PRUNED, _last_value(trial, metric))
             self.life.close(run_id, outcome)
