@@ -64,6 +64,8 @@ def main() -> None:
 @click.option("--engine", type=click.Choice(list(ENGINES)), default="optuna", show_default=True, help="Search engine.")
 @click.option("--trials", type=click.IntRange(min=1), help="Budget of complete + pruned trials (overrides the space).")
 @click.option("--epochs", type=click.IntRange(min=1), help="Most epochs a trial may train (overrides the space).")
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True),
+              help="Start no trial after this many minutes; running ones end as they would (overrides the space).")
 @click.option("--name", help="Sweep name (default: the space's name). The same name resumes the sweep.")
 @click.option("--workers", type=click.IntRange(min=1), help="Optuna engine: parallel trial processes (default 1).")
 @click.option("--sampler", type=click.Choice(SAMPLERS),
@@ -88,7 +90,8 @@ def main() -> None:
 @click.option("--verbose", is_flag=True, help="Show TensorFlow, Optuna, Ray and MLflow logs.")
 @click.option("--debug", is_flag=True, help="Run one trial eagerly (run_eagerly) with full logs, to debug a builder.")
 @reports_errors
-def sweep(space: str, engine: str, trials: int | None, epochs: int | None, name: str | None, workers: int | None,
+def sweep(space: str, engine: str, trials: int | None, epochs: int | None, minutes: float | None, name: str | None,
+          workers: int | None,
           sampler: str | None, pruner: str | None, seed: int | None, store: Path, storage: str | None,
           max_failures: int, checkpoint_every: float | None, cpus_per_trial: float | None,
           gpus_per_trial: float | None, address: str | None, verbose: bool, debug: bool) -> None:
@@ -100,7 +103,8 @@ def sweep(space: str, engine: str, trials: int | None, epochs: int | None, name:
     from search.sweep import check_stores_agree, make_config
 
     trials = 1 if debug else trials
-    parsed = load_space(space).with_overrides(trials=trials, epochs=epochs, sampler=sampler, pruner=pruner, seed=seed)
+    parsed = load_space(space).with_overrides(trials=trials, epochs=epochs, minutes=minutes, sampler=sampler,
+                                              pruner=pruner, seed=seed)
     config = make_config(parsed, name=name, store=store, engine=engine, workers=workers, storage=storage,
                          max_failures=max_failures, checkpoint_every_s=checkpoint_every, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                          address=address, verbose=verbose, debug=debug)
@@ -124,6 +128,9 @@ def sweep(space: str, engine: str, trials: int | None, epochs: int | None, name:
     with ConsoleReporter(config.name, parsed.budget.trials, metric, console) as reporter:
         result = run_sweep(config, reporter)
     console.print(counts_line(result))
+    if parsed.budget.minutes and result.done < parsed.budget.trials:
+        console.print(f"Time budget spent ({parsed.budget.minutes:g} min): no trial started after it; "
+                      f"{result.done} of {parsed.budget.trials} trials done. Re-run to continue.")
     if result.best is None:
         console.print("No trial completed: nothing to export. Check failures with: kerasweep status " + config.name)
         return

@@ -31,5 +31,6 @@ class SweepConfig:
     verbose: bool = False
     debug: bool = False  # one trial, eager execution, Keras and TensorFlow logs: for a new builder
     parent_run_id: str | None = None  # filled in by run_sweep once the MLflow parent run exists
+    deadline: float | None = None  # wall-clock time (time.time()) after which no trial starts; from budget.minutes
     tracking_uri: str | None = None  # None: the store's own MLflow file (or MLFLOW_TRACKING_URI)
     artifact_root: Path | None = None

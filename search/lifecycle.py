@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from trainers.suggest import Suggestions
 
 __all__ = [
-    "ORPHAN_REASON", "FailureStreak", "Progress", "TrialFiles", "TrialLife", "TrialStart",
+    "ORPHAN_REASON", "FailureStreak", "Progress", "TrialFiles", "TrialLife", "TrialStart", "out_of_time",
     "results_from_mlflow", "stop_reason", "tracker_of",
 ]
 
@@ -154,6 +154,11 @@ class TrialLife:
         """The next trial number, for engines whose library numbers trials its own way."""
         runs = self.tracker.trial_runs(self.sweep.parent_run_id)
         return 1 + max((int(r.data.tags[TRIAL_TAG]) for r in runs if TRIAL_TAG in r.data.tags), default=-1)
+
+
+def out_of_time(sweep: SweepConfig) -> bool:
+    """Whether the run's time budget (`budget.minutes`) is spent: no new trial starts then."""
+    return sweep.deadline is not None and time.time() >= sweep.deadline
 
 
 def remove_if_empty(folder: Path) -> None:

@@ -84,6 +84,9 @@ class Objective(_Strict):
 class Budget(_Strict):
     trials: int = Field(20, ge=1)  # complete + pruned trials; failed ones do not eat the budget
     epochs: int = Field(10, ge=1)  # the most a trial may train, and the pruners' resource
+    # stop starting trials after this many minutes of one run of the command (running ones end as they
+    # would); None: no time limit. Whichever of `trials` and `minutes` comes first ends the run.
+    minutes: FiniteFloat | None = Field(None, gt=0)
 
 
 class SearchSettings(_Strict):
@@ -150,7 +153,7 @@ class Space(_Strict):
         for key, value in overrides.items():
             if value is None:
                 continue
-            section = "budget" if key in ("trials", "epochs") else "search"
+            section = "budget" if key in ("trials", "epochs", "minutes") else "search"
             data[section][key] = value
         return Space.model_validate(data)
 

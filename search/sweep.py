@@ -10,6 +10,7 @@ import dataclasses
 import json
 import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,12 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # matched whole (fullm
 MAX_NAME = 100  # a name becomes file and folder names (sweeps/<name>.json, checkpoints/<name>/trial-N/...)
 
 
-def make_config(space: Space, name: str | None = None, store: Path | str | None = None, **options: Any) -> SweepConfig:
+def make_config(space: Space, name: str | None = None, store: Path | str | None = None, check_data_files: bool = True,
+                **options: Any) -> SweepConfig:
     """Build and check a SweepConfig (name, store, engine and its options, data) without writing anything.
+
+    `check_data_files=False` skips loading the data (status and export of a sweep that already ran:
+    they read the stores only, and loading a bundled dataset costs a second).
 
     `options` are SweepConfig's own fields (engine, max_failures, debug, ...) and the engine's options
     (workers and storage for optuna, cpus/gpus per trial and address for ray), flat; an engine option
@@ -67,7 +72,8 @@ def make_config(space: Space, name: str | None = None, store: Path | str | None 
     if problems:
         raise UserInputError("\n".join(problem if problem.startswith("--") else f"{space.source or 'space'}: {problem}"
                                        for problem in problems))
-    check_data(space)
+    if check_data_files:
+        check_data(space)
     return SweepConfig(
         space=space,
         name=name,
@@ -132,7 +138,7 @@ def load_config(name: str, store: Path | str | None = None) -> SweepConfig:
                              "restore the file, or re-run the sweep from its space file to rewrite it") from None
     # "storage": the record of a sweep run before engines kept their own options
     options = record.get("options") or ({"storage": record["storage"]} if record.get("storage") else {})
-    return make_config(space, name=name, store=store_path, engine=record["engine"], **options)
+    return make_config(space, name=name, store=store_path, check_data_files=False, engine=record["engine"], **options)
 
 
 def _read_record(path: Path) -> dict[str, Any]:
@@ -176,7 +182,9 @@ def run_sweep(config: SweepConfig, reporter: Any | None = None) -> SweepResult:
                 "debug": str(config.debug).lower()}
     space_file = Path(config.space.source) if config.space.source and Path(config.space.source).exists() else None
     parent = tracker.start_sweep(config.space.name, config.name, space_file, settings)
-    config = dataclasses.replace(config, parent_run_id=parent, tracking_uri=tracker.tracking_uri)
+    minutes = config.space.budget.minutes
+    config = dataclasses.replace(config, parent_run_id=parent, tracking_uri=tracker.tracking_uri,
+                                 deadline=time.time() + 60 * minutes if minutes else None)
 
     status, reason, after = "FAILED", None, None
     try:

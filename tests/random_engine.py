@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from search.interrupts import stop_reason
-from search.lifecycle import FailureStreak, Progress, TrialLife, TrialStart, results_from_mlflow
+from search.lifecycle import FailureStreak, Progress, TrialLife, TrialStart, out_of_time, results_from_mlflow
 from search.space import CategoricalParam, FloatParam, Space
 from search.trial import builder_style, resolve_values, run_trial
 
@@ -66,7 +66,7 @@ def run(sweep: Any, on_progress: Any) -> None:
     progress, streak = Progress(on_progress, lambda: results(sweep)), FailureStreak(sweep.max_failures_in_a_row)
     number = life.next_number()
     rng = random.Random(sweep.space.search.seed + number)
-    while results(sweep).done < sweep.space.budget.trials:
+    while results(sweep).done < sweep.space.budget.trials and not out_of_time(sweep):
         values = resolve_values(sweep.space, sample(sweep.space, rng, first=number == 0))
         run_id, files = life.open(TrialStart(number, values)), life.files(number)
         try:

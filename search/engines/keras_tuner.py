@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from search.errors import UserInputError
 from search.interrupts import deferred_interrupts, interruptible, stop_reason
-from search.lifecycle import FailureStreak, Progress, TrialLife, TrialStart, results_from_mlflow
+from search.lifecycle import FailureStreak, Progress, TrialLife, TrialStart, out_of_time, results_from_mlflow
 from search.results import SweepResult, TrialState
 from search.space import CategoricalParam, FloatParam, IntParam, Space
 from search.store import folder_agrees_with_mlflow
@@ -219,7 +219,7 @@ def _tuner_class() -> type:
 
         def pre_create_trial(self) -> None:
             counted = sum(t.status == "COMPLETED" for t in self.oracle.trials.values())
-            if counted >= self.sweep.space.budget.trials:
+            if counted >= self.sweep.space.budget.trials or out_of_time(self.sweep):
                 raise _BudgetMet
 
         def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> dict[str, float]:

@@ -30,7 +30,15 @@ from optuna.trial import TrialState as OptunaState
 from search.engines._optuna_space import live_suggestions, make_sampler, suggest
 from search.errors import KerasweepError, SweepAborted, UserInputError
 from search.interrupts import deferred_interrupts, interruptible, stop_reason
-from search.lifecycle import ORPHAN_REASON, FailureStreak, Progress, TrialLife, TrialStart, remove_if_empty
+from search.lifecycle import (
+    ORPHAN_REASON,
+    FailureStreak,
+    Progress,
+    TrialLife,
+    TrialStart,
+    out_of_time,
+    remove_if_empty,
+)
 from search.results import SweepResult, TrialResult, TrialState
 from search.space import Space
 from search.store import sqlite_url
@@ -323,7 +331,7 @@ def work(sweep: SweepConfig, worker: int, on_progress: ProgressCallback) -> None
         trials = study.get_trials(deepcopy=False)
         counted = sum(1 for t in trials if t.state in (OptunaState.COMPLETE, OptunaState.PRUNED))
         running = sum(1 for t in trials if t.state is OptunaState.RUNNING)
-        if counted + running >= budget:
+        if counted + running >= budget or out_of_time(sweep):
             return
         trial = None
         try:

@@ -23,6 +23,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,7 +132,7 @@ def _budget_searcher_class() -> type:
             return self.searcher.set_max_concurrency(max_concurrent)
 
         def suggest(self, trial_id: str) -> dict | str | None:
-            if len(self.counted) >= self.budget or self.streak.message:
+            if len(self.counted) >= self.budget or self.streak.message or _time_is_up():
                 return Searcher.FINISHED
             if len(self.counted) + len(self.live) >= self.budget:
                 return None  # a running trial may still fail and need replacing
@@ -166,6 +167,15 @@ def _budget_searcher_class() -> type:
             self.searcher.restore(checkpoint_path)
 
     return BudgetSearcher
+
+
+_deadline: float | None = None  # this command's budget.minutes, as wall-clock time (see run)
+
+
+def _time_is_up() -> bool:
+    """The searcher lives in the driver; a restored one is unpickled from the experiment, so the deadline
+    of this run of the command is read here, not kept on the searcher."""
+    return _deadline is not None and time.time() >= _deadline
 
 
 def make_scheduler(space: Space) -> Any:
@@ -442,7 +452,9 @@ def experiment_path(sweep: SweepConfig) -> Path:
 
 def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
     """Start or restore the Tune experiment and run it to its number of samples."""
+    global _deadline
     path = experiment_path(sweep)  # checked by check_stores before the sweep started
+    _deadline = sweep.deadline
     started = _init_ray(sweep)
     try:
         _fit(sweep, on_progress, path)

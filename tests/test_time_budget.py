@@ -1,0 +1,39 @@
+"""`budget.minutes` / `--minutes`: no trial starts after the time budget, on every engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from search.engines import ENGINES
+from tests.conftest import mlflow_client, run_cli, sweep_runs, write_space
+
+
+@pytest.mark.parametrize("engine", [e if e == "optuna" else pytest.param(e, marks=pytest.mark.slow)  # 20-30 s each
+                                    for e in ENGINES])
+def test_no_trial_starts_after_the_time_budget(tmp_path: Path, engine: str) -> None:
+    space = write_space(tmp_path, """
+        name: timed
+        model: mlp
+        data: iris
+        budget: {trials: 500, epochs: 1}
+        search: {sampler: random}
+        params:
+          learning_rate: {type: float, low: 1.0e-3, high: 1.0e-1, log: true}
+    """)
+    store = tmp_path / "store"
+    proc = run_cli("sweep", str(space), "--engine", engine, "--minutes", "0.1", "--store", str(store))
+    # Rule: the time budget ends the run like a met budget: exit 0, the best exported, and it says so
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    said = " ".join(proc.stdout.split())
+    assert "Time budget spent (0.1 min)" in said and "Re-run to continue" in said
+    parents, runs = sweep_runs(mlflow_client(store), "timed", "timed")
+    assert parents[0].info.status == "FINISHED"
+    # Rule: some trials ran, far from the 500 allowed, and none is left running
+    assert 1 <= len(runs) < 500
+    assert all(r.info.status != "RUNNING" for r in runs)
+    # Rule: no trial started after the deadline (6 s after the parent run; one trial takes well under that)
+    deadline = parents[0].info.start_time + 6_000
+    assert all(r.info.start_time <= deadline + 1_000 for r in runs), [r.info.start_time - deadline for r in runs]
+    assert (store / "exports" / "timed.yaml").exists()
