@@ -190,7 +190,7 @@ def test_the_streak_read_back_from_a_sweeps_trials_follows_trial_order() -> None
 
 
 def test_progress_reads_the_trials_at_most_every_interval(monkeypatch: pytest.MonkeyPatch) -> None:
-    import search.lifecycle as lifecycle
+    from search import lifecycle
 
     now = [100.0]
     monkeypatch.setattr(lifecycle.time, "monotonic", lambda: now[0])
