@@ -12,14 +12,16 @@ STORE   ?= $(or $(KERASWEEP_STORE),runs)
 PORT    ?= 5000
 TRIALS  ?=
 EPOCHS  ?=
+MINUTES ?=
 NAME    ?=
+JOBS    ?=
 WORKERS ?=
 SAMPLER ?=
 SWEEP   ?=
 CONFIG  ?=
 
 SWEEP_FLAGS = --engine $(ENGINE) --store $(STORE) \
-	$(if $(TRIALS),--trials $(TRIALS)) $(if $(EPOCHS),--epochs $(EPOCHS)) \
+	$(if $(TRIALS),--trials $(TRIALS)) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(MINUTES),--minutes $(MINUTES)) \
 	$(if $(NAME),--name $(NAME)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(SAMPLER),--sampler $(SAMPLER))
 
 .DEFAULT_GOAL := help
@@ -27,7 +29,7 @@ SWEEP_FLAGS = --engine $(ENGINE) --store $(STORE) \
 
 help: ## List the targets with one line each
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
-	@echo "  variables: SPACE=$(SPACE) ENGINE=$(ENGINE) STORE=$(STORE) TRIALS EPOCHS NAME WORKERS SAMPLER SWEEP CONFIG PORT"
+	@echo "  variables: SPACE=$(SPACE) ENGINE=$(ENGINE) STORE=$(STORE) TRIALS EPOCHS MINUTES NAME WORKERS SAMPLER SWEEP CONFIG PORT JOBS"
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,7 +43,7 @@ install: $(STAMP) ## Create .venv and install the locked stack (pyproject.toml +
 lock: $(STAMP) ## Re-pin constraints.txt from the current .venv (after changing dependencies)
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^kerasweep' > constraints.txt
 
-sweep: $(STAMP) ## Run or resume a sweep: make sweep SPACE=cnn [ENGINE TRIALS EPOCHS NAME WORKERS SAMPLER STORE]
+sweep: $(STAMP) ## Run or resume a sweep: make sweep SPACE=cnn [ENGINE TRIALS EPOCHS MINUTES NAME WORKERS SAMPLER STORE]
 	$(BIN)/kerasweep sweep $(SPACE) $(SWEEP_FLAGS)
 
 status: $(STAMP) ## Sweeps in the store with counts per state and best value [SWEEP=name]
@@ -79,8 +81,10 @@ bench-quick: $(STAMP) ## The same benchmarks, smaller: one seed, fewer trials (a
 	$(BIN)/python benchmarks/bench_time_to_target.py --store $(STORE) --seeds 1 --budget 40
 	$(BIN)/python benchmarks/bench_bookkeeping.py --store $(STORE) --trials 150
 
-test: $(STAMP) ## Run the test suite (what CI runs)
-	$(BIN)/python -m pytest
+PYTEST_JOBS = $(if $(JOBS),-n $(JOBS) --dist loadfile)
+
+test: $(STAMP) ## Run the test suite (what CI runs); JOBS=2 runs test files in 2 processes
+	$(BIN)/python -m pytest $(PYTEST_JOBS)
 
 test-slow: $(STAMP) ## Run the slow checks too (full default sweeps)
 	$(BIN)/python -m pytest -m slow
