@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from search.engines import ENGINES
-from search.errors import KerasweepError
+from search.errors import KerasweepError, UserInputError
 from search.interrupts import stop_on_sigterm, terminated
 from search.quiet import silence
 from search.space import PRUNERS, SAMPLERS
@@ -87,6 +87,10 @@ def main() -> None:
               help="Ray engine: GPUs per trial (default 0); fractions pack trials on one GPU, >1 trains with "
                    "MirroredStrategy.")
 @click.option("--address", help="Ray engine: join this Ray cluster (default: env RAY_ADDRESS, else a local Ray).")
+@click.option("--warm-start", "warm_start_from", metavar="SWEEP",
+              help="Start with the best trial of SWEEP (same store, any engine) as the first trial.")
+@click.option("--enqueue", type=click.Path(path_type=Path), metavar="FILE",
+              help="Run these values first: an exported config, or a YAML list of param sets.")
 @click.option("--verbose", is_flag=True, help="Show TensorFlow, Optuna, Ray and MLflow logs.")
 @click.option("--debug", is_flag=True, help="Run one trial eagerly (run_eagerly) with full logs, to debug a builder.")
 @reports_errors
@@ -94,20 +98,27 @@ def sweep(space: str, engine: str, trials: int | None, epochs: int | None, minut
           workers: int | None,
           sampler: str | None, pruner: str | None, seed: int | None, store: Path, storage: str | None,
           max_failures: int, checkpoint_every: float | None, cpus_per_trial: float | None,
-          gpus_per_trial: float | None, address: str | None, verbose: bool, debug: bool) -> None:
+          gpus_per_trial: float | None, address: str | None, warm_start_from: str | None, enqueue: Path | None,
+          verbose: bool, debug: bool) -> None:
     """Run (or resume) a sweep of SPACE: a name under spaces/ or a path to a YAML file."""
     verbose = verbose or debug
     silence(verbose)
     from search.lifecycle import tracker_of
     from search.space import load_space
     from search.sweep import check_stores_agree, make_config
+    from search.warm_start import warm_start
 
     trials = 1 if debug else trials
     parsed = load_space(space).with_overrides(trials=trials, epochs=epochs, minutes=minutes, sampler=sampler,
                                               pruner=pruner, seed=seed)
+    if warm_start_from is not None and warm_start_from == (name or parsed.name):
+        raise UserInputError(f"--warm-start: {warm_start_from!r} is this sweep; re-running it resumes it, or pass "
+                             "--name for a new sweep that starts from it")
+    started = warm_start(parsed, store, enqueue, warm_start_from)
     config = make_config(parsed, name=name, store=store, engine=engine, workers=workers, storage=storage,
-                         max_failures=max_failures, checkpoint_every_s=checkpoint_every, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                         address=address, verbose=verbose, debug=debug)
+                         max_failures=max_failures, checkpoint_every_s=checkpoint_every, cpus_per_trial=cpus_per_trial,
+                         gpus_per_trial=gpus_per_trial, address=address, verbose=verbose, debug=debug,
+                         first_points=started.points, started_from=started.source)
     check_stores_agree(config, tracker_of(config))  # a damaged store: one line before TensorFlow loads
 
     from search.quiet import import_tensorflow_quietly

@@ -30,6 +30,8 @@ class SweepConfig:
     checkpoint_every_s: float = 60.0  # a running trial's resumable copy, at most this often (0: every epoch)
     verbose: bool = False
     debug: bool = False  # one trial, eager execution, Keras and TensorFlow logs: for a new builder
+    first_points: tuple[dict[str, Any], ...] = ()  # values of a new sweep's first trials (--warm-start, --enqueue)
+    started_from: dict[str, str] | None = None  # where those came from, tagged on the parent run
     parent_run_id: str | None = None  # filled in by run_sweep once the MLflow parent run exists
     deadline: float | None = None  # wall-clock time (time.time()) after which no trial starts; from budget.minutes
     tracking_uri: str | None = None  # None: the store's own MLflow file (or MLFLOW_TRACKING_URI)

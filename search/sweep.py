@@ -179,7 +179,7 @@ def run_sweep(config: SweepConfig, reporter: Any | None = None) -> SweepResult:
     check_stores_agree(config, tracker)  # before the parent run is reopened: a refused start changes nothing
     _write_record(config)
     settings = {"engine": config.engine, "space": config.space.name, "budget_trials": config.space.budget.trials,
-                "debug": str(config.debug).lower()}
+                "debug": str(config.debug).lower(), **(config.started_from or {})}
     space_file = Path(config.space.source) if config.space.source and Path(config.space.source).exists() else None
     parent = tracker.start_sweep(config.space.name, config.name, space_file, settings)
     minutes = config.space.budget.minutes

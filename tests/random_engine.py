@@ -35,15 +35,15 @@ def check_stores(sweep: Any, logged: set[int], parent_exists: bool) -> str | Non
     return None  # MLflow is its only store
 
 
-def sample(space: Space, rng: random.Random, first: bool = False) -> dict[str, Any]:
-    """Active params in declaration order, uniformly (log-uniformly where `log: true`); a new sweep's
-    first trial takes the declared defaults, as on every engine."""
+def sample(space: Space, rng: random.Random, given: dict[str, Any]) -> dict[str, Any]:
+    """Active params in declaration order, uniformly (log-uniformly where `log: true`), except those
+    `given` (a first trial's: --warm-start, --enqueue, the declared defaults)."""
     values: dict[str, Any] = {}
     for name, p in space.params.items():
         if not space.is_active(name, values):
             continue
-        if first and p.default is not None:
-            values[name] = p.default
+        if name in given:
+            values[name] = given[name]
         elif isinstance(p, CategoricalParam):
             values[name] = rng.choice(p.choices)
         else:
@@ -66,8 +66,9 @@ def run(sweep: Any, on_progress: Any) -> None:
     progress, streak = Progress(on_progress, lambda: results(sweep)), FailureStreak(sweep.max_failures_in_a_row)
     number = life.next_number()
     rng = random.Random(sweep.space.search.seed + number)
+    first = [p for p in (*sweep.first_points, sweep.space.default_values()) if p] if number == 0 else []
     while results(sweep).done < sweep.space.budget.trials and not out_of_time(sweep):
-        values = resolve_values(sweep.space, sample(sweep.space, rng, first=number == 0))
+        values = resolve_values(sweep.space, sample(sweep.space, rng, first.pop(0) if first else {}))
         run_id, files = life.open(TrialStart(number, values)), life.files(number)
         try:
             outcome = run_trial(sweep.space, values, [life.epoch_logger(run_id)], files, debug=sweep.debug)

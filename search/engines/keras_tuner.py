@@ -132,7 +132,7 @@ def asked_through(hp: Any) -> Suggestions:
     return Suggestions(ask)
 
 
-def make_oracle(space: Space) -> Any:
+def make_oracle(space: Space, first_points: tuple[dict[str, Any], ...] = ()) -> Any:
     """The space's oracle: hyperband (default; the budget's epochs as max_epochs), random or bayesian.
 
     The budget is kerasweep's (complete + pruned trials), so the oracles get no trial limit of their
@@ -155,7 +155,7 @@ def make_oracle(space: Space) -> Any:
             common["hyperparameters"].Fixed(fixed, value)
         build_by_running(space.model, common["hyperparameters"])
         common["allow_new_entries"] = True  # names first asked in later trials (more layers) join the space
-    defaults = space.default_values()
+    points = [point for point in (*first_points, space.default_values()) if point]
     if name == "hyperband":
         oracle = _defaults_first(kt.oracles.HyperbandOracle)(
             max_epochs=space.budget.epochs, factor=3, hyperband_iterations=None, **common)
@@ -163,26 +163,28 @@ def make_oracle(space: Space) -> Any:
         oracle = _defaults_first(kt.oracles.BayesianOptimizationOracle)(max_trials=None, **common)
     else:
         oracle = _defaults_first(kt.oracles.RandomSearchOracle)(max_trials=None, **common)
-    oracle.first_values = defaults
+    oracle.first_points = points
     return oracle
 
 
 def _defaults_first(oracle_class: type) -> type:
-    """The oracle, except that a new search's first trial uses the space's declared defaults."""
+    """The oracle, except that a new search's first configs are `first_points` (--warm-start, --enqueue,
+    then the space's declared defaults), in order; names a point leaves out take their defaults."""
 
     class DefaultsFirst(oracle_class):  # type: ignore[misc, valid-type]
-        first_values: dict[str, Any] = {}
+        first_points: tuple[dict[str, Any], ...] = ()
 
         def _random_values(self) -> dict[str, Any] | None:
-            if self.trials or not self.first_values:
+            given = len(self.trials)
+            if given >= len(self.first_points):
                 return super()._random_values()
             import keras_tuner as kt
 
-            hps = kt.HyperParameters()
+            point, hps = self.first_points[given], kt.HyperParameters()
             for hp in self.hyperparameters.space:
                 hps.merge([hp])
                 if hps.is_active(hp):
-                    hps.values[hp.name] = self.first_values.get(hp.name, hp.default)
+                    hps.values[hp.name] = point.get(hp.name, hp.default)
             return hps.values
 
     DefaultsFirst.__name__ = f"DefaultsFirst{oracle_class.__name__}"
@@ -315,7 +317,7 @@ def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
     kt_config.DEBUG = sweep.verbose  # on by default: every failed trial's traceback over the progress line
     configure_runtime(parallel_trials=1)
     TrialLife(sweep).fail_orphans()  # a crash left its trial's run RUNNING; KerasTuner retries it, as a new run
-    oracle = make_oracle(sweep.space)
+    oracle = make_oracle(sweep.space, sweep.first_points)
     oracle.max_retries_per_trial = sweep.max_failures
     try:
         tuner = _tuner_class()(sweep, oracle, on_progress)

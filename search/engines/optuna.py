@@ -204,9 +204,10 @@ def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
         storage = make_storage(sweep)
         study = _study(sweep, storage)
         if not study.get_trials(deepcopy=False):
-            defaults = sweep.space.default_values()
-            if defaults:  # a known-good first trial: the space's declared defaults
-                study.enqueue_trial(defaults, skip_if_exists=True)
+            # --warm-start / --enqueue first, then a known-good trial: the space's declared defaults
+            for point in (*sweep.first_points, sweep.space.default_values()):
+                if point:
+                    study.enqueue_trial(point, skip_if_exists=True)
         _fail_orphans(sweep, study)
         _resume_unfinished(sweep, study)
     if sweep.options.workers == 1:

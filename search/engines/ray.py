@@ -87,19 +87,21 @@ def define_by_run(trial: Any, space: Space) -> None:
     build_by_running(space.model, live_suggestions(trial, space))
 
 
-def make_search(space: Space, max_concurrent: int, failures_in_a_row: int = 5) -> Any:
-    """OptunaSearch with the space's sampler, the declared defaults as the first trial, at most
-    `max_concurrent` trials at once, until the budget of complete + pruned trials is met."""
+def make_search(space: Space, max_concurrent: int, failures_in_a_row: int = 5,
+                first_points: tuple[dict[str, Any], ...] = ()) -> Any:
+    """OptunaSearch with the space's sampler, `first_points` (--warm-start, --enqueue) and the declared
+    defaults as the first trials, at most `max_concurrent` trials at once, until the budget of
+    complete + pruned trials is met."""
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
     from search.engines._optuna_space import make_sampler
 
-    defaults = space.default_values()
+    points = [point for point in (*first_points, space.default_values()) if point]
     search = OptunaSearch(
         space=functools.partial(define_by_run, space=space),
         sampler=make_sampler(space, workers=max_concurrent),
-        points_to_evaluate=[defaults] if defaults else None,
+        points_to_evaluate=points or None,
         metric=space.objective.metric,
         mode=_mode(space),
     )
@@ -479,7 +481,7 @@ def _fit(sweep: SweepConfig, on_progress: ProgressCallback, path: Path) -> None:
         tuner = tune.Tuner(
             fn,
             tune_config=tune.TuneConfig(
-                search_alg=make_search(space, _concurrency(sweep), sweep.max_failures_in_a_row),
+                search_alg=make_search(space, _concurrency(sweep), sweep.max_failures_in_a_row, sweep.first_points),
                 scheduler=make_scheduler(space),
                 num_samples=-1,  # the search algorithm stops at the budget (failed trials do not count)
                 reuse_actors=True,
