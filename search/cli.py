@@ -145,6 +145,15 @@ def sweep(space: str, engine: str, trials: int | None, epochs: int | None, minut
     if result.best is None:
         console.print("No trial completed: nothing to export. Check failures with: kerasweep status " + config.name)
         return
+    if parsed.multi_objective:
+        from search.progress import pareto_table
+
+        console.print(pareto_table(result, [o.metric for o in parsed.all_objectives], parsed.params))
+        paths = export_best(config.name, store)
+        console.print(f"Pareto front: {len(paths)} trial(s), one config each: {', '.join(map(str, paths))}")
+        console.print(f"Next: [bold]make train CONFIG={paths[0]}[/] (or another), or `kerasweep export "
+                      f"{config.name} --where \"latency_ms < 5\"` for the best one within a budget.")
+        return
     console.print(summary_table(result, metric, parsed.params))
     path = export_best(config.name, store)[0]
     console.print(f"Best {metric} {result.best.value:.4f} (trial {result.best.number}); config exported to {path}")
@@ -183,7 +192,12 @@ def status(name: str | None, store: Path) -> None:
     console.print(table)
     if name:
         config, result = results[0]
-        console.print(summary_table(result, config.space.objective.metric, config.space.params))
+        if config.space.multi_objective:
+            from search.progress import pareto_table
+
+            console.print(pareto_table(result, [o.metric for o in config.space.all_objectives], config.space.params))
+        else:
+            console.print(summary_table(result, config.space.objective.metric, config.space.params))
 
 
 @main.command()

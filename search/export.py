@@ -49,6 +49,8 @@ def export_config(config: SweepConfig, trial: TrialResult, result: SweepResult) 
         "trial": trial.number,
         "mlflow_run_id": trial.mlflow_run_id,
         "objective": {"metric": spec.monitor, "direction": spec.direction, "value": trial.value},
+        **({"objectives": [{"metric": o.metric, "direction": o.direction, "value": v}
+                           for o, v in zip(config.space.all_objectives, trial.values)]} if trial.values else {}),
         "kerasweep_version": _version(),
         "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -72,6 +74,15 @@ def export_best(name: str, store: Path | str | None = None, output: Path | str |
         from search.lifecycle import tracker_of
 
         ranked = meeting(ranked, constraints, tracker_of(config).client, result.direction == "maximize", name)
+    elif config.space.multi_objective:  # several objectives: the result is the Pareto front, one config each
+        base = Path(output) if output else config.store.export(name)
+        paths = []
+        for trial in result.pareto_front():
+            path = base.with_name(f"{base.stem}-trial-{trial.number}{base.suffix}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(yaml.safe_dump(export_config(config, trial, result), sort_keys=False))
+            paths.append(path)
+        return paths
     base = Path(output) if output else config.store.export(name)
     paths = []
     for rank, trial in enumerate(ranked[:top], start=1):
@@ -105,6 +116,7 @@ class Provenance(_Strict):
     trial: int | None = Field(None, ge=0)
     mlflow_run_id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
     objective: ExportedObjective | None = None
+    objectives: list[ExportedObjective] | None = None  # a multi-objective sweep's: every value of the trial
     where: list[Annotated[str, StringConstraints(max_length=200)]] | None = None  # constraints it was chosen under
     kerasweep_version: str | None = Field(None, max_length=100)
     exported_at: str | None = Field(None, max_length=100)

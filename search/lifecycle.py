@@ -125,7 +125,7 @@ class TrialLife:
             self.tracker.add_params(run_id, asked.values)
         checkpoint = outcome.checkpoint if outcome.state is TrialState.COMPLETE else None
         self.tracker.finish_trial(run_id, outcome.state, outcome.value, checkpoint, outcome.error, outcome.details,
-                                  outcome.measures)
+                                  outcome.measures, outcome.values if outcome.state is TrialState.COMPLETE else None)
         if files is None:
             return
         if files.checkpoint is not None and not keep_checkpoint:
@@ -221,4 +221,9 @@ def results_from_mlflow(sweep: SweepConfig) -> SweepResult:
     parent = sweep.parent_run_id or tracker.find_sweep_run(sweep.space.name, sweep.name)
     found = tracker.trial_results(parent, sweep.space.objective.metric) if parent else []
     return SweepResult(sweep.name, sweep.engine, sweep.space.objective.direction, sweep.space.budget.trials,
-                       tuple(found))
+                       tuple(found), directions_of(sweep.space))
+
+
+def directions_of(space: Any) -> tuple[str, ...]:
+    """Every objective's direction for a multi-objective sweep; empty for one objective."""
+    return tuple(o.direction for o in space.all_objectives) if space.multi_objective else ()

@@ -6,7 +6,7 @@ workers run in other processes); nothing here decides anything about the sweep.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -82,6 +82,22 @@ def summary_table(result: SweepResult, metric: str, searched: Iterable[str] | No
         shown = {k: v for k, v in trial.params.items() if keys is None or k in keys}
         params = ", ".join(f"{k}={_short(v)}" for k, v in sorted(shown.items()))
         table.add_row(str(trial.number), f"{trial.value:.4f}", str(trial.epochs), params)
+    return table
+
+
+def pareto_table(result: SweepResult, metrics: Sequence[str], searched: Iterable[str] | None = None) -> Table:
+    """A multi-objective sweep's result: its Pareto front, each trial with every objective's value."""
+    keys = set(searched) if searched else None
+    goals = ", ".join(f"{m} {'max' if d == 'maximize' else 'min'}" for m, d in zip(metrics, result.directions))
+    table = Table(title=f"Pareto front of {result.name} ({goals})")
+    table.add_column("trial", justify="right")
+    for metric in metrics:
+        table.add_column(metric, justify="right")
+    table.add_column("params")
+    for trial in result.pareto_front():
+        shown = {k: v for k, v in trial.params.items() if keys is None or k in keys}
+        table.add_row(str(trial.number), *(f"{v:.4g}" for v in trial.values or ()),
+                      ", ".join(f"{k}={_short(v)}" for k, v in sorted(shown.items())))
     return table
 
 

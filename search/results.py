@@ -33,6 +33,7 @@ class TrialResult:
     epochs: int = 0
     error: str | None = None
     intermediate: dict[int, float] = field(default_factory=dict)  # epoch -> objective metric
+    values: tuple[float, ...] | None = None  # every objective's value (several objectives); `value` is the first
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class SweepResult:
     direction: str  # "maximize" | "minimize"
     budget: int
     trials: tuple[TrialResult, ...] = ()
+    directions: tuple[str, ...] = ()  # every objective's direction when there are several
 
     def count(self, state: TrialState) -> int:
         return sum(1 for t in self.trials if t.state is state)
@@ -64,8 +66,24 @@ class SweepResult:
 
     @property
     def best(self) -> TrialResult | None:
+        """The best complete trial by the (first) objective."""
         ranked = self.ranked()
         return ranked[0] if ranked else None
+
+    def pareto_front(self) -> list[TrialResult]:
+        """The complete trials no other complete trial dominates (no worse on every objective, better on
+        one), in trial order; with one objective, the best trial alone."""
+        if len(self.directions) < 2:
+            return [self.best] if self.best else []
+        signs = [1.0 if d == "maximize" else -1.0 for d in self.directions]
+        scored = [(t, [s * v for s, v in zip(signs, t.values)]) for t in self.trials
+                  if t.state is TrialState.COMPLETE and t.values and len(t.values) == len(signs)]
+
+        def dominates(a: list[float], b: list[float]) -> bool:
+            return all(x >= y for x, y in zip(a, b)) and any(x > y for x, y in zip(a, b))
+
+        front = [t for t, v in scored if not any(dominates(w, v) for _, w in scored)]
+        return sorted(front, key=lambda t: t.number)
 
 
 def failure_streak(errors: list[str], limit: int) -> str | None:

@@ -34,7 +34,7 @@ Scalar = Union[StrictBool, StrictInt, FiniteFloat, StrictStr]
 TaskName = Literal["classification", "binary", "multilabel", "regression"]  # catalog.TASKS' keys (a test keeps them in step)
 MAX_PARAMS = 1000  # searched params per space; far beyond any model's, and suggesting stays quick
 #: the words a space file may use; which engine runs which (and its default) is the engine's own (`SAMPLERS`)
-SAMPLERS = ("tpe", "random", "cmaes", "qmc", "hyperband", "bayesian")
+SAMPLERS = ("tpe", "random", "cmaes", "qmc", "nsga2", "hyperband", "bayesian")
 PRUNERS = ("hyperband", "median", "successive_halving", "none")
 PROJECT_SPACES = Path(__file__).resolve().parents[1] / "spaces"
 
@@ -91,7 +91,7 @@ class Budget(_Strict):
 
 class SearchSettings(_Strict):
     # None: the engine's default (the first of its SAMPLERS)
-    sampler: Literal["tpe", "random", "cmaes", "qmc", "hyperband", "bayesian"] | None = None
+    sampler: Literal["tpe", "random", "cmaes", "qmc", "nsga2", "hyperband", "bayesian"] | None = None
     # None: the engine's default (its DEFAULT_PRUNER)
     pruner: Literal["hyperband", "median", "successive_halving", "none"] | None = None
     seed: int = 0
@@ -108,7 +108,9 @@ class Space(_Strict):
     target: StrictStr | list[StrictStr] = "label"  # the CSV column(s) holding the labels or targets
     validation: StrictStr | None = None  # a file of the same kind used as the validation part (no split)
     validation_split: FiniteFloat = Field(0.2, gt=0.0, lt=1.0)
-    objective: Objective = Objective()
+    objective: Objective = Objective()  # the first (or only) objective: it picks the best epoch and prunes
+    # every objective when `objective:` is a list (a multi-objective sweep); empty with one objective
+    objectives: tuple[Objective, ...] = ()
     budget: Budget = Budget()
     search: SearchSettings = SearchSettings()
     # a define-by-run builder (of `trial` or `hp`) declares its own; here, fixed values or narrower ranges
@@ -123,7 +125,19 @@ class Space(_Strict):
         if isinstance(data, dict) and "objective" not in data and data.get("task") in catalog.TASKS:
             metric, direction = catalog.TASKS[data["task"]].objective
             return {**data, "objective": {"metric": metric, "direction": direction}}
+        if isinstance(data, dict) and isinstance(data.get("objective"), list) and data["objective"]:
+            # several objectives: the first drives training (best epoch, pruning); all rank the trials
+            return {**data, "objective": data["objective"][0], "objectives": data["objective"]}
         return data
+
+    @property
+    def all_objectives(self) -> tuple[Objective, ...]:
+        """Every objective, the first first."""
+        return self.objectives or (self.objective,)
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
 
     @property
     def targets(self) -> str | tuple[str, ...]:
@@ -220,10 +234,20 @@ def check_space(space: Space, base_dir: Path | None = None) -> list[str]:
     logged = catalog.task_metrics(space.task)
     if space.objective.metric not in logged:
         hint = difflib.get_close_matches(space.objective.metric, logged, n=1)
+        where = "objective[0].metric" if space.objectives else "objective.metric"
+        first = " (the first objective picks each trial's best epoch: a metric training logs)" \
+            if space.objective.metric in catalog.MEASURES else ""
         problems.append(
-            f"objective.metric: task {space.task} does not log {space.objective.metric!r}; expected one of "
-            f"{', '.join(logged)}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            f"{where}: task {space.task} does not log {space.objective.metric!r}; expected one of "
+            f"{', '.join(logged)}" + (f" (did you mean {hint[0]!r}?)" if hint else "") + first
         )
+    for index, objective in enumerate(space.objectives[1:], start=1):
+        if objective.metric not in (*logged, *catalog.MEASURES):
+            problems.append(f"objective[{index}].metric: task {space.task} does not log {objective.metric!r}; "
+                            f"expected one of {', '.join((*logged, *catalog.MEASURES))}")
+    metrics = [objective.metric for objective in space.objectives]
+    if len(set(metrics)) < len(metrics):
+        problems.append(f"objective: each metric once, got {metrics}")
     known = catalog.known_params(space.model) if space.model in catalog.MODEL_PARAMS else None  # users': unknown
     declared: list[str] = []
     for name, param in space.params.items():

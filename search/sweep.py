@@ -247,6 +247,12 @@ def _finish(config: SweepConfig, tracker: Tracker, result: SweepResult | None, s
         with tempfile.TemporaryDirectory() as folder:
             if write_plots(result, config.space, Path(folder)):
                 tracker.log_plots(config.parent_run_id, Path(folder))
+    if config.space.multi_objective:  # the front's trials, findable in the UI by tag
+        from search.tracking import PARETO_TAG
+
+        for trial in result.pareto_front():
+            if trial.mlflow_run_id:
+                tracker.tag(trial.mlflow_run_id, PARETO_TAG, "true")
     best = result.best
     tracker.finish_sweep(
         config.parent_run_id,

@@ -32,7 +32,8 @@ RUN_STATUS = {
     TrialState.FAILED: "FAILED",
     TrialState.RUNNING: "RUNNING",
 }
-PARAMS_TAG, VALUE_TAG = "kerasweep.params", "kerasweep.value"
+PARAMS_TAG, VALUE_TAG, VALUES_TAG = "kerasweep.params", "kerasweep.value", "kerasweep.values"
+PARETO_TAG = "kerasweep.pareto"  # "true" on the trial runs of a multi-objective sweep's Pareto front
 SWEEP_TAG, TRIAL_TAG, STATE_TAG, ROLE_TAG, ERROR_TAG = (
     "kerasweep.sweep",
     "kerasweep.trial",
@@ -318,7 +319,7 @@ class Tracker:
     @deferred_interrupts()
     def finish_trial(self, run_id: str, state: TrialState, value: float | None = None,
                      checkpoint: Path | None = None, error: str | None = None, details: str | None = None,
-                     measures: dict[str, float] | None = None) -> None:
+                     measures: dict[str, float] | None = None, values: tuple[float, ...] | None = None) -> None:
         """Record how the trial ended: state tag, run status, checkpoint (complete), error (failed), and
         what the trained model costs (`measures`: catalog.MEASURES, logged as metrics)."""
         from mlflow.entities import Metric, RunTag
@@ -328,6 +329,8 @@ class Tracker:
             tags.append(RunTag(VALUE_TAG, repr(float(value))))
         if error:
             tags.append(RunTag(ERROR_TAG, error[:4000]))
+        if values is not None:  # several objectives: each one's value, in order
+            tags.append(RunTag(VALUES_TAG, json.dumps([float(v) for v in values])))
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, 0) for k, v in (measures or {}).items()]
         self.client.log_batch(run_id, tags=tags, metrics=metrics)
@@ -397,5 +400,6 @@ class Tracker:
                 epochs=max(history, default=0),
                 error=tags.get(ERROR_TAG),
                 intermediate=history,
+                values=tuple(json.loads(tags[VALUES_TAG])) if VALUES_TAG in tags else None,
             ))
         return sorted(found, key=lambda t: t.number)

@@ -43,6 +43,7 @@ class TrialOutcome:
     error: str | None = None
     details: str | None = None
     measures: dict[str, float] = field(default_factory=dict)  # catalog.MEASURES of the trained model
+    values: tuple[float, ...] | None = None  # every objective's value (several objectives), at the best epoch
 
 
 def resolve_values(space: Space, sampled: dict[str, Any]) -> dict[str, Any]:
@@ -125,7 +126,18 @@ def run_trial(space: Space, values: dict[str, Any], hooks: Sequence[EpochHook] =
         history=result.history,
         checkpoint=files.checkpoint if state is TrialState.COMPLETE else None,
         measures=result.measures,
+        values=objective_values(space, result.history, result.best_epoch, result.measures),
     )
+
+
+def objective_values(space: Space, history: dict[str, list[float]], best_epoch: int,
+                     measures: dict[str, float]) -> tuple[float, ...] | None:
+    """Each objective's value for a multi-objective sweep: a training metric at the best epoch (the one the
+    first objective picked, whose weights are the trial's model), a measure of that model; None for one."""
+    if not space.multi_objective:
+        return None
+    return tuple(float(history[o.metric][best_epoch]) if o.metric in history else float(measures.get(o.metric, "nan"))
+                 for o in space.all_objectives)
 
 
 def builder_style(space: Space) -> str:

@@ -16,6 +16,7 @@ from search.trial import builder_style, resolve_values, run_trial
 
 SAMPLERS = ("random",)
 DEFAULT_PRUNER = None  # every trial trains its whole budget
+MULTI_OBJECTIVE = True  # random search ranks nothing: several objectives are the results' business
 
 
 @dataclass(frozen=True)

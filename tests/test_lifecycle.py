@@ -45,7 +45,8 @@ class FakeTracker:
         self.calls.append(("params", (run_id, params)))
 
     def finish_trial(self, run_id: str, state: TrialState, value: float | None = None, checkpoint: Path | None = None,
-                     error: str | None = None, details: str | None = None, measures: dict | None = None) -> None:
+                     error: str | None = None, details: str | None = None, measures: dict | None = None,
+                     values: tuple | None = None) -> None:
         self.running.discard(run_id)
         self.calls.append(("finish", (run_id, state, value, checkpoint, error)))
         self.calls.append(("measures", (run_id, measures or {})))

@@ -69,6 +69,11 @@ def get_engine(name: str) -> Engine:
     return importlib.import_module(ENGINES[name])  # type: ignore[return-value]
 
 
+def engines_with(attribute: str) -> list[str]:
+    """The engines that declare `attribute` true (for example MULTI_OBJECTIVE)."""
+    return [name for name in ENGINES if getattr(get_engine(name), attribute, False)]
+
+
 def engines_taking(option: str) -> list[str]:
     """The engines whose options include `option` (for an error that says where a flag belongs)."""
     from dataclasses import fields

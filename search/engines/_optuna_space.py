@@ -30,6 +30,8 @@ def make_sampler(space: Space, worker: int = 0, workers: int = 1) -> optuna.samp
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if name == "nsga2":  # a genetic algorithm for several objectives (one works too)
+        return optuna.samplers.NSGAIISampler(seed=seed)
     return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
 
 

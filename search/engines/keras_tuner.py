@@ -63,6 +63,11 @@ def check(space: Space, options: Options) -> list[str]:
     except KeyError as exc:  # a builder that cannot be imported
         problems.append(f"model: {exc.args[0]}")
         style = "values"
+    if space.multi_objective:
+        from search.engines import engines_with
+
+        problems.append(f"objective: several objectives run on engine {' and '.join(engines_with('MULTI_OBJECTIVE'))}; "
+                        "KerasTuner's oracles rank trials by one")
     if style == "trial":
         problems.append("model: a builder of `trial` speaks Optuna's API, which engine 'keras-tuner' does not; "
                         "pass --engine optuna or ray (a builder of `hp` runs on all three)")

@@ -36,6 +36,7 @@ from search.lifecycle import (
     Progress,
     TrialLife,
     TrialStart,
+    directions_of,
     out_of_time,
     remove_if_empty,
 )
@@ -50,8 +51,9 @@ if TYPE_CHECKING:
     from search.config import SweepConfig
     from search.engines import ProgressCallback
 
-SAMPLERS = ("tpe", "random", "cmaes", "qmc")  # Optuna's samplers; the first is the default
+SAMPLERS = ("tpe", "random", "cmaes", "qmc", "nsga2")  # Optuna's samplers; the first is the default
 DEFAULT_PRUNER = "hyperband"
+MULTI_OBJECTIVE = True  # several objectives: Optuna's multi-objective study (TPE, NSGA-II, random, QMC)
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,11 @@ def describe(options: Options) -> str:
 
 
 def check(space: Space, options: Options) -> list[str]:
-    return [f"--workers: must be >= 1, got {options.workers}"] if options.workers < 1 else []
+    problems = [f"--workers: must be >= 1, got {options.workers}"] if options.workers < 1 else []
+    if space.multi_objective and space.search.sampler == "cmaes":
+        problems.append("search.sampler: cmaes ranks by one objective; with several use tpe (default), nsga2, random "
+                        "or qmc")
+    return problems
 
 
 STATES = {
@@ -85,8 +91,11 @@ STALE_REASON = f"worker stopped sending heartbeats for {GRACE_S} s (its process 
 
 # --- translating the space ---------------------------------------------------------------------
 def make_pruner(space: Space) -> optuna.pruners.BasePruner:
-    """The space's pruner with epochs (1..budget.epochs) as the resource."""
+    """The space's pruner with epochs (1..budget.epochs) as the resource; none with several objectives
+    (Optuna prunes by one value, and a trial stopped early would have no value for a model's cost)."""
     name, epochs = space.search.pruner or DEFAULT_PRUNER, space.budget.epochs
+    if space.multi_objective:
+        return optuna.pruners.NopPruner()
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3)
     if name == "median":
@@ -131,7 +140,7 @@ def _study(sweep: SweepConfig, storage: optuna.storages.BaseStorage, worker: int
     return optuna.create_study(
         study_name=sweep.name,
         storage=storage,
-        direction=space.objective.direction,
+        directions=[o.direction for o in space.all_objectives],
         sampler=make_sampler(space, worker, sweep.options.workers),
         pruner=make_pruner(space),
         load_if_exists=True,
@@ -150,7 +159,8 @@ def results(sweep: SweepConfig) -> SweepResult:
         TrialResult(
             number=t.number,
             state=STATES.get(t.state, TrialState.FAILED),
-            value=t.value if t.values else _last_value(t),
+            value=t.values[0] if t.values else _last_value(t),
+            values=tuple(t.values) if t.values and len(t.values) > 1 else None,
             params={**sweep.space.fixed, **t.params},
             mlflow_run_id=t.user_attrs.get(RUN_ATTR),
             epochs=max(t.intermediate_values, default=0),
@@ -160,7 +170,8 @@ def results(sweep: SweepConfig) -> SweepResult:
         for t in trials
         if not t.system_attrs.get(DISCARDED_ATTR) and t.state is not OptunaState.WAITING
     )
-    return SweepResult(sweep.name, "optuna", sweep.space.objective.direction, sweep.space.budget.trials, found)
+    return SweepResult(sweep.name, "optuna", sweep.space.objective.direction, sweep.space.budget.trials, found,
+                       directions_of(sweep.space))
 
 
 def check_stores(sweep: SweepConfig, logged: set[int], parent_exists: bool) -> str | None:
@@ -378,7 +389,8 @@ def _run_one(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, life:
     run_id = life.open(TrialStart(trial.number, values, retry_of=source, resume=resume,
                                   source_run=previous.user_attrs.get(RUN_ATTR) if previous else None))
     trial.set_user_attr(RUN_ATTR, run_id)
-    if previous is not None and resume is not None:  # the pruner sees the whole curve, as MLflow does
+    multi = space.multi_objective  # Optuna takes no per-epoch reports for several objectives
+    if previous is not None and resume is not None and not multi:  # the pruner sees the whole curve, as MLflow does
         for step, value in sorted(previous.intermediate_values.items()):
             if step <= resume.epoch:
                 trial.report(value, step=step)
@@ -386,7 +398,7 @@ def _run_one(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, life:
 
     def report(epoch: int, metrics: dict[str, float]) -> bool:
         value = metrics.get(metric)
-        if value is None or not math.isfinite(value):
+        if multi or value is None or not math.isfinite(value):
             return False
         with deferred_interrupts():  # both read and write the storage
             trial.report(value, step=epoch)
@@ -399,7 +411,7 @@ def _run_one(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, life:
     retries = int(trial.user_attrs.get(RETRIES_ATTR, 0))
     retry = outcome.state is TrialState.FAILED and retries < sweep.max_failures  # --max-failures
     if outcome.state is TrialState.COMPLETE:
-        study.tell(trial, outcome.value)
+        study.tell(trial, list(outcome.values) if multi else outcome.value)
     elif outcome.state is TrialState.PRUNED:
         study.tell(trial, state=OptunaState.PRUNED)
     else:
@@ -544,7 +556,7 @@ def _close_runs_of_finished_trials(sweep: SweepConfig, study: optuna.Study, trac
             continue
         state = STATES[t.state]
         checkpoint = sweep.store.checkpoint(sweep.name, t.number)
-        tracker.finish_trial(run.info.run_id, state, t.value if t.values else _last_value(t),
+        tracker.finish_trial(run.info.run_id, state, t.values[0] if t.values else _last_value(t),
                              checkpoint if state is TrialState.COMPLETE else None,
                              t.user_attrs.get("kerasweep.error") or (ORPHAN_REASON if state is TrialState.FAILED else None))
         checkpoint.unlink(missing_ok=True)

@@ -43,8 +43,9 @@ if TYPE_CHECKING:
     from search.config import SweepConfig
     from search.engines import ProgressCallback
 
-SAMPLERS = ("tpe", "random", "cmaes", "qmc")  # through OptunaSearch; the first is the default
+SAMPLERS = ("tpe", "random", "cmaes", "qmc", "nsga2")  # through OptunaSearch; the first is the default
 DEFAULT_PRUNER = "successive_halving"  # ASHA
+MULTI_OBJECTIVE = True  # several objectives: OptunaSearch with a list of metrics and modes
 
 
 @dataclass(frozen=True)
@@ -61,9 +62,13 @@ def describe(options: Options) -> str:
 
 
 def check(space: Space, options: Options) -> list[str]:
-    return [f"--{name.replace('_', '-')}: must be >= 0, got {value}"
-            for name, value in (("cpus_per_trial", options.cpus_per_trial), ("gpus_per_trial", options.gpus_per_trial))
-            if value < 0]
+    problems = [f"--{name.replace('_', '-')}: must be >= 0, got {value}"
+                for name, value in (("cpus_per_trial", options.cpus_per_trial),
+                                    ("gpus_per_trial", options.gpus_per_trial)) if value < 0]
+    if space.multi_objective and space.search.sampler == "cmaes":
+        problems.append("search.sampler: cmaes ranks by one objective; with several use tpe (default), nsga2, random "
+                        "or qmc")
+    return problems
 
 FINAL = "kerasweep_final"  # marks the one result a finished trial reports after its last epoch
 LOOPBACK = "127.0.0.1"  # a local Ray listens here only (README: Security)
@@ -98,12 +103,13 @@ def make_search(space: Space, max_concurrent: int, failures_in_a_row: int = 5,
     from search.engines._optuna_space import make_sampler
 
     points = [point for point in (*first_points, space.default_values()) if point]
+    objectives = space.all_objectives  # several: a list of metrics and modes (Optuna's multi-objective study)
     search = OptunaSearch(
         space=functools.partial(define_by_run, space=space),
         sampler=make_sampler(space, workers=max_concurrent),
         points_to_evaluate=points or None,
-        metric=space.objective.metric,
-        mode=_mode(space),
+        metric=[o.metric for o in objectives] if len(objectives) > 1 else objectives[0].metric,
+        mode=[_mode(o.direction) for o in objectives] if len(objectives) > 1 else _mode(objectives[0].direction),
     )
     return _budget_searcher_class()(ConcurrencyLimiter(search, max_concurrent=max_concurrent), space.budget.trials,
                                     failures_in_a_row)
@@ -191,7 +197,9 @@ def make_scheduler(space: Space) -> Any:
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
 
     epochs, name = space.budget.epochs, space.search.pruner or DEFAULT_PRUNER
-    target = {"metric": space.objective.metric, "mode": _mode(space), "time_attr": EPOCH}
+    if space.multi_objective:  # a trial stopped early has no value for its model's cost: none stop early
+        return FIFOScheduler()
+    target = {"metric": space.objective.metric, "mode": _mode(space.objective.direction), "time_attr": EPOCH}
     # max_t is one past the last epoch: ASHA stops a trial *at* max_t, which would cut off the final
     # report (best value + checkpoint) that marks a trial complete.
     if name == "hyperband":
@@ -203,8 +211,8 @@ def make_scheduler(space: Space) -> Any:
     return FIFOScheduler()
 
 
-def _mode(space: Space) -> str:
-    return "max" if space.objective.direction == "maximize" else "min"
+def _mode(direction: str) -> str:
+    return "max" if direction == "maximize" else "min"
 
 
 # --- the trial side (runs in a reused worker actor) ----------------------------------------------
@@ -255,7 +263,8 @@ def trainable(config: dict[str, Any], sweep: SweepConfig) -> None:
         if outcome.state is TrialState.FAILED:
             raise TrialFailed(outcome.error or "trial failed")
         final = {sweep.space.objective.metric: outcome.value, EPOCH: outcome.epochs, FINAL: True, NODE: node,
-                 "best_epoch": (outcome.best_epoch or 0) + 1, **outcome.measures}
+                 "best_epoch": (outcome.best_epoch or 0) + 1, **outcome.measures,
+                 **{o.metric: v for o, v in zip(sweep.space.all_objectives, outcome.values or ())}}
         tune.report(final, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
@@ -332,8 +341,10 @@ def _tune_callback_class() -> type:
                 path = Path(checkpoint.path) / "model.keras" if checkpoint is not None else None
                 from trainers.catalog import MEASURES
 
+                objectives = self.sweep.space.all_objectives if self.sweep.space.multi_objective else ()
                 outcome = TrialOutcome(TrialState.COMPLETE, final[metric], checkpoint=path,
-                                       measures={k: final[k] for k in MEASURES if k in final})
+                                       measures={k: final[k] for k in MEASURES if k in final},
+                                       values=tuple(final[o.metric] for o in objectives) or None)
             else:  # stopped by the scheduler: its value is its last reported one, as Optuna records a pruned trial
                 outcome = TrialOutcome(TrialState.PRUNED, _last_value(trial, metric))
             self.life.close(run_id, outcome)
@@ -471,6 +482,8 @@ def _fit(sweep: SweepConfig, on_progress: ProgressCallback, path: Path) -> None:
     from ray import tune
 
     space = sweep.space
+    if space.multi_objective:  # a model's cost is known once it trained: only the final report holds every objective
+        os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     resources = {"cpu": sweep.options.cpus_per_trial, "gpu": sweep.options.gpus_per_trial}
     fn = tune.with_resources(tune.with_parameters(trainable, sweep=sweep), resources)
     callback = _tune_callback_class()(sweep, on_progress)
