@@ -69,7 +69,7 @@ def main() -> None:
 @click.option("--name", help="Sweep name (default: the space's name). The same name resumes the sweep.")
 @click.option("--workers", type=click.IntRange(min=1), help="Optuna engine: parallel trial processes (default 1).")
 @click.option("--sampler", type=click.Choice(SAMPLERS),
-              help="Sampler (overrides the space): tpe (default), random, cmaes, qmc on optuna and ray; "
+              help="Sampler (overrides the space): tpe (default), random, cmaes, qmc, nsga2 on optuna and ray; "
                    "hyperband (default), random, bayesian on keras-tuner.")
 @click.option("--pruner", type=click.Choice(PRUNERS), help="Pruner (overrides the space): hyperband (default on optuna), successive_halving "
                    "(ASHA, default on ray), median, none.")
