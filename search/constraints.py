@@ -62,24 +62,24 @@ def parse_where(texts: Sequence[str], task: str) -> list[Constraint]:
     return found
 
 
-def measured(client: Any, trial: TrialResult, metrics: set[str], maximize: bool) -> dict[str, float]:
+def measured(tracker: Any, trial: TrialResult, metrics: set[str], maximize: bool) -> dict[str, float]:
     """The trial run's values of `metrics`: measures as logged, training metrics at its best epoch."""
-    run = client.get_run(trial.mlflow_run_id)
-    values = {m: run.data.metrics[m] for m in metrics & set(MEASURES) if m in run.data.metrics}
+    logged = tracker.latest_metrics(trial.mlflow_run_id)
+    values = {m: logged[m] for m in metrics & set(MEASURES) if m in logged}
     history = trial.intermediate
     best = (max if maximize else min)(history, key=history.get) if history else None
     for metric in metrics - set(MEASURES):
-        steps = {m.step: m.value for m in client.get_metric_history(trial.mlflow_run_id, metric)}
+        steps = tracker.metric_history(trial.mlflow_run_id, metric)
         if best in steps:
             values[metric] = steps[best]
     return values
 
 
-def meeting(trials: Sequence[TrialResult], constraints: Sequence[Constraint], client: Any, maximize: bool,
+def meeting(trials: Sequence[TrialResult], constraints: Sequence[Constraint], tracker: Any, maximize: bool,
             sweep: str) -> list[TrialResult]:
     """The trials (in the order given) that meet every constraint; none: one line naming the closest."""
     metrics = {c.metric for c in constraints}
-    found = [(t, measured(client, t, metrics, maximize)) for t in trials if t.mlflow_run_id]
+    found = [(t, measured(tracker, t, metrics, maximize)) for t in trials if t.mlflow_run_id]
     kept = [t for t, values in found if all(c.holds(values.get(c.metric)) for c in constraints)]
     if kept:
         return kept

@@ -355,6 +355,10 @@ class Tracker:
         """A run's values of one metric by step (epoch)."""
         return {m.step: m.value for m in self.client.get_metric_history(run_id, key)}
 
+    def latest_metrics(self, run_id: str) -> dict[str, float]:
+        """A run's metrics, each at its latest value (a trial's measures are logged once)."""
+        return dict(self.client.get_run(run_id).data.metrics)
+
     def is_running(self, run_id: str) -> bool:
         return self.client.get_run(run_id).info.status == "RUNNING"
 
