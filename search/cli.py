@@ -69,7 +69,7 @@ def main() -> None:
 @click.option("--name", help="Sweep name (default: the space's name). The same name resumes the sweep.")
 @click.option("--workers", type=click.IntRange(min=1), help="Optuna engine: parallel trial processes (default 1).")
 @click.option("--sampler", type=click.Choice(SAMPLERS),
-              help="Sampler (overrides the space): tpe (default), random, cmaes, qmc, nsga2 on optuna and ray; "
+              help="Sampler (overrides the space): tpe (default), random, cmaes, qmc, nsga2, grid on optuna and ray; "
                    "hyperband (default), random, bayesian on keras-tuner.")
 @click.option("--pruner", type=click.Choice(PRUNERS), help="Pruner (overrides the space): hyperband (default on optuna), successive_halving "
                    "(ASHA, default on ray), median, none.")
@@ -120,6 +120,10 @@ def sweep(space: str, engine: str, trials: int | None, epochs: int | None, minut
                          gpus_per_trial=gpus_per_trial, address=address, verbose=verbose, debug=debug,
                          first_points=started.points, started_from=started.source)
     check_stores_agree(config, tracker_of(config))  # a damaged store: one line before TensorFlow loads
+    if config.space.budget.trials < parsed.budget.trials:  # a grid smaller than the budget: each config once
+        console.print(f"The grid holds {config.space.budget.trials} configs: each runs once, the budget is "
+                      f"{config.space.budget.trials} trials.")
+    parsed = config.space
 
     from search.quiet import import_tensorflow_quietly
 

@@ -34,7 +34,8 @@ Scalar = Union[StrictBool, StrictInt, FiniteFloat, StrictStr]
 TaskName = Literal["classification", "binary", "multilabel", "regression"]  # catalog.TASKS' keys (a test keeps them in step)
 MAX_PARAMS = 1000  # searched params per space; far beyond any model's, and suggesting stays quick
 #: the words a space file may use; which engine runs which (and its default) is the engine's own (`SAMPLERS`)
-SAMPLERS = ("tpe", "random", "cmaes", "qmc", "nsga2", "hyperband", "bayesian")
+SAMPLERS = ("tpe", "random", "cmaes", "qmc", "nsga2", "grid", "hyperband", "bayesian")
+MAX_GRID = 100_000  # configs in a grid search; far beyond any budget of trials
 PRUNERS = ("hyperband", "median", "successive_halving", "none")
 PROJECT_SPACES = Path(__file__).resolve().parents[1] / "spaces"
 
@@ -91,7 +92,7 @@ class Budget(_Strict):
 
 class SearchSettings(_Strict):
     # None: the engine's default (the first of its SAMPLERS)
-    sampler: Literal["tpe", "random", "cmaes", "qmc", "nsga2", "hyperband", "bayesian"] | None = None
+    sampler: Literal["tpe", "random", "cmaes", "qmc", "nsga2", "grid", "hyperband", "bayesian"] | None = None
     # None: the engine's default (its DEFAULT_PRUNER)
     pruner: Literal["hyperband", "median", "successive_halving", "none"] | None = None
     seed: int = 0
@@ -152,6 +153,39 @@ class Space(_Strict):
             if parent not in values or values[parent] not in allowed:
                 return False
         return True
+
+    def grid(self) -> dict[str, list[Any]]:
+        """Every value of every param for a grid search: the choices; a range from low to high by its step
+        (an int range without a step by 1). A float range without a step has no grid (see grid_problems)."""
+        found: dict[str, list[Any]] = {}
+        for name, param in self.params.items():
+            if isinstance(param, CategoricalParam):
+                found[name] = list(param.choices)
+            elif isinstance(param, IntParam) or param.step:
+                step = param.step or 1
+                count = int(round((param.high - param.low) / step)) + 1
+                found[name] = [param.low + i * step for i in range(count) if param.low + i * step <= param.high + 1e-12]
+        return found
+
+    def grid_problems(self) -> list[str]:
+        """Why this space cannot be searched on a grid, one line per param."""
+        problems = [f"params.{name}: a grid needs a step for a float range (or type: categorical); got low "
+                    f"{p.low}, high {p.high} and no step" for name, p in self.params.items()
+                    if isinstance(p, FloatParam) and not p.step]
+        if not self.params:
+            problems.append("search.sampler: a grid needs the space's params (a define-by-run builder declares its own)")
+        size = self.grid_size()
+        if not problems and size > MAX_GRID:
+            problems.append(f"search.sampler: the grid holds {size} configs, more than {MAX_GRID}; widen the steps "
+                            "or use tpe or random")
+        return problems
+
+    def grid_size(self) -> int:
+        """How many configs the grid holds (every combination; conditionals not pruned)."""
+        size = 1
+        for values in self.grid().values():
+            size *= len(values)
+        return size
 
     def default_values(self) -> dict[str, Any]:
         """The declared defaults of the active params: the first trial of a new sweep."""

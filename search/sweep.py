@@ -72,6 +72,8 @@ def make_config(space: Space, name: str | None = None, store: Path | str | None 
     if problems:
         raise UserInputError("\n".join(problem if problem.startswith("--") else f"{space.source or 'space'}: {problem}"
                                        for problem in problems))
+    if space.search.sampler == "grid" and space.grid_size() < space.budget.trials:
+        space = space.with_overrides(trials=space.grid_size())  # every config once: the grid is the budget
     if check_data_files:
         check_data(space)
     return SweepConfig(

@@ -147,3 +147,20 @@ def test_conditions_on_an_int_parent(tmp_path: Path) -> None:
     floaty = INT_PARENT.replace("layers: {type: int, low: 1, high: 3}", "layers: {type: float, low: 1, high: 3}")
     with pytest.raises(UserInputError, match="a condition needs a categorical or int parent"):
         load_space(write_space(tmp_path, floaty))
+
+
+def test_a_grid_is_every_combination_and_needs_steps_for_floats() -> None:
+    from search.space import Space
+
+    space = Space.model_validate({"name": "g", "model": "mlp", "data": "iris", "search": {"sampler": "grid"},
+                                  "params": {"units": {"type": "int", "low": 8, "high": 32, "step": 8},
+                                             "optimizer": {"type": "categorical", "choices": ["adam", "sgd"]},
+                                             "dropout": {"type": "float", "low": 0.0, "high": 0.5, "step": 0.25}}})
+    # Rule: ints by their step, floats by theirs, choices as given; the size is the product
+    assert space.grid() == {"units": [8, 16, 24, 32], "optimizer": ["adam", "sgd"], "dropout": [0.0, 0.25, 0.5]}
+    assert space.grid_size() == 24 and space.grid_problems() == []
+    loose = Space.model_validate({**space.model_dump(), "params": {
+        "learning_rate": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}}})
+    # Rule: a float range without a step has no grid: one line naming it and the fix
+    assert loose.grid_problems() == ["params.learning_rate: a grid needs a step for a float range (or type: "
+                                     "categorical); got low 0.001, high 0.1 and no step"]

@@ -32,7 +32,17 @@ def make_sampler(space: Space, worker: int = 0, workers: int = 1) -> optuna.samp
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if name == "nsga2":  # a genetic algorithm for several objectives (one works too)
         return optuna.samplers.NSGAIISampler(seed=seed)
+    if name == "grid":  # every combination once (Space.grid), in a seeded random order
+        return _AskTellGrid(space.grid(), seed=seed)
     return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+
+
+class _AskTellGrid(optuna.samplers.GridSampler):
+    """Optuna's grid without its `study.stop()` once every config ran, which works inside `optimize` only:
+    kerasweep's loops (ask and tell, Ray's searcher) stop at the budget, which is the grid's size."""
+
+    def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+        return None
 
 
 def distributions(space: Space) -> dict[str, optuna.distributions.BaseDistribution]:

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from search.config import SweepConfig
     from search.engines import ProgressCallback
 
-SAMPLERS = ("tpe", "random", "cmaes", "qmc", "nsga2")  # Optuna's samplers; the first is the default
+SAMPLERS = ("tpe", "random", "cmaes", "qmc", "nsga2", "grid")  # Optuna's samplers; the first is the default
 DEFAULT_PRUNER = "hyperband"
 MULTI_OBJECTIVE = True  # several objectives: Optuna's multi-objective study (TPE, NSGA-II, random, QMC)
 
@@ -70,6 +70,8 @@ def describe(options: Options) -> str:
 
 def check(space: Space, options: Options) -> list[str]:
     problems = [f"--workers: must be >= 1, got {options.workers}"] if options.workers < 1 else []
+    if space.search.sampler == "grid":
+        problems += space.grid_problems()
     if space.multi_objective and space.search.sampler == "cmaes":
         problems.append("search.sampler: cmaes ranks by one objective; with several use tpe (default), nsga2, random "
                         "or qmc")
@@ -216,7 +218,8 @@ def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
         study = _study(sweep, storage)
         if not study.get_trials(deepcopy=False):
             # --warm-start / --enqueue first, then a known-good trial: the space's declared defaults
-            for point in (*sweep.first_points, sweep.space.default_values()):
+            defaults = sweep.space.default_values() if sweep.space.search.sampler != "grid" else {}  # the grid has all
+            for point in (*sweep.first_points, defaults):
                 if point:
                     study.enqueue_trial(point, skip_if_exists=True)
         _fail_orphans(sweep, study)

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from search.config import SweepConfig
     from search.engines import ProgressCallback
 
-SAMPLERS = ("tpe", "random", "cmaes", "qmc", "nsga2")  # through OptunaSearch; the first is the default
+SAMPLERS = ("tpe", "random", "cmaes", "qmc", "nsga2", "grid")  # through OptunaSearch; the first is the default
 DEFAULT_PRUNER = "successive_halving"  # ASHA
 MULTI_OBJECTIVE = True  # several objectives: OptunaSearch with a list of metrics and modes
 
@@ -65,6 +65,8 @@ def check(space: Space, options: Options) -> list[str]:
     problems = [f"--{name.replace('_', '-')}: must be >= 0, got {value}"
                 for name, value in (("cpus_per_trial", options.cpus_per_trial),
                                     ("gpus_per_trial", options.gpus_per_trial)) if value < 0]
+    if space.search.sampler == "grid":
+        problems += space.grid_problems()
     if space.multi_objective and space.search.sampler == "cmaes":
         problems.append("search.sampler: cmaes ranks by one objective; with several use tpe (default), nsga2, random "
                         "or qmc")
@@ -102,7 +104,8 @@ def make_search(space: Space, max_concurrent: int, failures_in_a_row: int = 5,
 
     from search.engines._optuna_space import make_sampler
 
-    points = [point for point in (*first_points, space.default_values()) if point]
+    defaults = space.default_values() if space.search.sampler != "grid" else {}  # the grid holds every config
+    points = [point for point in (*first_points, defaults) if point]
     objectives = space.all_objectives  # several: a list of metrics and modes (Optuna's multi-objective study)
     search = OptunaSearch(
         space=functools.partial(define_by_run, space=space),
