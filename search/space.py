@@ -187,6 +187,16 @@ class Space(_Strict):
             size *= len(values)
         return size
 
+    def first_values(self) -> dict[str, Any]:
+        """One complete set of active values: each param's default, else its first choice or its low end
+        (what a check builds the model with before any trial)."""
+        values: dict[str, Any] = {}
+        for name, param in self.params.items():
+            if self.is_active(name, values):
+                first = param.choices[0] if isinstance(param, CategoricalParam) else param.low
+                values[name] = param.default if param.default is not None else first
+        return values
+
     def default_values(self) -> dict[str, Any]:
         """The declared defaults of the active params: the first trial of a new sweep."""
         values: dict[str, Any] = {}

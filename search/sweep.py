@@ -24,6 +24,7 @@ from search.results import SweepResult
 from search.space import Space
 from search.store import Store, check_store
 from search.tracking import TRIAL_TAG, Tracker, artifact_root_for, tracking_uri_for
+from trainers import catalog
 
 __all__ = ["DEFAULT_STORE", "SweepConfig", "load_config", "make_config", "run_sweep", "sweep_results"]
 
@@ -99,14 +100,20 @@ def check_name(name: str) -> None:
 
 def check_data(space: Space) -> None:
     """Load the space's data once (NumPy only), as its trials will, so that bad files fail before any training."""
-    from search.trial import train_spec
+    from search.trial import builder_style, resolve_values, train_spec
     from trainers.data import DataError
-    from trainers.fit import load_data
+    from trainers.fit import UnreadValues, check_builder_reads, load_data
 
     try:
-        load_data(train_spec(space, {}))
+        if catalog.is_user_builder(space.model) and builder_style(space) == "values":
+            # a user's builder is built once, untrained: a param it never reads (a typo) is bad input now
+            check_builder_reads(train_spec(space, resolve_values(space, space.first_values())))
+        else:
+            load_data(train_spec(space, {}))
     except DataError as exc:
         raise UserInputError(f"{space.source or 'space'}: data: {exc}") from None
+    except UnreadValues as exc:
+        raise UserInputError(f"{space.source or 'space'}: params: {exc}") from None
 
 
 def _write_record(config: SweepConfig) -> None:

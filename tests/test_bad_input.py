@@ -42,6 +42,13 @@ def _mixed_choices(folder: Path) -> str:
     return str(folder / "m.yaml")
 
 
+def _builder_typo(folder: Path) -> str:
+    """The bundled user-builder space with one param misspelt: the builder never reads it."""
+    text = (Path(__file__).resolve().parents[1] / "spaces" / "custom.yaml").read_text()
+    (folder / "typo.yaml").write_text(text.replace("  learning_rate:", "  learning_rat:"))
+    return str(folder / "typo.yaml")
+
+
 GOOD_EXPORT = "model: mlp\ndata: iris\nparams: {units: 8}\nepochs: 2\nseed: 0\n"
 
 # (case, how to build the command in a folder, fragments of the error line)
@@ -78,6 +85,7 @@ CASES = [
     ("cpus per trial on optuna", lambda f: ["sweep", "mlp", "--cpus-per-trial", "2"], ["--cpus-per-trial", "engine 'optuna' does not take it", "ray does"]),
     ("--checkpoint-every negative", lambda f: ["sweep", "mlp", "--checkpoint-every", "-1"], ["--checkpoint-every", "-1"]),
     ("storage on ray", lambda f: ["sweep", "mlp", "--engine", "ray", "--storage", "sqlite:///x.db"], ["--storage", "engine 'ray' does not take it", "optuna does"]),
+    ("user builder ignores a param", lambda f: ["sweep", _builder_typo(f)], ["typo.yaml", "params:", "never read learning_rat", "it reads conv_layers, width"]),
     ("keras-tuner mixed choices", lambda f: ["sweep", _mixed_choices(f), "--engine", "keras-tuner"], ["m.yaml", "params.units.choices", "units is a whole number, got '16'"]),
     # stores and names
     ("store is a file", lambda f: ["sweep", "mlp", "--store", str(f / "file")] if (f / "file").write_text("x") else [], ["--store", "not a folder"]),

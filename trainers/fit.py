@@ -327,6 +327,25 @@ class ReadRecorder(Mapping[str, Any]):
         return len(self._values)
 
 
+class UnreadValues(ValueError):
+    """A user's builder never read values it was given: they would be logged without having acted."""
+
+
+def check_builder_reads(spec: TrainSpec) -> None:
+    """Build a user's `(values, input_shape, n_outputs)` network once, untrained, with `spec.params`, and
+    raise UnreadValues when it ignores one: a misspelt param costs seconds before the sweep starts, not
+    five failed trials. Any other error of the builder is left to the trials, which record it."""
+    from trainers.models import build
+
+    data = load_data(spec)
+    given = ReadRecorder({**TRAINING_DEFAULTS, **spec.params})
+    try:
+        build(spec.model, given, data.input_shape, data.n_outputs, head=catalog.TASKS[spec.task].head)
+    except Exception:  # noqa: BLE001 - the trials run the builder again and record what it raises
+        return
+    check_all_read(given, spec.params)
+
+
 def check_all_read(given: ReadRecorder, params: Mapping[str, Any]) -> None:
     """Every value the space gave a user's builder (beyond the training loop's own) was read by it.
 
@@ -336,7 +355,7 @@ def check_all_read(given: ReadRecorder, params: Mapping[str, Any]) -> None:
     unread = sorted(set(params) - given.read - set(catalog.TRAINING_PARAMS))
     if unread:
         read = sorted(given.read - set(catalog.TRAINING_PARAMS)) or ["none"]
-        raise ValueError(f"the model builder never read {', '.join(unread)} from its values, so they would be "
+        raise UnreadValues(f"the model builder never read {', '.join(unread)} from its values, so they would be "
                          f"logged without having acted; read them in the builder (values['{unread[0]}']) or remove "
                          f"them from the space; it reads {', '.join(read)}")
 
