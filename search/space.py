@@ -163,7 +163,7 @@ class Space(_Strict):
                 found[name] = list(param.choices)
             elif isinstance(param, IntParam) or param.step:
                 step = param.step or 1
-                count = int(round((param.high - param.low) / step)) + 1
+                count = round((param.high - param.low) / step) + 1
                 found[name] = [param.low + i * step for i in range(count) if param.low + i * step <= param.high + 1e-12]
         return found
 
