@@ -250,8 +250,9 @@ def load_space(space: str | os.PathLike[str]) -> Space:
 
 
 def resolve_data_path(data: str, base_dir: Path | None = None) -> Path | None:
-    """A user data path as it exists (as given, or relative to the space file); None for bundled names."""
-    if data in catalog.BUNDLED_DATASETS:
+    """A user data path as it exists (as given, or relative to the space file); None for bundled names
+    and data functions (`package.module:function`)."""
+    if data in catalog.BUNDLED_DATASETS or catalog.is_data_function(data):
         return None
     for candidate in (Path(data), (base_dir or Path(".")) / data):
         if candidate.exists():

@@ -8,6 +8,7 @@ build things (`models.py`, `data.py`, `fit.py`) check themselves against this ca
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 #: Bundled scikit-learn datasets: name -> (loader function name, kind). Images are reshaped to HxWx1.
@@ -268,6 +269,14 @@ def known_params(model: str) -> dict[str, str] | None:
     if is_user_builder(model):
         return None
     return {**TRAINING_PARAMS, **MODEL_PARAMS[model]}
+
+
+DATA_FUNCTION = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+
+
+def is_data_function(data: str) -> bool:
+    """`mypackage.data:load` names a user's function that returns the arrays, rather than a file."""
+    return DATA_FUNCTION.fullmatch(data) is not None
 
 
 def is_user_builder(model: str) -> bool:

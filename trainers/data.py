@@ -141,6 +141,8 @@ def make_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, 
 def _read(data: str, target: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None,
                                                      tuple[str, ...] | None]:
     """Features, labels, the names of several target columns, and the feature columns' names."""
+    if catalog.is_data_function(data):
+        return _read_function(data)
     if data in catalog.BUNDLED_DATASETS:
         import sklearn.datasets
 
@@ -159,6 +161,39 @@ def _read(data: str, target: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, t
     if path.suffix == ".csv":
         return _read_csv(path, target)
     raise DataError(f"{data}: unsupported suffix {path.suffix!r}; expected .npz, .csv or a folder of images per class")
+
+
+def _read_function(ref: str) -> tuple[np.ndarray, np.ndarray, None, tuple[str, ...] | None]:
+    """Arrays from a user's function (`package.module:function`, no arguments), imported from the project
+    folder as a builder is: it returns `(x, y)` or a mapping with `x`, `y` and optionally `features` (the
+    column names of 2-D `x`). Everything after is checked as a file's arrays are."""
+    import importlib
+    import os
+    import sys
+
+    module_name, _, name = ref.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        function = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as exc:
+        raise DataError(f"{ref}: cannot load the data function ({exc}); name a function as package.module:function "
+                        "importable from the project folder") from None
+    returned = function()
+    features = None
+    if isinstance(returned, dict) and {"x", "y"} <= set(returned):
+        x, y, features = returned["x"], returned["y"], returned.get("features")
+    elif isinstance(returned, (tuple, list)) and len(returned) == 2:
+        x, y = returned
+    else:
+        raise DataError(f"{ref}: the function returned {type(returned).__name__}; expected (x, y) or a mapping with "
+                        "'x', 'y' and optionally 'features'")
+    x, y = np.asarray(x), np.asarray(y)
+    if x.dtype == object or y.dtype == object and not all(isinstance(v, str) for v in y.ravel()):
+        raise DataError(f"{ref}: x must hold numbers and y numbers or text; got {x.dtype} and {y.dtype}")
+    if x.ndim == 3:  # grayscale images without a channel axis
+        x = x[..., np.newaxis]
+    return x, y, None, tuple(map(str, features)) if features is not None else None
 
 
 def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
