@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -25,6 +26,7 @@ ENGINES: dict[str, str] = {
     "ray": "search.engines.ray",
     "keras-tuner": "search.engines.keras_tuner",
 }
+BUILT_IN = frozenset(ENGINES)
 #: more engines, `name=package.module` separated by commas (a team's own engine, the tests' random one)
 ENGINES_ENV = "KERASWEEP_ENGINES"
 
@@ -63,10 +65,25 @@ for _entry in filter(None, os.environ.get(ENGINES_ENV, "").split(",")):
 
 
 def get_engine(name: str) -> Engine:
-    """The engine module for `name`; raises KeyError listing the known engines."""
+    """The engine module for `name`; raises KeyError listing the known engines.
+
+    A registered engine's module is imported as a user's builder is: from the project folder too (the
+    current directory, as `python -m` would), so `KERASWEEP_ENGINES=mine=myproject.engine` works from
+    the `kerasweep` command. One that cannot be imported is bad input naming it.
+    """
     if name not in ENGINES:
         raise KeyError(f"unknown engine {name!r}; expected one of {', '.join(ENGINES)}")
-    return importlib.import_module(ENGINES[name])  # type: ignore[return-value]
+    if name not in BUILT_IN and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(ENGINES[name])  # type: ignore[return-value]
+    except ImportError as exc:
+        if name in BUILT_IN:
+            raise
+        from search.errors import UserInputError
+
+        raise UserInputError(f"{ENGINES_ENV}: engine {name!r}: cannot import {ENGINES[name]!r} ({exc}); name a "
+                             "module importable from the project folder") from None
 
 
 def engines_with(attribute: str) -> list[str]:
