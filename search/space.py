@@ -169,7 +169,7 @@ class Space(_Strict):
 
     def grid_problems(self) -> list[str]:
         """Why this space cannot be searched on a grid, one line per param."""
-        problems = [f"params.{name}: a grid needs a step for a float range (or type: categorical); got low "
+        problems = [f"params.{name}: sampler grid needs a step for a float range (or type: categorical); got low "
                     f"{p.low}, high {p.high} and no step" for name, p in self.params.items()
                     if isinstance(p, FloatParam) and not p.step]
         if not self.params:

@@ -74,7 +74,7 @@ CASES = [
     ("--epochs -1", lambda f: ["sweep", "mlp", "--epochs", "-1"], ["--epochs", "-1"]),
     ("--workers 0", lambda f: ["sweep", "mlp", "--workers", "0"], ["--workers", "0"]),
     ("--pruner unknown", lambda f: ["sweep", "mlp", "--pruner", "asha2"], ["--pruner", "asha2"]),
-    ("--sampler unknown", lambda f: ["sweep", "mlp", "--sampler", "grid"], ["--sampler", "grid"]),
+    ("--sampler unknown", lambda f: ["sweep", "mlp", "--sampler", "bohb"], ["--sampler", "bohb"]),
     ("--engine unknown", lambda f: ["sweep", "mlp", "--engine", "hyperopt"], ["--engine", "hyperopt"]),
     ("--gpus-per-trial negative", lambda f: ["sweep", "mlp", "--gpus-per-trial", "-0.5"], ["--gpus-per-trial", "-0.5"]),
     ("--max-failures negative", lambda f: ["sweep", "mlp", "--max-failures", "-2"], ["--max-failures", "-2"]),

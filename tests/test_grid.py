@@ -43,7 +43,7 @@ def test_a_grid_refused_where_it_cannot_run(tmp_path: Path) -> None:
                                                 "dropout: {type: float, low: 0.0, high: 0.5}"), "loose.yaml")
     answer = CliRunner().invoke(main, ["sweep", str(loose), "--store", str(store)])
     # Rule: a float range without a step: exit 2, one line naming it; nothing written
-    assert answer.exit_code == 2 and "params.dropout: a grid needs a step for a float range" in answer.output
+    assert answer.exit_code == 2 and "params.dropout: sampler grid needs a step for a float range" in answer.output
     answer = CliRunner().invoke(main, ["sweep", str(write_space(tmp_path, SPACE)), "--engine", "keras-tuner",
                                        "--store", str(store)])
     # Rule: an engine without a grid says which samplers it runs

@@ -41,7 +41,7 @@ BAD_SPACES = [
     ("missing data file", GOOD.replace("data: digits", "data: nowhere/train.npz"), ["data: 'nowhere/train.npz'", "existing file"]),
     ("objective metric typo", GOOD + "objective: {metric: val_acc}\n", ["objective.metric", "'val_acc'", "did you mean 'val_accuracy'"]),
     ("objective direction", GOOD + "objective: {direction: up}\n", ["objective.direction", "'up'", "maximize"]),
-    ("unknown sampler", GOOD + "search: {sampler: grid}\n", ["search.sampler", "'grid'", "tpe"]),
+    ("unknown sampler", GOOD + "search: {sampler: bohb}\n", ["search.sampler", "'bohb'", "tpe"]),
     ("zero trials", GOOD + "budget: {trials: 0}\n", ["budget.trials", "greater than or equal to 1", "0"]),
     ("misspelled param name", GOOD.replace("momentum:", "momentun:"), ["params.momentun", "did you mean 'momentum'"]),
     ("not a mapping", "- just\n- a list\n", ["expected a mapping"]),
@@ -82,7 +82,7 @@ def test_there_are_enough_cases() -> None:
         (["sweep", "no_such_space"], "space 'no_such_space' not found"),
         (["sweep", "cnn", "--trials", "0"], "--trials"),
         (["sweep", "cnn", "--engine", "nope"], "--engine"),
-        (["sweep", "cnn", "--sampler", "grid"], "--sampler"),
+        (["sweep", "cnn", "--sampler", "bohb"], "--sampler"),
         (["sweep", "cnn", "--name", "a b/c"], "--name"),
         (["export", "never_ran"], "sweep 'never_ran' not found"),
         (["train", "missing.yaml"], "missing.yaml: config file not found"),
@@ -162,5 +162,5 @@ def test_a_grid_is_every_combination_and_needs_steps_for_floats() -> None:
     loose = Space.model_validate({**space.model_dump(), "params": {
         "learning_rate": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}}})
     # Rule: a float range without a step has no grid: one line naming it and the fix
-    assert loose.grid_problems() == ["params.learning_rate: a grid needs a step for a float range (or type: "
+    assert loose.grid_problems() == ["params.learning_rate: sampler grid needs a step for a float range (or type: "
                                      "categorical); got low 0.001, high 0.1 and no step"]
