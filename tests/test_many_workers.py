@@ -121,7 +121,10 @@ def test_a_worker_that_stops_beating_is_found_stale_by_the_others(tmp_path: Path
     from trainers.fit import latest_backup
 
     store = tmp_path / "store"
-    space = write_space(tmp_path, SPACE.replace("epochs: 2", "epochs: 30").replace(f"trials: {TRIALS}", "trials: 200"))
+    # every trial trains all 30 epochs (no early stop): the trial picked as the victim is still training
+    # when its command is killed, not finished a moment before
+    space = write_space(tmp_path, SPACE.replace("epochs: 2", "epochs: 30").replace(f"trials: {TRIALS}", "trials: 200")
+                        + "    fixed: {patience: 100}\n")
     command = ["sweep", str(space), "--checkpoint-every", "0", "--store", str(store)]
     url = f"sqlite:///{store / 'optuna.db'}"
 

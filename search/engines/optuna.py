@@ -528,7 +528,7 @@ def _fail_orphans(sweep: SweepConfig, study: optuna.Study) -> None:
     if any(OWNER_ATTR not in t.user_attrs for t in running):
         time.sleep(OWNERLESS_GRACE_S)
         running = study.get_trials(deepcopy=False, states=(OptunaState.RUNNING,))
-    orphans, live_runs = [], set()
+    orphans, live_runs, live_numbers = [], set(), set()
     for t in running:
         owner_host, _, pid = str(t.user_attrs.get(OWNER_ATTR, f"{host}:")).partition(":")
         if owner_host == host and not (pid.isdigit() and _alive(int(pid))):
@@ -537,12 +537,19 @@ def _fail_orphans(sweep: SweepConfig, study: optuna.Study) -> None:
                 orphans.append(t)
             except Exception:  # noqa: BLE001 - finished by someone else meanwhile
                 pass
-        elif t.user_attrs.get(RUN_ATTR):
-            live_runs.add(t.user_attrs[RUN_ATTR])
+        else:
+            live_numbers.add(t.number)
+            if t.user_attrs.get(RUN_ATTR):
+                live_runs.add(t.user_attrs[RUN_ATTR])
     if not sweep.parent_run_id:
         return
     life = TrialLife(sweep)
     _close_runs_of_finished_trials(sweep, study, life.tracker)
+    # a live trial's run is kept by its trial number too: another command may have opened the run a moment
+    # ago without yet writing its id into the Optuna trial (failing it then left a live trial's run FAILED)
+    live_runs |= {r.info.run_id for r in life.tracker.trial_runs(sweep.parent_run_id)
+                  if r.info.status == "RUNNING" and r.data.tags.get(TRIAL_TAG, "").isdigit()
+                  and int(r.data.tags[TRIAL_TAG]) in live_numbers}
     life.fail_orphans(keep=live_runs)
     if orphans:
         _log_lost_trials(life, orphans, ORPHAN_REASON)
