@@ -60,6 +60,15 @@ def distributions(space: Space) -> dict[str, optuna.distributions.BaseDistributi
     return found
 
 
+def sampler_problems(space: Space) -> list[str]:
+    """What the space's Optuna sampler cannot search in it (both engines that sample through Optuna)."""
+    problems = space.grid_problems() if space.search.sampler == "grid" else []
+    if space.multi_objective and space.search.sampler == "cmaes":
+        problems.append("search.sampler: cmaes ranks by one objective; with several use tpe (default), nsga2, random "
+                        "or qmc")
+    return problems
+
+
 def suggest(trial: optuna.Trial, space: Space) -> dict[str, Any]:
     """Sample the active params in declaration order (parents before children, inactive ones absent)."""
     values: dict[str, Any] = {}

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import optuna
 from optuna.trial import TrialState as OptunaState
 
-from search.engines._optuna_space import live_suggestions, make_sampler, suggest
+from search.engines._optuna_space import live_suggestions, make_sampler, sampler_problems, suggest
 from search.errors import KerasweepError, SweepAborted, UserInputError
 from search.interrupts import deferred_interrupts, interruptible, stop_reason
 from search.lifecycle import (
@@ -70,12 +70,7 @@ def describe(options: Options) -> str:
 
 def check(space: Space, options: Options) -> list[str]:
     problems = [f"--workers: must be >= 1, got {options.workers}"] if options.workers < 1 else []
-    if space.search.sampler == "grid":
-        problems += space.grid_problems()
-    if space.multi_objective and space.search.sampler == "cmaes":
-        problems.append("search.sampler: cmaes ranks by one objective; with several use tpe (default), nsga2, random "
-                        "or qmc")
-    return problems
+    return problems + sampler_problems(space)
 
 
 STATES = {

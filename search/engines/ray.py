@@ -65,12 +65,9 @@ def check(space: Space, options: Options) -> list[str]:
     problems = [f"--{name.replace('_', '-')}: must be >= 0, got {value}"
                 for name, value in (("cpus_per_trial", options.cpus_per_trial),
                                     ("gpus_per_trial", options.gpus_per_trial)) if value < 0]
-    if space.search.sampler == "grid":
-        problems += space.grid_problems()
-    if space.multi_objective and space.search.sampler == "cmaes":
-        problems.append("search.sampler: cmaes ranks by one objective; with several use tpe (default), nsga2, random "
-                        "or qmc")
-    return problems
+    from search.engines._optuna_space import sampler_problems  # imports Optuna: only when checking
+
+    return problems + sampler_problems(space)
 
 FINAL = "kerasweep_final"  # marks the one result a finished trial reports after its last epoch
 LOOPBACK = "127.0.0.1"  # a local Ray listens here only (README: Security)
