@@ -157,7 +157,7 @@ def test_failed_trials_do_not_use_up_the_budget(engine: str, tmp_path: Path) -> 
         data: iris
         budget: {trials: 3, epochs: 1}
         params:
-          huge: {type: categorical, choices: [true, false], default: true}
+          size: {type: int, low: 1, high: 16, default: 16}
           learning_rate: {type: float, low: 1.0e-3, high: 1.0e-1, log: true, default: 1.0e-2}
     """)
     store = tmp_path / "store"
@@ -165,6 +165,6 @@ def test_failed_trials_do_not_use_up_the_budget(engine: str, tmp_path: Path) -> 
     assert proc.returncode == 0, proc.stderr + proc.stdout
     _, runs = sweep_runs(mlflow_client(store), "oomy", "oomy")
     states = [r.data.tags[STATE_TAG] for r in runs]
-    # Rule: the first trial (huge: true) runs out of memory and fails; the sweep still meets its budget
+    # Rule: the first trial (size: 16, the default) runs out of memory and fails; the sweep still meets its budget
     assert "failed" in states
     assert sum(s in ("complete", "pruned") for s in states) == 3, states

@@ -92,7 +92,7 @@ def test_out_of_memory_trial_fails_with_the_reason_and_the_sweep_goes_on(tmp_pat
         budget: {trials: 2, epochs: 2}
         search: {sampler: random, pruner: none, seed: 0}
         params:
-          huge: {type: categorical, choices: [true, false], default: true}
+          size: {type: int, low: 1, high: 16, default: 16}
     """)
     store = tmp_path / "store"
     proc = run_cli("sweep", str(space), "--store", str(store))
@@ -101,7 +101,7 @@ def test_out_of_memory_trial_fails_with_the_reason_and_the_sweep_goes_on(tmp_pat
     failed = [r for r in runs if r.data.tags["kerasweep.state"] == "failed"]
     # Rule: the trial that ran out of memory (a real ResourceExhaustedError) is failed with the reason
     assert failed and all(r.data.tags["kerasweep.error"].startswith("out of memory:") for r in failed)
-    assert all(r.data.params["huge"] == "True" for r in failed)
+    assert all(r.data.params["size"] == "16" for r in failed)
     traceback = mlflow_client(store).download_artifacts(failed[0].info.run_id, "error.txt", str(tmp_path))
     assert "ResourceExhaustedError" in Path(traceback).read_text()
     # Rule: the sweep goes on to its budget

@@ -56,7 +56,10 @@ def _assert_stopped_like_ctrl_c(store: Path, name: str, out: str, err: str, code
 @pytest.mark.parametrize("engine, workers", [("optuna", 1), ("optuna", 2), ("keras-tuner", 1)])
 def test_sigterm_stops_a_sweep_as_ctrl_c_does_and_it_resumes(tmp_path: Path, engine: str, workers: int) -> None:
     store, name = tmp_path / "store", f"term-{engine}-{workers}"
-    args = ["mlp", "--engine", engine, "--epochs", "30", "--checkpoint-every", "0", "--name", name, "--store", str(store)]
+    # no pruner: every trial trains its 30 epochs, so a trial is still training when the signal comes (with
+    # pruning, 40 short trials once finished before the test had seen one running)
+    args = ["mlp", "--engine", engine, "--epochs", "30", "--pruner", "none", "--checkpoint-every", "0", "--name", name,
+            "--store", str(store)]
     parallel = ["--workers", str(workers)] if engine == "optuna" else []  # an option of the optuna engine only
     proc = start_cli("sweep", *args, "--trials", "40", *parallel)
     _wait_until(lambda: _running_trial_runs(store, "mlp", name) >= workers, proc)
