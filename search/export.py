@@ -8,6 +8,8 @@ without the space file, the store or kerasweep itself:
     cfg = yaml.safe_load(open("runs/exports/cnn.yaml"))
     model = build(cfg["model"], cfg["params"], input_shape=(8, 8, 1), n_classes=10)
 
+(`code`, where present, is the folder a user's `module:function` imports from.)
+
 (`build` gives the network alone; `kerasweep train` puts the input scaling in front of it.)
 """
 
@@ -136,6 +138,7 @@ class ExportFile(_Strict):
     task: TaskName = "classification"
     target: StrictStr | list[StrictStr] = "label"
     validation: StrictStr | None = None
+    code: StrictStr | None = None
     provenance: Provenance | None = None
 
 
@@ -164,13 +167,17 @@ def read_export(path: Path | str) -> tuple[TrainSpec, Provenance]:
     if parsed.model not in catalog.MODEL_PARAMS and not catalog.is_user_builder(parsed.model):
         problems.append(f"model: unknown model {parsed.model!r}; expected one of {', '.join(catalog.MODEL_PARAMS)} "
                         "or a builder 'package.module:function'")
-    if parsed.data not in catalog.BUNDLED_DATASETS and not Path(parsed.data).exists():
-        problems.append(f"data: {parsed.data!r} is neither a bundled dataset ({', '.join(catalog.BUNDLED_DATASETS)}) "
-                        "nor an existing file or folder")
+    if (parsed.data not in catalog.BUNDLED_DATASETS and not catalog.is_data_function(parsed.data)
+            and not Path(parsed.data).exists()):
+        problems.append(f"data: {parsed.data!r} is neither a bundled dataset ({', '.join(catalog.BUNDLED_DATASETS)}), "
+                        "a data function 'package.module:function' nor an existing file or folder")
     logged = catalog.task_metrics(parsed.task)
     if parsed.validation is not None and not Path(parsed.validation).exists():
         problems.append(f"validation: {parsed.validation!r} does not exist; point it at the validation file's "
                         "new place")
+    if parsed.code is not None and not Path(parsed.code).is_dir():
+        problems.append(f"code: folder {parsed.code!r} does not exist; point it at the folder your "
+                        f"{parsed.model if ':' in parsed.model else parsed.data} module now imports from")
     if parsed.monitor not in logged:
         problems.append(f"monitor: task {parsed.task} does not log {parsed.monitor!r}; expected one of {', '.join(logged)}")
     known = catalog.known_params(parsed.model) if parsed.model in catalog.MODEL_PARAMS else None

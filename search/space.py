@@ -118,6 +118,7 @@ class Space(_Strict):
     params: dict[str, Param] = Field(default_factory=dict, max_length=MAX_PARAMS)
     fixed: dict[str, Any] = {}
     source: str = ""  # the file it was loaded from; set by load_space, for messages and provenance
+    code: str = ""  # the folder its `module:function` imports from; set by load_space (trainers.user_code)
 
     @model_validator(mode="before")
     @classmethod
@@ -237,8 +238,9 @@ def load_space(space: str | os.PathLike[str]) -> Space:
     raw = read_yaml(path)  # with limits on size and alias expansion (search.safe_yaml)
     if not isinstance(raw, dict):
         raise UserInputError(f"{path}: expected a mapping with keys {', '.join(_fields(Space))}, got {type(raw).__name__}")
-    if "source" in raw:
-        raise UserInputError(f"{path}: source: unknown key; valid keys: {', '.join(_fields(Space))}")
+    for key in _SET_BY_LOADING:
+        if key in raw:
+            raise UserInputError(f"{path}: {key}: unknown key; valid keys: {', '.join(_fields(Space))}")
     try:
         parsed = Space.model_validate({**raw, "source": str(path)})
     except ValidationError as exc:
@@ -246,7 +248,9 @@ def load_space(space: str | os.PathLike[str]) -> Space:
     problems = check_space(parsed, base_dir=path.parent)
     if problems:
         raise UserInputError("\n".join(f"{path}: {line}" for line in problems))
-    return parsed
+    from trainers.user_code import code_folder
+
+    return parsed.model_copy(update={"code": code_folder(parsed.model, parsed.data) or ""})
 
 
 def resolve_data_path(data: str, base_dir: Path | None = None) -> Path | None:
@@ -444,8 +448,11 @@ _SCALAR_TAGS = {"bool", "int", "float", "str"}  # pydantic's names for the membe
 _SECTIONS: dict[str, type[BaseModel]] = {"objective": Objective, "budget": Budget, "search": SearchSettings}
 
 
+_SET_BY_LOADING = ("source", "code")  # Space fields a file may not set
+
+
 def _fields(model: type[BaseModel]) -> list[str]:
-    return [name for name in model.model_fields if name != "source"]
+    return [name for name in model.model_fields if name not in _SET_BY_LOADING]
 
 
 def describe_errors(exc: ValidationError, root: type[BaseModel] | None = None,

@@ -68,6 +68,7 @@ def train_spec(space: Space, values: dict[str, Any]) -> TrainSpec:
         task=space.task,
         target=space.targets,
         validation=str(validation) if validation is not None else None,
+        code=space.code or None,  # trials and production training import the user's module from any folder
     )
 
 

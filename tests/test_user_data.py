@@ -51,3 +51,61 @@ def test_a_bad_data_function_is_bad_input_before_any_work(tmp_path: Path, data: 
         make_config(load_space(write_space(tmp_path, SPACE.format(data=data))), store=store)
     assert said in str(caught.value)
     assert not store.exists()
+
+
+BUILDER = '''
+import keras
+
+
+def build(values, input_shape, n_outputs):
+    return keras.Sequential([keras.Input(shape=input_shape), keras.layers.Dense(int(values["units"]), activation="relu"),
+                             keras.layers.Dense(n_outputs, activation="softmax")])
+
+
+def rows():
+    from sklearn.datasets import load_iris
+
+    bunch = load_iris()
+    return bunch.data, bunch.target
+'''
+
+
+def test_an_export_of_a_users_module_trains_from_any_folder(tmp_path: Path, monkeypatch) -> None:
+    import sys
+
+    import yaml
+
+    from search.export import export_best, read_export
+    from search.production import train_config
+    from search.space import load_space
+    from search.sweep import make_config, run_sweep
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    project, elsewhere, store = tmp_path / "project", tmp_path / "elsewhere", tmp_path / "store"
+    project.mkdir()
+    elsewhere.mkdir()
+    (project / "kw_own_code.py").write_text(BUILDER)
+    space_file = write_space(project, SPACE.replace("model: mlp", "model: kw_own_code:build")
+                             .format(data="kw_own_code:rows").replace("trials: 2", "trials: 1"))
+    monkeypatch.chdir(project)  # the user's project folder, as `make sweep` runs there
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the test's own additions are undone
+    space = load_space(space_file)
+    # Rule: the folder the user's module imports from is recorded with the space, and exported
+    assert Path(space.code) == project.resolve()
+    run_sweep(make_config(space, store=store))
+    export = export_best("own", store)[0]
+    assert Path(yaml.safe_load(export.read_text())["code"]) == project.resolve()
+
+    monkeypatch.chdir(elsewhere)
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != project.resolve()]
+    sys.modules.pop("kw_own_code", None)
+    # Rule: production training imports the same builder and data function from another folder
+    result = train_config(export, store)
+    assert result.best_value > 0
+    sys.modules.pop("kw_own_code", None)
+
+    moved = export.with_name("moved.yaml")
+    moved.write_text(export.read_text().replace(str(project.resolve()), str(tmp_path / "gone")))
+    # Rule: a code folder that moved is bad input naming the field and the fix
+    with pytest.raises(UserInputError, match=r"moved.yaml: code: folder .*gone' does not exist; point it at"):
+        read_export(moved)

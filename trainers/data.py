@@ -167,15 +167,10 @@ def _read_function(ref: str) -> tuple[np.ndarray, np.ndarray, None, tuple[str, .
     """Arrays from a user's function (`package.module:function`, no arguments), imported from the project
     folder as a builder is: it returns `(x, y)` or a mapping with `x`, `y` and optionally `features` (the
     column names of 2-D `x`). Everything after is checked as a file's arrays are."""
-    import importlib
-    import os
-    import sys
+    from trainers.user_code import import_object
 
-    module_name, _, name = ref.partition(":")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
     try:
-        function = getattr(importlib.import_module(module_name), name)
+        function = import_object(ref)
     except (ImportError, AttributeError) as exc:
         raise DataError(f"{ref}: cannot load the data function ({exc}); name a function as package.module:function "
                         "importable from the project folder") from None

@@ -62,6 +62,7 @@ class TrainSpec:
     task: str = "classification"  # decides loss, output head, metrics and split (catalog.TASKS)
     target: str | tuple[str, ...] = "label"  # the CSV label column(s)
     validation: str | None = None  # a file used as the validation part instead of `validation_split`
+    code: str | None = None  # the folder the user's `module:function` imports from (trainers.user_code)
 
 
 @dataclass
@@ -265,7 +266,9 @@ def load_data(spec: TrainSpec) -> Any:
     """The arrays `spec` trains on (a `trainers.data.Dataset`, cached per process): its data, split or
     validation file, task and target. Training, production and the up-front data check all load this way."""
     from trainers.data import load_arrays
+    from trainers.user_code import make_importable
 
+    make_importable(spec.code)  # a data function or builder of a sweep run in another folder
     target = spec.target if isinstance(spec.target, str) else tuple(spec.target)  # hashable: the arrays are cached
     return load_arrays(spec.data, spec.validation_split, spec.seed, spec.task, target, spec.validation)
 

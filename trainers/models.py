@@ -6,10 +6,7 @@ the winning model exactly, with or without kerasweep. Missing values take the de
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import os
-import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -18,6 +15,7 @@ import numpy as np
 from keras import layers, regularizers
 
 from trainers import catalog
+from trainers.user_code import import_object
 
 Builder = Callable[[Mapping[str, Any], tuple[int, ...], int], keras.Model]
 
@@ -175,13 +173,10 @@ def resolve_builder(name: str) -> Builder:
     """A bundled builder by name, or a user's `package.module:function` (this imports and runs user code)."""
     if name in BUILDERS:
         return BUILDERS[name]
-    module_name, sep, function = name.partition(":")
-    if not sep:
+    if ":" not in name:
         raise KeyError(f"unknown model {name!r}; expected one of {', '.join(BUILDERS)} or 'package.module:function'")
-    if os.getcwd() not in sys.path:  # like `python -m`: the project folder's own modules are importable
-        sys.path.insert(0, os.getcwd())
     try:
-        builder = getattr(importlib.import_module(module_name), function)
+        builder = import_object(name)  # from the project folder, as `python -m` imports (trainers.user_code)
     except (ImportError, AttributeError) as exc:
         raise KeyError(f"cannot load model builder {name!r}: {exc}") from None
     if not callable(builder):
