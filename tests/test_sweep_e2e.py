@@ -231,6 +231,13 @@ def test_train_from_export_registers_a_model_that_scores_what_was_logged(swept: 
     answers = np.asarray(model.predict(data.x_val))
     accuracy = float(np.mean(answers == np.asarray(data.classes)[data.y_val]))
     assert accuracy == pytest.approx(logged_best, abs=1e-6)
+    # Rule: raw images as a user has them (scikit-learn's digits: 0-16 floats, no channel axis) answer as the
+    # README shows, class names included
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    raw = np.asarray(model.predict(digits.images[:200].astype("float32")[..., None]))
+    assert float(np.mean(raw == digits.target[:200])) >= logged_best - 0.15  # rows from both splits
     # Rule: training from an export reproduces the trial (same config and seed; observed difference 0.0)
     assert accuracy == pytest.approx(source["objective"]["value"], abs=0.03)
 
