@@ -414,7 +414,7 @@ def value_rule(name: str, model: str) -> catalog.ValueRule | None:
     params (batch size, optimizer, ...) of a user's builder too; None where only the builder knows."""
     if catalog.is_user_builder(model) and name not in catalog.TRAINING_PARAMS:
         return None
-    return catalog.VALUE_RULES.get(name)
+    return catalog.MODEL_VALUE_RULES.get(model, {}).get(name) or catalog.VALUE_RULES.get(name)
 
 
 def check_value(where: str, name: str, value: Any, model: str) -> list[str]:

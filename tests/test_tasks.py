@@ -39,12 +39,13 @@ def test_regression_on_a_csv_with_its_own_target_column_answers_raw_rows_in_its_
         data: diabetes.csv
         task: regression
         target: progression
-        budget: {trials: 1, epochs: 100}
+        budget: {trials: 2, epochs: 100}
         params:
-          learning_rate: {type: float, low: 3.0e-3, high: 3.0e-2, log: true, default: 1.0e-2}
-          units: {type: int, low: 8, high: 64, step: 8, default: 8}
-          l2: {type: float, low: 1.0e-4, high: 1.0e-1, log: true, default: 1.0e-2}
-        fixed: {layers: 1, dropout: 0.0, batch_size: 32, patience: 20}
+          layers: {type: int, low: 0, high: 1, default: 1}
+          units: {type: categorical, choices: [8], when: {layers: [1]}}
+          l2: {type: categorical, choices: [1.0e-2], when: {layers: [1]}}
+        search: {sampler: grid}  # both: the one-layer MLP and the linear model
+        fixed: {learning_rate: 1.0e-2, dropout: 0.0, batch_size: 32, patience: 20}
         """)
     store = tmp_path / "store"
     sweep = run_cli("sweep", str(tmp_path / "space.yaml"), "--store", str(store))
@@ -65,10 +66,11 @@ def test_regression_on_a_csv_with_its_own_target_column_answers_raw_rows_in_its_
     linear = LinearRegression().fit(frame.drop(held.index).drop(columns=["progression"]), frame.drop(held.index)["progression"])
     linear_mae = float(np.abs(linear.predict(held.drop(columns=["progression"])) - held["progression"]).mean())
     mae = float(np.abs(predicted - held["progression"].to_numpy()).mean())
-    # Rule: raw rows never seen in the sweep get predictions in the target's units, about as good as a linear
-    # model's (measured: 42.4 against 41.7; diabetes is close to linear and this MLP early-stops on 70 rows)
+    # Rule: raw rows never seen in the sweep get predictions in the target's units, no worse than a linear
+    # regression's: the space holds the linear model (layers: 0), which wins on validation (measured: MAE
+    # 41.6 against 41.7; the one-layer MLP had 42.4)
     assert abs(predicted.mean() - held["progression"].mean()) < 40  # target units (mean about 150), not z-scores
-    assert mae <= linear_mae * 1.05, (mae, linear_mae)
+    assert mae <= linear_mae, (mae, linear_mae)
 
 
 def test_text_class_names_in_a_named_column_come_back_with_the_model(tmp_path: Path, monkeypatch) -> None:

@@ -82,7 +82,7 @@ MODEL_PARAMS: dict[str, dict[str, str]] = {
     },
     "mlp": {
         "units": "width of each hidden layer (int > 0)",
-        "layers": "number of hidden layers (int >= 1)",
+        "layers": "number of hidden layers (int >= 0; 0: inputs straight to the head, a linear model)",
         "units_2": "width of hidden layer 2 when it exists (default: units; search it with when: {layers: [2, 3, 4]})",
         "units_3": "width of hidden layer 3 when it exists (default: units_2)",
         "units_4": "width of hidden layer 4 when it exists (default: units_3)",
@@ -223,6 +223,10 @@ VALUE_RULES: dict[str, ValueRule] = {
     "bidirectional": ValueRule("bool"),
     "recurrent_dropout": _RATE,
 }
+
+#: Where one model reads a param differently from the rest: an mlp with no hidden layer is a linear
+#: model (logistic or linear regression), the baseline a sweep should be able to find.
+MODEL_VALUE_RULES: dict[str, dict[str, ValueRule]] = {"mlp": {"layers": _COUNT}}
 
 @dataclass(frozen=True)
 class Task:
