@@ -23,3 +23,42 @@ def pairs() -> tuple[Any, Any]:
 
 def wrong() -> str:
     return "not arrays"
+
+
+WINE_NAMES = ("barolo", "grignolino", "barbera")
+
+
+def streamed() -> dict[str, Any]:
+    """tf.data datasets read row by row from a generator, as data bigger than memory would be: wine, every
+    fifth row for validation, text class names, feature columns named."""
+    import numpy as np
+    import tensorflow as tf
+    from sklearn.datasets import load_wine
+
+    bunch = load_wine()
+    names = np.array(WINE_NAMES)[bunch.target]
+    signature = (tf.TensorSpec((13,), tf.float64), tf.TensorSpec((), tf.string))
+
+    def rows(validation: bool) -> Any:
+        return tf.data.Dataset.from_generator(
+            lambda: ((bunch.data[i], names[i]) for i in range(len(names)) if (i % 5 == 0) == validation),
+            output_signature=signature)
+
+    return {"train": rows(False), "validation": rows(True), "features": bunch.feature_names}
+
+
+def streamed_regression() -> tuple[Any, Any]:
+    """A (train, validation) pair of batched datasets: diabetes, raw targets."""
+    import tensorflow as tf
+    from sklearn.datasets import load_diabetes
+
+    x, y = load_diabetes(return_X_y=True, scaled=False)
+    return (tf.data.Dataset.from_tensor_slices((x[:350], y[:350])).batch(32),
+            tf.data.Dataset.from_tensor_slices((x[350:], y[350:])).batch(32))
+
+
+def streamed_empty() -> tuple[Any, Any]:
+    import tensorflow as tf
+
+    empty = tf.data.Dataset.from_tensor_slices((tf.zeros((0, 4)), tf.zeros((0,), tf.int64)))
+    return empty, empty

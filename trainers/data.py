@@ -42,9 +42,13 @@ class Dataset:
     y_mean: np.ndarray | None = None  # regression: the model answers in the target's units (see trainers.fit)
     y_std: np.ndarray | None = None
     features: tuple[str, ...] | None = None  # tabular: the feature columns' names, as the user's rows have them
+    # a data function's tf.data datasets (trainers.streams): they train, and x_*/y_* hold their first examples
+    streams: tuple[Any, Any, Any] | None = None
 
     def scaled(self) -> tuple[np.ndarray, np.ndarray]:
         """(x_train, x_val) as the model's first layer scales them: for code that trains its own model."""
+        if self.streams is not None:
+            raise ValueError(f"{self.name}: streamed data has no arrays to scale; map the datasets instead")
         if self.mean is not None:
             return (self.x_train - self.mean) / self.std, (self.x_val - self.mean) / self.std
         return self.x_train / self.peak, self.x_val / self.peak
@@ -80,7 +84,18 @@ def load_arrays(data: str, validation_split: float = 0.2, seed: int = 0, task: s
     if task not in catalog.TASKS:
         raise DataError(f"{data}: unknown task {task!r}; expected one of {', '.join(catalog.TASKS)}")
     targets = (target,) if isinstance(target, str) else tuple(target)
-    x, y, names, features = _read(data, targets)
+    if catalog.is_data_function(data):
+        from trainers.streams import returned_streams
+
+        returned = _call_function(data)
+        streamed = returned_streams(returned)
+        if streamed is not None:
+            if validation is not None:
+                raise DataError(f"{data}: the function returns its own validation dataset; remove validation:")
+            return _from_streams(data, *streamed, task)
+        x, y, names, features = _function_arrays(data, returned)
+    else:
+        x, y, names, features = _read(data, targets)
     x = _check_features(data, x, y)
     if validation is not None:
         x_train, x_val, y_train, y_val, classes = _with_validation_file(data, validation, x, y, task, targets,
@@ -103,6 +118,45 @@ def load_arrays(data: str, validation_split: float = 0.2, seed: int = 0, task: s
     if x.ndim == 2:  # rows of named columns (files without names get x0, x1, ...)
         extra["features"] = tuple(features or (f"x{i}" for i in range(x.shape[1])))
     return Dataset(data, x_train, y_train, x_val, y_val, classes, **_scaling(x_train), task=task, **extra)
+
+
+def _from_streams(ref: str, train: Any, validation: Any, features: Any, task: str) -> Dataset:
+    """A Dataset over a data function's tf.data datasets (`trainers.streams`): its arrays hold the first
+    examples only, its `streams` train; DataError where the examples do not fit the task."""
+    from trainers.streams import examples, scan
+
+    try:
+        train, validation = (examples(ref, ds) for ds in (train, validation))
+        x_first, y_train, stats = scan(ref, train, want_stats=True)
+        x_val_first, y_val, _ = scan(ref, validation, want_stats=False)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    if x_first.shape[1:] != x_val_first.shape[1:]:
+        raise DataError(f"{ref}: validation examples have shape {x_val_first.shape[1:]}, training examples "
+                        f"{x_first.shape[1:]}; both datasets must hold the same features")
+    _check_features(ref, x_first, y_train[:len(x_first)])
+    labels, classes, _ = _encode_labels(ref, np.concatenate([y_train, y_val]), task, None)
+    encoded_train, encoded_val = labels[:len(y_train)], labels[len(y_train):]
+    if task in ("classification", "binary"):
+        unseen = set(np.asarray(encoded_val).astype(int).tolist()) - set(np.asarray(encoded_train).astype(int).tolist())
+        if unseen:
+            raise DataError(f"{ref}: validation classes {', '.join(str(classes[i]) for i in sorted(unseen))} do not "
+                            "occur in the training data; a model cannot learn them")
+    extra: dict[str, Any] = {}
+    if task == "regression":
+        spread = encoded_train.std(axis=0)
+        extra = {"y_mean": np.atleast_1d(encoded_train.mean(axis=0)).astype("float32"),
+                 "y_std": np.atleast_1d(np.where(spread == 0, 1.0, spread)).astype("float32")}
+    if x_first.ndim == 2:
+        extra["features"] = tuple(map(str, features)) if features is not None else tuple(
+            f"x{i}" for i in range(x_first.shape[1]))
+        spread = stats["std"]
+        scaling = {"mean": stats["mean"].astype("float32"), "std": np.where(spread == 0, 1.0, spread).astype("float32")}
+    else:
+        scaling = {"peak": stats["peak"] or 1.0}
+    lookup = None if task in ("regression", "multilabel") else tuple(classes)
+    return Dataset(ref, x_first, encoded_train[:len(x_first)], x_val_first, encoded_val[:len(x_val_first)], classes,
+                   **scaling, task=task, streams=(train, validation, lookup), **extra)
 
 
 def _with_validation_file(data: str, validation: str, x: np.ndarray, y: np.ndarray, task: str,
@@ -142,7 +196,7 @@ def _read(data: str, target: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, t
                                                      tuple[str, ...] | None]:
     """Features, labels, the names of several target columns, and the feature columns' names."""
     if catalog.is_data_function(data):
-        return _read_function(data)
+        return _function_arrays(data, _call_function(data))
     if data in catalog.BUNDLED_DATASETS:
         import sklearn.datasets
 
@@ -163,10 +217,9 @@ def _read(data: str, target: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, t
     raise DataError(f"{data}: unsupported suffix {path.suffix!r}; expected .npz, .csv or a folder of images per class")
 
 
-def _read_function(ref: str) -> tuple[np.ndarray, np.ndarray, None, tuple[str, ...] | None]:
-    """Arrays from a user's function (`package.module:function`, no arguments), imported from the project
-    folder as a builder is: it returns `(x, y)` or a mapping with `x`, `y` and optionally `features` (the
-    column names of 2-D `x`). Everything after is checked as a file's arrays are."""
+def _call_function(ref: str) -> Any:
+    """What a user's data function (`package.module:function`, no arguments) returns, imported from the
+    project folder as a builder is."""
     from trainers.user_code import import_object
 
     try:
@@ -174,15 +227,20 @@ def _read_function(ref: str) -> tuple[np.ndarray, np.ndarray, None, tuple[str, .
     except (ImportError, AttributeError) as exc:
         raise DataError(f"{ref}: cannot load the data function ({exc}); name a function as package.module:function "
                         "importable from the project folder") from None
-    returned = function()
+    return function()
+
+
+def _function_arrays(ref: str, returned: Any) -> tuple[np.ndarray, np.ndarray, None, tuple[str, ...] | None]:
+    """Arrays from a data function's `(x, y)` or mapping with `x`, `y` and optionally `features` (the
+    column names of 2-D `x`); datasets are `trainers.streams`'. Checked after as a file's arrays are."""
     features = None
     if isinstance(returned, dict) and {"x", "y"} <= set(returned):
         x, y, features = returned["x"], returned["y"], returned.get("features")
     elif isinstance(returned, (tuple, list)) and len(returned) == 2:
         x, y = returned
     else:
-        raise DataError(f"{ref}: the function returned {type(returned).__name__}; expected (x, y) or a mapping with "
-                        "'x', 'y' and optionally 'features'")
+        raise DataError(f"{ref}: the function returned {type(returned).__name__}; expected (x, y), a mapping with "
+                        "'x', 'y' and optionally 'features', or tf.data datasets {'train': ..., 'validation': ...}")
     x, y = np.asarray(x), np.asarray(y)
     if x.dtype == object or y.dtype == object and not all(isinstance(v, str) for v in y.ravel()):
         raise DataError(f"{ref}: x must hold numbers and y numbers or text; got {x.dtype} and {y.dtype}")

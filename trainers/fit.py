@@ -474,11 +474,17 @@ def train(
                 weight = float(1.0 / np.mean(np.square(data.y_std))) if data.y_std is not None else None
                 model.compile(optimizer=make_optimizer(values), loss=task.loss, loss_weights=weight,
                               metrics=task_metrics(spec.task), run_eagerly=run_eagerly)  # eager: step through a builder
-    y_train, y_val = data.y_train, data.y_val
-    if spec.task == "classification" and _wants_one_hot(model):  # the builder compiled a one-hot loss
-        y_train, y_val = (keras.utils.to_categorical(y, data.n_classes) for y in (y_train, y_val))
-    train_ds = make_pipeline(data.x_train, y_train, values["batch_size"], shuffle=True, seed=spec.seed)
-    val_ds = make_pipeline(data.x_val, y_val, values["batch_size"], shuffle=False)
+    one_hot = spec.task == "classification" and _wants_one_hot(model)  # the builder compiled a one-hot loss
+    if data.streams is not None:  # a data function's tf.data datasets, streamed
+        from trainers.streams import pipelines
+
+        train_ds, val_ds = pipelines(data, values["batch_size"], spec.seed, one_hot)
+    else:
+        y_train, y_val = data.y_train, data.y_val
+        if one_hot:
+            y_train, y_val = (keras.utils.to_categorical(y, data.n_classes) for y in (y_train, y_val))
+        train_ds = make_pipeline(data.x_train, y_train, values["batch_size"], shuffle=True, seed=spec.seed)
+        val_ds = make_pipeline(data.x_val, y_val, values["batch_size"], shuffle=False)
     mode = "max" if spec.direction == "maximize" else "min"
     early_stopping = keras.callbacks.EarlyStopping(
         monitor=spec.monitor, mode=mode, patience=int(values["patience"]), min_delta=float(values["min_delta"]),
