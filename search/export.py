@@ -70,6 +70,9 @@ def export_best(name: str, store: Path | str | None = None, output: Path | str |
     constraints = parse_where(where, config.space.task)
     result = sweep_results(config)
     ranked = result.ranked()
+    if not ranked and result.done:  # every trial so far was pruned (or failed): nothing trained to the end
+        raise UserInputError(f"sweep {name!r} has no complete trial: its {result.done} trials were all pruned; re-run it "
+                             "with a larger budget (--trials) so that one trains to the end")
     if not ranked:
         raise UserInputError(f"sweep {name!r} has no completed trial yet ({result.done} done); run it first: make sweep")
     if constraints:
