@@ -29,7 +29,7 @@ from search.constraints import meeting, parse_where
 from search.errors import UserInputError
 from search.results import SweepResult, TrialResult
 from search.safe_yaml import read_yaml
-from search.space import TaskName, check_value, describe_errors
+from search.space import FitArgs, TaskName, check_value, describe_errors
 from search.sweep import MAX_NAME, NAME_PATTERN, SweepConfig, load_config, sweep_results
 from search.trial import train_spec
 from trainers.fit import TrainSpec
@@ -142,6 +142,8 @@ class ExportFile(_Strict):
     target: StrictStr | list[StrictStr] = "label"
     validation: StrictStr | None = None
     code: StrictStr | None = None
+    fit: FitArgs = FitArgs()
+    callbacks: StrictStr | None = None
     provenance: Provenance | None = None
 
 
@@ -164,7 +166,7 @@ def read_export(path: Path | str) -> tuple[TrainSpec, Provenance]:
     try:
         parsed = ExportFile.model_validate(document)
     except ValidationError as exc:
-        lines = describe_errors(exc, ExportFile, {"provenance": Provenance})
+        lines = describe_errors(exc, ExportFile, {"provenance": Provenance, "fit": FitArgs})
         raise UserInputError("\n".join(f"{path}: {line}" for line in lines)) from None
     problems = []
     if parsed.model not in catalog.MODEL_PARAMS and not catalog.is_user_builder(parsed.model):
@@ -189,9 +191,12 @@ def read_export(path: Path | str) -> tuple[TrainSpec, Provenance]:
             problems.append(f"params.{name}: unknown param; the model reads {', '.join(sorted(known))}")
         else:
             problems += check_value(f"params.{name}", name, value, parsed.model)
+    if parsed.callbacks is not None and not catalog.DATA_FUNCTION.fullmatch(parsed.callbacks):
+        problems.append(f"callbacks: {parsed.callbacks!r} is not a function name; expected 'package.module:function'")
     if problems:
         raise UserInputError("\n".join(f"{path}: {line}" for line in problems))
     fields = parsed.model_dump(exclude={"provenance"})
+    fields["fit"] = parsed.fit.model_dump(exclude_defaults=True)
     return TrainSpec(**fields), parsed.provenance or Provenance()
 
 

@@ -90,6 +90,15 @@ class Budget(_Strict):
     minutes: FiniteFloat | None = Field(None, gt=0)
 
 
+class FitArgs(_Strict):
+    """Arguments of Keras `fit` a space may set: a closed list, the ones kerasweep does not set itself.
+    Production training takes them from the export as the trials did."""
+
+    # per class, by the name the data gives it (or "balanced": n / (classes x count)); classification, binary
+    class_weight: Literal["balanced"] | dict[StrictStr | StrictInt, float] | None = None
+    shuffle: StrictBool = True  # reshuffle the training examples every epoch
+
+
 class SearchSettings(_Strict):
     # None: the engine's default (the first of its SAMPLERS)
     sampler: Literal["tpe", "random", "cmaes", "qmc", "nsga2", "grid", "hyperband", "bayesian"] | None = None
@@ -117,6 +126,8 @@ class Space(_Strict):
     # a define-by-run builder (of `trial` or `hp`) declares its own; here, fixed values or narrower ranges
     params: dict[str, Param] = Field(default_factory=dict, max_length=MAX_PARAMS)
     fixed: dict[str, Any] = {}
+    fit: FitArgs = FitArgs()
+    callbacks: StrictStr | None = None  # package.module:function returning a list of Keras callbacks, per trial
     source: str = ""  # the file it was loaded from; set by load_space, for messages and provenance
     code: str = ""  # the folder its `module:function` imports from; set by load_space (trainers.user_code)
 
@@ -250,7 +261,7 @@ def load_space(space: str | os.PathLike[str]) -> Space:
         raise UserInputError("\n".join(f"{path}: {line}" for line in problems))
     from trainers.user_code import code_folder
 
-    return parsed.model_copy(update={"code": code_folder(parsed.model, parsed.data) or ""})
+    return parsed.model_copy(update={"code": code_folder(parsed.model, parsed.data, parsed.callbacks or "") or ""})
 
 
 def resolve_data_path(data: str, base_dir: Path | None = None) -> Path | None:
@@ -278,6 +289,7 @@ def check_space(space: Space, base_dir: Path | None = None) -> list[str]:
         problems.append("params: declare at least one param to search (or use a builder of `trial` or `hp`, "
                         "which declares its own)")
     problems += _check_data(space.data, base_dir)
+    problems += _check_fit(space)
     if space.validation is not None:
         problems += [line.replace("data:", "validation:", 1) for line in _check_data(space.validation, base_dir)]
     logged = catalog.task_metrics(space.task)
@@ -330,6 +342,21 @@ def _check_user_builder(model: str) -> tuple[list[str], str]:
         return [f"model: {exc.args[0]}; expected an importable 'package.module:function'"], "unknown"
     except ValueError as exc:
         return [f"model: {exc}"], "unknown"
+
+
+def _check_fit(space: Space) -> list[str]:
+    """`fit:` and `callbacks:` rules that need the task; class names are checked with the data."""
+    problems = []
+    weights = space.fit.class_weight
+    if weights is not None and space.task not in ("classification", "binary"):
+        problems.append(f"fit.class_weight: task {space.task} has no classes to weight; remove it (Keras weighs "
+                        "classes of single-label tasks only)")
+    if isinstance(weights, dict) and any(not (w > 0 and w < float("inf")) for w in weights.values()):
+        problems.append(f"fit.class_weight: weights must be finite numbers > 0, got {weights}")
+    if space.callbacks is not None and not catalog.DATA_FUNCTION.fullmatch(space.callbacks):
+        problems.append(f"callbacks: {space.callbacks!r} is not a function name; expected 'package.module:function' "
+                        "returning a list of Keras callbacks")
+    return problems
 
 
 def _check_data(data: str, base_dir: Path | None) -> list[str]:
@@ -445,7 +472,8 @@ def _check_param_values(where: str, name: str, param: Any, model: str) -> list[s
 
 
 _SCALAR_TAGS = {"bool", "int", "float", "str"}  # pydantic's names for the members of `Scalar`
-_SECTIONS: dict[str, type[BaseModel]] = {"objective": Objective, "budget": Budget, "search": SearchSettings}
+_SECTIONS: dict[str, type[BaseModel]] = {"objective": Objective, "budget": Budget, "search": SearchSettings,
+                                        "fit": FitArgs}
 
 
 _SET_BY_LOADING = ("source", "code")  # Space fields a file may not set

@@ -103,6 +103,7 @@ def check_data(space: Space) -> None:
     from search.trial import builder_style, resolve_values, train_spec
     from trainers.data import DataError
     from trainers.fit import UnreadValues, check_builder_reads, load_data
+    from trainers.fit_options import FitOptionError, class_weights, user_callbacks
 
     try:
         if catalog.is_user_builder(space.model) and builder_style(space) == "values":
@@ -110,6 +111,10 @@ def check_data(space: Space) -> None:
             check_builder_reads(train_spec(space, resolve_values(space, space.first_values())))
         else:
             load_data(train_spec(space, {}))
+        class_weights(space.fit.class_weight, load_data(train_spec(space, {})))  # names the data's classes
+        user_callbacks(space.callbacks)  # importable, and Keras callbacks
+    except FitOptionError as exc:
+        raise UserInputError(f"{space.source or 'space'}: {exc}") from None
     except DataError as exc:
         raise UserInputError(f"{space.source or 'space'}: data: {exc}") from None
     except UnreadValues as exc:

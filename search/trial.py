@@ -69,6 +69,8 @@ def train_spec(space: Space, values: dict[str, Any]) -> TrainSpec:
         target=space.targets,
         validation=str(validation) if validation is not None else None,
         code=space.code or None,  # trials and production training import the user's module from any folder
+        fit=space.fit.model_dump(exclude_defaults=True),
+        callbacks=space.callbacks,
     )
 
 

@@ -84,7 +84,7 @@ def test_values_that_cannot_be_sampled_or_read_fail_validation(tmp_path: Path, p
 
 @pytest.mark.parametrize("fixed, fragment", [
     ("{optimizer: [adam]}", "fixed.optimizer: optimizer is a name (text), got ['adam']"),
-    ("{layers: 0}", "fixed.layers: layers must be >= 1, got 0"),
+    ("{layers: -1}", "fixed.layers: layers must be >= 0, got -1"),
     ("{batch_size: 12.5}", "fixed.batch_size: batch_size is a whole number, got 12.5"),
     ("{mixed_precision: maybe}", "fixed.mixed_precision: mixed_precision is true or false"),
 ])

@@ -62,3 +62,21 @@ def streamed_empty() -> tuple[Any, Any]:
 
     empty = tf.data.Dataset.from_tensor_slices((tf.zeros((0, 4)), tf.zeros((0,), tf.int64)))
     return empty, empty
+
+
+EPOCHS_SEEN: list[int] = []  # what `marks` callbacks saw, for the test to read
+
+
+def marks() -> list[Any]:
+    """The user's own Keras callbacks (`callbacks: tests.user_data:marks`): records each finished epoch."""
+    import keras
+
+    class Mark(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            EPOCHS_SEEN.append(epoch)
+
+    return [Mark()]
+
+
+def not_callbacks() -> list[Any]:
+    return ["print"]

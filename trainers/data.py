@@ -44,6 +44,13 @@ class Dataset:
     features: tuple[str, ...] | None = None  # tabular: the feature columns' names, as the user's rows have them
     # a data function's tf.data datasets (trainers.streams): they train, and x_*/y_* hold their first examples
     streams: tuple[Any, Any, Any] | None = None
+    label_counts: tuple[int, ...] | None = None  # streams: examples per class in the training part
+
+    def class_counts(self) -> tuple[int, ...]:
+        """Training examples per class (classification, binary), in the order of `classes`."""
+        if self.label_counts is not None:
+            return self.label_counts
+        return tuple(np.bincount(np.asarray(self.y_train).astype(int), minlength=len(self.classes)).tolist())
 
     def scaled(self) -> tuple[np.ndarray, np.ndarray]:
         """(x_train, x_val) as the model's first layer scales them: for code that trains its own model."""
@@ -155,6 +162,8 @@ def _from_streams(ref: str, train: Any, validation: Any, features: Any, task: st
     else:
         scaling = {"peak": stats["peak"] or 1.0}
     lookup = None if task in ("regression", "multilabel") else tuple(classes)
+    if lookup is not None:
+        extra["label_counts"] = tuple(np.bincount(encoded_train.astype(int), minlength=len(classes)).tolist())
     return Dataset(ref, x_first, encoded_train[:len(x_first)], x_val_first, encoded_val[:len(x_val_first)], classes,
                    **scaling, task=task, streams=(train, validation, lookup), **extra)
 

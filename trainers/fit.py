@@ -63,6 +63,8 @@ class TrainSpec:
     target: str | tuple[str, ...] = "label"  # the CSV label column(s)
     validation: str | None = None  # a file used as the validation part instead of `validation_split`
     code: str | None = None  # the folder the user's `module:function` imports from (trainers.user_code)
+    fit: Mapping[str, Any] = field(default_factory=dict)  # Keras fit arguments: class_weight, shuffle
+    callbacks: str | None = None  # the user's `module:function` returning a list of Keras callbacks
 
 
 @dataclass
@@ -438,6 +440,7 @@ def train(
     import keras
 
     from trainers.data import make_pipeline
+    from trainers.fit_options import class_weights, user_callbacks
     from trainers.models import build, build_by_running, resolve_builder
 
     configure_runtime()
@@ -475,16 +478,18 @@ def train(
                 model.compile(optimizer=make_optimizer(values), loss=task.loss, loss_weights=weight,
                               metrics=task_metrics(spec.task), run_eagerly=run_eagerly)  # eager: step through a builder
     one_hot = spec.task == "classification" and _wants_one_hot(model)  # the builder compiled a one-hot loss
+    shuffle = bool(spec.fit.get("shuffle", True))
     if data.streams is not None:  # a data function's tf.data datasets, streamed
         from trainers.streams import pipelines
 
-        train_ds, val_ds = pipelines(data, values["batch_size"], spec.seed, one_hot)
+        train_ds, val_ds = pipelines(data, values["batch_size"], spec.seed, one_hot, shuffle)
     else:
         y_train, y_val = data.y_train, data.y_val
         if one_hot:
             y_train, y_val = (keras.utils.to_categorical(y, data.n_classes) for y in (y_train, y_val))
-        train_ds = make_pipeline(data.x_train, y_train, values["batch_size"], shuffle=True, seed=spec.seed)
+        train_ds = make_pipeline(data.x_train, y_train, values["batch_size"], shuffle=shuffle, seed=spec.seed)
         val_ds = make_pipeline(data.x_val, y_val, values["batch_size"], shuffle=False)
+    weights = class_weights(spec.fit.get("class_weight"), data)
     mode = "max" if spec.direction == "maximize" else "min"
     early_stopping = keras.callbacks.EarlyStopping(
         monitor=spec.monitor, mode=mode, patience=int(values["patience"]), min_delta=float(values["min_delta"]),
@@ -497,7 +502,7 @@ def train(
     initial_epoch = resume.epoch if resume is not None else 0
     history = model.fit(
         train_ds, validation_data=val_ds, epochs=stop_at or spec.epochs, initial_epoch=initial_epoch, verbose=verbose,
-        callbacks=[*own, *callbacks, *last],
+        callbacks=[*own, *user_callbacks(spec.callbacks), *callbacks, *last], class_weight=weights,
     ).history
 
     losses = history.get("loss", [])

@@ -39,13 +39,15 @@ def returned_streams(returned: Any) -> tuple[Any, Any, Any] | None:
     return train, validation, features
 
 
-def pipelines(data: Any, batch_size: int, seed: int, one_hot: bool) -> tuple[Any, Any]:
+def pipelines(data: Any, batch_size: int, seed: int, one_hot: bool, shuffle: bool = True) -> tuple[Any, Any]:
     """The training and validation pipelines of a streamed Dataset for one trial."""
     import tensorflow as tf
 
     train, validation, lookup = data.streams
     label = _label_map(lookup, data.task, data.n_classes, one_hot)
-    train = train.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True).map(label)
+    if shuffle:
+        train = train.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+    train = train.map(label)
     validation = validation.map(label)
     return (ds.batch(int(batch_size)).prefetch(tf.data.AUTOTUNE) for ds in (train, validation))
 
