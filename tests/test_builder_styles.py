@@ -120,3 +120,45 @@ def test_optunas_keras_example_runs_on_the_ray_engine(tmp_path: Path) -> None:
         # Rule: the driver runs the builder to ask for its values; each trial logs exactly those names
         assert set(run.data.params) == {"n_layers", "learning_rate", *(f"n_units_l{i}" for i in range(layers)),
                                         *(f"dropout_l{i}" for i in range(layers))}
+
+
+@pytest.mark.parametrize("engine", ["optuna", "keras-tuner"])
+def test_a_hypermodels_own_fit_trains_and_its_params_are_logged(tmp_path: Path, monkeypatch, engine: str) -> None:
+    from trainers.fit import TrainSpec, train
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # examples/ is importable from the project folder
+    result, runs = _sweep(tmp_path, """
+        name: kthm
+        model: examples.keras_tuner_hypermodel:MyHyperModel
+        data: digits
+        budget: {trials: 2, epochs: 2}
+        search: {sampler: random}
+        """, "kthm", engine)
+    # Rule: the params its fit asked for (batch size, shuffling) are searched and logged beside build's
+    assert len(runs) == 2 and all(set(r.data.params) == {"units", "batch_size", "shuffle"} for r in runs)
+    assert "complete" in [r.data.tags["kerasweep.state"] for r in runs]
+    seen: list[int] = []
+    import keras
+
+    class Steps(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch: int, logs: object = None) -> None:
+            seen.append(batch)
+
+    spec = TrainSpec(model="examples.keras_tuner_hypermodel:MyHyperModel", data="digits", epochs=1,
+                     params={"units": 32, "batch_size": 16, "shuffle": False})
+    train(spec, callbacks=[Steps()])
+    # Rule: its fit's batch size acts (1437 training images in batches of 16: 90 steps), replayed in production
+    assert len(seen) == 90
+
+
+def test_the_ray_engine_refuses_a_hypermodels_own_fit_before_any_work(tmp_path: Path, monkeypatch) -> None:
+    from search.space import load_space
+    from search.sweep import make_config
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    space = load_space(write_space(tmp_path, "name: kthm\nmodel: examples.keras_tuner_hypermodel:MyHyperModel\n"
+                                             "data: digits\n"))
+    # Rule: ray asks a builder's values on the driver before training, so a fit that asks is refused there
+    with pytest.raises(UserInputError, match="overrides HyperModel.fit, whose values the ray engine cannot ask for"):
+        make_config(space, store=tmp_path / "store", engine="ray")
+    assert not (tmp_path / "store").exists()

@@ -96,7 +96,7 @@ def test_readme_param_table_matches_the_catalog() -> None:
 
 
 @pytest.mark.parametrize("space", ["cnn_full", "custom", "regression", *(pytest.param(name, marks=pytest.mark.slow) for name in (
-    "rnn", "transfer", "kt_getting_started", "optuna_keras"))])
+    "rnn", "transfer", "kt_getting_started", "kt_hypermodel", "optuna_keras"))])
 def test_example_spaces_run_end_to_end(space: str, tmp_path: Path) -> None:
     store = tmp_path / "store"
     proc = run_cli("sweep", space, "--trials", "2", "--epochs", "2", "--store", str(store))

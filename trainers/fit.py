@@ -441,7 +441,7 @@ def train(
 
     from trainers.data import make_pipeline
     from trainers.fit_options import class_weights, user_callbacks
-    from trainers.models import build, build_by_running, resolve_builder
+    from trainers.models import build, build_by_running, hypermodel_of, overridden_fit, resolve_builder
 
     configure_runtime()
     values = {**TRAINING_DEFAULTS, **spec.params}
@@ -452,19 +452,24 @@ def train(
     keras.utils.set_random_seed(spec.seed)
     data = load_data(spec)
 
+    style = builder_style(resolve_builder(spec.model)) if catalog.is_user_builder(spec.model) else "values"
+    asked = None
+    if style != "values":
+        asked = suggestions if suggestions is not None else Suggestions.replay(values)  # an empty one is falsy
+    hypermodel = hypermodel_of(spec.model) if style == "hp" else None
     with _strategy().scope():  # several GPUs: one trial trains on all of them (MirroredStrategy)
         if resume is not None:
             model = keras.models.load_model(resume.path)
         else:
             task = catalog.TASKS[spec.task]
-            style = builder_style(resolve_builder(spec.model)) if catalog.is_user_builder(spec.model) else "values"
             if style == "values":
                 given = ReadRecorder(values)
                 network = build(spec.model, given, data.input_shape, data.n_outputs, head=task.head)
                 if catalog.is_user_builder(spec.model):
                     check_all_read(given, spec.params)
+            elif hypermodel is not None:
+                network = hypermodel.build(asked)
             else:
-                asked = suggestions if suggestions is not None else Suggestions.replay(values)  # an empty one is falsy
                 network = build_by_running(spec.model, asked)
             model = with_input_scaling(network, data)  # builds a network that declared no Input, too
             check_head(network, spec.task, data.n_outputs)
@@ -500,10 +505,22 @@ def train(
     # costs a re-trained epoch, never a hole in the retry's curve (its copy would hold an epoch MLflow lacks)
     last = [backup_callback(backup.folder, backup.every_s)] if backup is not None else []
     initial_epoch = resume.epoch if resume is not None else 0
-    history = model.fit(
-        train_ds, validation_data=val_ds, epochs=stop_at or spec.epochs, initial_epoch=initial_epoch, verbose=verbose,
-        callbacks=[*own, *user_callbacks(spec.callbacks), *callbacks, *last], class_weight=weights,
-    ).history
+    fit_kwargs = {"epochs": stop_at or spec.epochs, "initial_epoch": initial_epoch, "verbose": verbose,
+                  "callbacks": [*own, *user_callbacks(spec.callbacks), *callbacks, *last], "class_weight": weights}
+    own_fit = overridden_fit(hypermodel)
+    if own_fit is None:
+        fitted = model.fit(train_ds, validation_data=val_ds, **fit_kwargs)
+    else:  # a KerasTuner HyperModel's own fit: it may ask for batch_size, shuffle, ... from hp, as in KerasTuner
+        if "shuffle" in spec.fit:
+            raise ValueError("fit.shuffle: the HyperModel's own fit decides shuffling; remove fit.shuffle")
+        if data.streams is None:  # arrays, as KerasTuner hands them, so that its fit may pass batch_size
+            fitted = own_fit(asked, model, data.x_train, y_train, validation_data=(data.x_val, y_val), **fit_kwargs)
+        else:
+            fitted = own_fit(asked, model, train_ds, validation_data=val_ds, **fit_kwargs)
+        if not isinstance(fitted, keras.callbacks.History):
+            raise TypeError(f"the HyperModel's fit returned {type(fitted).__name__}; return model.fit(...)'s History, "
+                            "whose per-epoch metrics kerasweep logs and prunes on")
+    history = fitted.history
 
     losses = history.get("loss", [])
     if losses and not math.isfinite(losses[-1]):

@@ -198,11 +198,31 @@ def build(name: str, values: Mapping[str, Any], input_shape: tuple[int, ...], n_
     return builder(values, input_shape, n_outputs)
 
 
+def hypermodel_of(name: str) -> Any | None:
+    """The KerasTuner `HyperModel` instance `name` names (a class is instantiated), else None: one per
+    training, so that its `build` and `fit` are the same object's, as in KerasTuner."""
+    builder = resolve_builder(name)
+    if hasattr(builder, "build") and not inspect.isfunction(builder):
+        return builder() if inspect.isclass(builder) else builder
+    return None
+
+
+def overridden_fit(hypermodel: Any | None) -> Callable[..., Any] | None:
+    """A HyperModel's own `fit(hp, model, *args, **kwargs)`, where its class overrides KerasTuner's."""
+    if hypermodel is None:
+        return None
+    for owner in type(hypermodel).__mro__:
+        if owner.__module__.split(".")[0] == "keras_tuner":
+            return None  # reached KerasTuner's own HyperModel first: fit is not overridden
+        if "fit" in vars(owner):
+            return hypermodel.fit
+    return None
+
+
 def build_by_running(name: str, suggestions: Any) -> keras.Model:
     """A define-by-run builder's model: a function of `trial` or `hp` called with `suggestions`, or a
     KerasTuner `HyperModel` (class or instance) whose `build(hp)` is."""
-    builder = resolve_builder(name)
-    if hasattr(builder, "build") and not inspect.isfunction(builder):
-        hypermodel = builder() if inspect.isclass(builder) else builder
+    hypermodel = hypermodel_of(name)
+    if hypermodel is not None:
         return hypermodel.build(suggestions)
-    return builder(suggestions)
+    return resolve_builder(name)(suggestions)

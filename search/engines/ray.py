@@ -66,7 +66,14 @@ def check(space: Space, options: Options) -> list[str]:
                 for name, value in (("cpus_per_trial", options.cpus_per_trial),
                                     ("gpus_per_trial", options.gpus_per_trial)) if value < 0]
     from search.engines._optuna_space import sampler_problems  # imports Optuna: only when checking
+    from search.trial import builder_style
 
+    if builder_style(space) == "hp":
+        from trainers.models import hypermodel_of, overridden_fit
+
+        if overridden_fit(hypermodel_of(space.model)) is not None:  # its fit asks for values while training
+            problems.append(f"model: {space.model} overrides HyperModel.fit, whose values the ray engine cannot ask "
+                            "for (it asks on the driver, before training); use --engine optuna or keras-tuner")
     return problems + sampler_problems(space)
 
 FINAL = "kerasweep_final"  # marks the one result a finished trial reports after its last epoch
