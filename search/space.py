@@ -252,6 +252,9 @@ def load_space(space: str | os.PathLike[str]) -> Space:
     for key in _SET_BY_LOADING:
         if key in raw:
             raise UserInputError(f"{path}: {key}: unknown key; valid keys: {', '.join(_fields(Space))}")
+    family_problems, raw = expand_families(raw)
+    if family_problems:
+        raise UserInputError("\n".join(f"{path}: {line}" for line in family_problems))
     try:
         parsed = Space.model_validate({**raw, "source": str(path)})
     except ValidationError as exc:
@@ -342,6 +345,50 @@ def _check_user_builder(model: str) -> tuple[list[str], str]:
         return [f"model: {exc.args[0]}; expected an importable 'package.module:function'"], "unknown"
     except ValueError as exc:
         return [f"model: {exc}"], "unknown"
+
+
+FAMILY = "{i}"  # in a param's name: one param per layer, numbered (units_{i}: units_1, units_2, ...)
+
+
+def expand_families(raw: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """A space file's params with each family written out: `units_{i}: {..., per: layers, start: 2}`
+    becomes `units_2` ... `units_<layers' high>`, each existing (a `when:` on `layers`) for the values of
+    `layers` that have that layer. Returns the problems (one per field) and the expanded document."""
+    params = raw.get("params")
+    if not isinstance(params, dict) or not any(FAMILY in str(name) for name in params):
+        return [], raw
+    problems: list[str] = []
+    expanded: dict[str, Any] = {}
+    for name, param in params.items():
+        if FAMILY not in str(name):
+            expanded[name] = param
+            continue
+        where = f"params.{name}"
+        if not isinstance(param, dict) or "per" not in param:
+            problems.append(f"{where}: a name with {FAMILY} is a family, one param per layer; add per: <an int param "
+                            "declared before it, such as layers>")
+            continue
+        parent, start = param["per"], param.get("start", 1)
+        counts = expanded.get(parent)
+        if not (isinstance(counts, dict) and counts.get("type") == "int" and isinstance(counts.get("low"), int)
+                and isinstance(counts.get("high"), int)):
+            problems.append(f"{where}.per: {parent!r} must be an int param declared before {name!r}")
+            continue
+        if not isinstance(start, int) or isinstance(start, bool) or start < 0:
+            problems.append(f"{where}.start: the first layer's number, a whole number >= 0, got {start!r}")
+            continue
+        if "when" in param:
+            problems.append(f"{where}.when: a family's members exist for the values of {parent!r} that have their "
+                            "layer; remove when")
+            continue
+        values = list(range(counts["low"], counts["high"] + 1, counts.get("step") or 1))
+        member = {k: v for k, v in param.items() if k not in ("per", "start")}
+        for number in range(start, counts["high"] + 1):
+            having = [v for v in values if v >= number]  # the layer exists for these counts of layers
+            if having:
+                expanded[name.replace(FAMILY, str(number))] = member if having == values else {**member,
+                                                                                               "when": {parent: having}}
+    return problems, {**raw, "params": expanded}
 
 
 def _check_fit(space: Space) -> list[str]:
