@@ -125,7 +125,8 @@ class TrialLife:
             self.tracker.add_params(run_id, asked.values)
         checkpoint = outcome.checkpoint if outcome.state is TrialState.COMPLETE else None
         self.tracker.finish_trial(run_id, outcome.state, outcome.value, checkpoint, outcome.error, outcome.details,
-                                  outcome.measures, outcome.values if outcome.state is TrialState.COMPLETE else None)
+                                  outcome.measures, outcome.values if outcome.state is TrialState.COMPLETE else None,
+                                  outcome.repeat_values)
         if files is None:
             return
         if files.checkpoint is not None and not keep_checkpoint:

@@ -88,6 +88,8 @@ class Budget(_Strict):
     # stop starting trials after this many minutes of one run of the command (running ones end as they
     # would); None: no time limit. Whichever of `trials` and `minutes` comes first ends the run.
     minutes: FiniteFloat | None = Field(None, gt=0)
+    # trainings per trial (KerasTuner's executions_per_trial): the trial's value is their mean
+    repeats: int = Field(1, ge=1, le=10)
 
 
 class FitArgs(_Strict):

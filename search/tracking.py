@@ -33,6 +33,7 @@ RUN_STATUS = {
     TrialState.RUNNING: "RUNNING",
 }
 PARAMS_TAG, VALUE_TAG, VALUES_TAG = "kerasweep.params", "kerasweep.value", "kerasweep.values"
+REPEAT_METRIC = "repeat_value"  # budget.repeats: each training's value of the objective, step = its number
 PARETO_TAG = "kerasweep.pareto"  # "true" on the trial runs of a multi-objective sweep's Pareto front
 SWEEP_TAG, TRIAL_TAG, STATE_TAG, ROLE_TAG, ERROR_TAG = (
     "kerasweep.sweep",
@@ -319,9 +320,11 @@ class Tracker:
     @deferred_interrupts()
     def finish_trial(self, run_id: str, state: TrialState, value: float | None = None,
                      checkpoint: Path | None = None, error: str | None = None, details: str | None = None,
-                     measures: dict[str, float] | None = None, values: tuple[float, ...] | None = None) -> None:
-        """Record how the trial ended: state tag, run status, checkpoint (complete), error (failed), and
-        what the trained model costs (`measures`: catalog.MEASURES, logged as metrics)."""
+                     measures: dict[str, float] | None = None, values: tuple[float, ...] | None = None,
+                     repeats: tuple[float, ...] = ()) -> None:
+        """Record how the trial ended: state tag, run status, checkpoint (complete), error (failed), what
+        the trained model costs (`measures`: catalog.MEASURES, logged as metrics) and, with
+        `budget.repeats`, each training's value (metric `repeat_value`, step = the training's number)."""
         from mlflow.entities import Metric, RunTag
 
         tags = [RunTag(STATE_TAG, state.value)]  # one write for all tags and measures: once per trial
@@ -333,6 +336,7 @@ class Tracker:
             tags.append(RunTag(VALUES_TAG, json.dumps([float(v) for v in values])))
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, 0) for k, v in (measures or {}).items()]
+        metrics += [Metric(REPEAT_METRIC, float(v), now, step) for step, v in enumerate(repeats, start=1)]
         self.client.log_batch(run_id, tags=tags, metrics=metrics)
         if details:
             self.client.log_text(run_id, details, "error.txt")

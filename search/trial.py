@@ -44,6 +44,7 @@ class TrialOutcome:
     details: str | None = None
     measures: dict[str, float] = field(default_factory=dict)  # catalog.MEASURES of the trained model
     values: tuple[float, ...] | None = None  # every objective's value (several objectives), at the best epoch
+    repeat_values: tuple[float, ...] = ()  # budget.repeats > 1: each training's value; `value` is their mean
 
 
 def resolve_values(space: Space, sampled: dict[str, Any]) -> dict[str, Any]:
@@ -121,16 +122,47 @@ def run_trial(space: Space, values: dict[str, Any], hooks: Sequence[EpochHook] =
         kind = "out of memory" if type(exc).__name__ == "ResourceExhaustedError" else type(exc).__name__
         return TrialOutcome(TrialState.FAILED, error=f"{kind}: {exc}".strip()[:1000], details=traceback.format_exc())
     state = TrialState.PRUNED if reporter.stopped else TrialState.COMPLETE
+    values_of_objectives = objective_values(space, result.history, result.best_epoch, result.measures)
+    value, repeats = result.best_value, ()
+    if state is TrialState.COMPLETE and space.budget.repeats > 1:
+        try:
+            value, values_of_objectives, repeats = _repeated(space, values, suggestions, stop_at, result, debug)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a repeat's error is the trial's failure
+            return TrialOutcome(TrialState.FAILED, error=f"repeat: {type(exc).__name__}: {exc}".strip()[:1000],
+                                details=traceback.format_exc())
     return TrialOutcome(
         state,
-        value=result.best_value,
+        value=value,
         best_epoch=initial_epoch + result.best_epoch,
         epochs=initial_epoch + result.epochs_run,
         history=result.history,
         checkpoint=files.checkpoint if state is TrialState.COMPLETE else None,
         measures=result.measures,
-        values=objective_values(space, result.history, result.best_epoch, result.measures),
+        values=values_of_objectives,
+        repeat_values=repeats,
     )
+
+
+def _repeated(space: Space, values: dict[str, Any], suggestions: Any, stop_at: int | None, first: Any,
+              debug: bool) -> tuple[float, tuple[float, ...] | None, tuple[float, ...]]:
+    """`budget.repeats`: train the same config again from scratch (seed + k, same split, same epochs as
+    the first training) and average. The first training is the one that reported each epoch (pruning,
+    the logged curve) and whose model is the checkpoint: the one production training reproduces."""
+    from trainers.fit import train
+    from trainers.suggest import Suggestions
+
+    spec = train_spec(space, values)
+    asked = Suggestions.replay({**values, **suggestions.values}) if suggestions is not None else None
+    results = [first]
+    for k in range(1, space.budget.repeats):
+        results.append(train(spec, verbose=2 if debug else 0, run_eagerly=debug, stop_at=stop_at, suggestions=asked,
+                             repeat=k))
+    bests = tuple(float(r.best_value) for r in results)
+    per_objective = [objective_values(space, r.history, r.best_epoch, first.measures) for r in results]
+    mean_values = tuple(float(sum(v)) / len(v) for v in zip(*per_objective)) if per_objective[0] is not None else None
+    return sum(bests) / len(bests), mean_values, bests
 
 
 def objective_values(space: Space, history: dict[str, list[float]], best_epoch: int,

@@ -46,10 +46,12 @@ class FakeTracker:
 
     def finish_trial(self, run_id: str, state: TrialState, value: float | None = None, checkpoint: Path | None = None,
                      error: str | None = None, details: str | None = None, measures: dict | None = None,
-                     values: tuple | None = None) -> None:
+                     values: tuple | None = None, repeats: tuple = ()) -> None:
         self.running.discard(run_id)
         self.calls.append(("finish", (run_id, state, value, checkpoint, error)))
         self.calls.append(("measures", (run_id, measures or {})))
+        if repeats:
+            self.calls.append(("repeats", (run_id, repeats)))
 
     def is_running(self, run_id: str) -> bool:
         return run_id in self.running

@@ -422,8 +422,12 @@ def train(
     stop_at: int | None = None,
     backup: BackupPolicy | None = None,
     suggestions: Suggestions | None = None,
+    repeat: int = 0,
 ) -> TrainResult:
     """Train `spec` on its dataset, keep the best epoch's weights, save them to `checkpoint_path`.
+
+    `repeat` k > 0 trains the same config again from other initial weights and shuffling (seed + k) on
+    the same split (`budget.repeats`, KerasTuner's executions per trial).
 
     A define-by-run builder (of `trial` or `hp`, see `trainers.suggest`) asks `suggestions` for its
     values (an engine's live sampler); without one, it is answered with `spec.params` (production).
@@ -449,7 +453,7 @@ def train(
     chosen = values["mixed_precision"]
     keras.mixed_precision.set_global_policy(
         _default_policy if chosen is None else ("mixed_float16" if chosen else "float32"))
-    keras.utils.set_random_seed(spec.seed)
+    keras.utils.set_random_seed(spec.seed + repeat)  # the split depends on spec.seed alone (load_data)
     data = load_data(spec)
 
     style = builder_style(resolve_builder(spec.model)) if catalog.is_user_builder(spec.model) else "values"
@@ -487,12 +491,12 @@ def train(
     if data.streams is not None:  # a data function's tf.data datasets, streamed
         from trainers.streams import pipelines
 
-        train_ds, val_ds = pipelines(data, values["batch_size"], spec.seed, one_hot, shuffle)
+        train_ds, val_ds = pipelines(data, values["batch_size"], spec.seed + repeat, one_hot, shuffle)
     else:
         y_train, y_val = data.y_train, data.y_val
         if one_hot:
             y_train, y_val = (keras.utils.to_categorical(y, data.n_classes) for y in (y_train, y_val))
-        train_ds = make_pipeline(data.x_train, y_train, values["batch_size"], shuffle=shuffle, seed=spec.seed)
+        train_ds = make_pipeline(data.x_train, y_train, values["batch_size"], shuffle=shuffle, seed=spec.seed + repeat)
         val_ds = make_pipeline(data.x_val, y_val, values["batch_size"], shuffle=False)
     weights = class_weights(spec.fit.get("class_weight"), data)
     mode = "max" if spec.direction == "maximize" else "min"

@@ -80,6 +80,7 @@ FINAL = "kerasweep_final"  # marks the one result a finished trial reports after
 LOOPBACK = "127.0.0.1"  # a local Ray listens here only (README: Security)
 RAY_ID_TAG, NODE_TAG = "kerasweep.ray_trial_id", "kerasweep.node"
 EPOCH, NODE = "epoch", "node_id"
+REPEAT = "repeat_value_"  # budget.repeats: the final result's value of each training, numbered from 1
 
 
 # --- translating the space ------------------------------------------------------------------------
@@ -271,7 +272,8 @@ def trainable(config: dict[str, Any], sweep: SweepConfig) -> None:
             raise TrialFailed(outcome.error or "trial failed")
         final = {sweep.space.objective.metric: outcome.value, EPOCH: outcome.epochs, FINAL: True, NODE: node,
                  "best_epoch": (outcome.best_epoch or 0) + 1, **outcome.measures,
-                 **{o.metric: v for o, v in zip(sweep.space.all_objectives, outcome.values or ())}}
+                 **{o.metric: v for o, v in zip(sweep.space.all_objectives, outcome.values or ())},
+                 **{f"{REPEAT}{k}": v for k, v in enumerate(outcome.repeat_values, start=1)}}
         tune.report(final, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
@@ -351,7 +353,10 @@ def _tune_callback_class() -> type:
                 objectives = self.sweep.space.all_objectives if self.sweep.space.multi_objective else ()
                 outcome = TrialOutcome(TrialState.COMPLETE, final[metric], checkpoint=path,
                                        measures={k: final[k] for k in MEASURES if k in final},
-                                       values=tuple(final[o.metric] for o in objectives) or None)
+                                       values=tuple(final[o.metric] for o in objectives) or None,
+                                       repeat_values=tuple(final[f"{REPEAT}{k}"] for k in
+                                                           range(1, self.sweep.space.budget.repeats + 1)
+                                                           if f"{REPEAT}{k}" in final))
             else:  # stopped by the scheduler: its value is its last reported one, as Optuna records a pruned trial
                 outcome = TrialOutcome(TrialState.PRUNED, _last_value(trial, metric))
             self.life.close(run_id, outcome)
