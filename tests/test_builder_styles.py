@@ -122,6 +122,29 @@ def test_optunas_keras_example_runs_on_the_ray_engine(tmp_path: Path) -> None:
                                         *(f"dropout_l{i}" for i in range(layers))}
 
 
+@pytest.mark.slow  # a private Ray starts (about 20 s)
+def test_keras_tuners_getting_started_model_runs_on_the_ray_engine(tmp_path: Path) -> None:
+    import keras
+
+    from tests.conftest import run_cli
+
+    store = tmp_path / "store"
+    proc = run_cli("sweep", "kt_getting_started", "--engine", "ray", "--trials", "2", "--epochs", "2", "--store",
+                   str(store))
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    _, runs = sweep_runs(mlflow_client(store), "kt_getting_started", "kt_getting_started")
+    for run in runs:
+        layers = int(run.data.params["num_layers"])
+        # Rule: a function of hp runs on ray too; each trial logs exactly the names it asked for
+        assert set(run.data.params) == {"num_layers", "activation", "dropout", "lr", *(f"units_{i}" for i in range(layers))}
+    complete = [r for r in runs if r.data.tags["kerasweep.state"] == "complete"]
+    assert complete
+    model = keras.models.load_model(mlflow_client(store).download_artifacts(complete[0].info.run_id,
+                                                                            "checkpoint/model.keras"))
+    # Rule: the logged learning rate is the one its own compile trained with
+    assert float(np.asarray(model.optimizer.learning_rate)) == pytest.approx(float(complete[0].data.params["lr"]))
+
+
 @pytest.mark.parametrize("engine", ["optuna", "keras-tuner"])
 def test_a_hypermodels_own_fit_trains_and_its_params_are_logged(tmp_path: Path, monkeypatch, engine: str) -> None:
     from trainers.fit import TrainSpec, train
