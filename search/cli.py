@@ -118,7 +118,7 @@ def sweep(space: str, engine: str, trials: int | None, epochs: int | None, minut
     config = make_config(parsed, name=name, store=store, engine=engine, workers=workers, storage=storage,
                          max_failures=max_failures, checkpoint_every_s=checkpoint_every, cpus_per_trial=cpus_per_trial,
                          gpus_per_trial=gpus_per_trial, address=address, verbose=verbose, debug=debug,
-                         first_points=started.points, started_from=started.source)
+                         first_points=started.points, started_from=started.source, evidence=started.evidence)
     check_stores_agree(config, tracker_of(config))  # a damaged store: one line before TensorFlow loads
     if config.space.budget.trials < parsed.budget.trials:  # a grid smaller than the budget: each config once
         console.print(f"The grid holds {config.space.budget.trials} configs: each runs once, the budget is "

@@ -32,6 +32,8 @@ class SweepConfig:
     debug: bool = False  # one trial, eager execution, Keras and TensorFlow logs: for a new builder
     first_points: tuple[dict[str, Any], ...] = ()  # values of a new sweep's first trials (--warm-start, --enqueue)
     started_from: dict[str, str] | None = None  # where those came from, tagged on the parent run
+    # --warm-start: the old sweep's complete trials (values, objective values), prior evidence for the sampler
+    evidence: tuple[tuple[dict[str, Any], tuple[float, ...]], ...] = ()
     parent_run_id: str | None = None  # filled in by run_sweep once the MLflow parent run exists
     deadline: float | None = None  # wall-clock time (time.time()) after which no trial starts; from budget.minutes
     tracking_uri: str | None = None  # None: the store's own MLflow file (or MLFLOW_TRACKING_URI)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from search.errors import UserInputError
+from search.results import TrialState
 from search.safe_yaml import read_yaml
 from search.space import CategoricalParam, FloatParam, Space
 
@@ -26,6 +27,8 @@ class WarmStart:
 
     points: tuple[dict[str, Any], ...] = ()
     source: dict[str, str] | None = None  # for example {"warm_start": "cnn-monday"}
+    # --warm-start: the old sweep's complete trials, (values, objective values), for the sampler to learn from
+    evidence: tuple[tuple[dict[str, Any], tuple[float, ...]], ...] = ()
 
 
 def fit_point(space: Space, values: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -94,7 +97,28 @@ def from_sweep(space: Space, sweep: str, store: Path | str | None) -> WarmStart:
     if best is None:
         raise UserInputError(f"--warm-start: sweep {sweep!r} has no complete trial to start from")
     point = fit_point(space, best.params, f"--warm-start: sweep {sweep!r}, trial {best.number}")
-    return WarmStart((point,), {"warm_start": sweep, "warm_start_trial": str(best.number)})
+    evidence = _evidence(space, old.space, sweep_results(old).trials)
+    return WarmStart((point,), {"warm_start": sweep, "warm_start_trial": str(best.number),
+                                "warm_start_evidence": str(len(evidence))}, evidence)
+
+
+def _evidence(space: Space, old: Space, trials: Any) -> tuple[tuple[dict[str, Any], tuple[float, ...]], ...]:
+    """The old sweep's complete trials as prior evidence for this space's sampler: those whose values this
+    space can sample (a narrower range leaves some out), when both sweeps rank by the same objectives."""
+    same = [(o.metric, o.direction) for o in old.all_objectives] == [(o.metric, o.direction) for o in space.all_objectives]
+    if not same:
+        return ()
+    found = []
+    for trial in trials:
+        if trial.state is not TrialState.COMPLETE or trial.value is None:
+            continue
+        try:
+            point = fit_point(space, trial.params, "evidence")
+        except UserInputError:
+            continue  # outside this space: the sampler could not have proposed it
+        if set(point) == {name for name in space.params if space.is_active(name, point)}:  # every active value known
+            found.append((point, tuple(trial.values) if trial.values else (float(trial.value),)))
+    return tuple(found)
 
 
 def warm_start(space: Space, store: Path | str | None, enqueue: Path | None = None,
@@ -107,4 +131,5 @@ def warm_start(space: Space, store: Path | str | None, enqueue: Path | None = No
     source: dict[str, str] = {}
     for part in parts:
         source.update(part.source or {})
-    return WarmStart(tuple(point for part in parts for point in part.points), source or None)
+    return WarmStart(tuple(point for part in parts for point in part.points), source or None,
+                     tuple(found for part in parts for found in part.evidence))

@@ -85,7 +85,7 @@ def test_a_warm_started_sweep_begins_with_the_old_best_and_runs_its_own_budget(t
     enqueued.write_text("- {learning_rate: 0.05, optimizer: sgd, momentum: 0.6, units: 12}\n")
     started = warm_start(space, store, enqueued, "monday")
     new = run_sweep(make_config(space, name="tuesday", store=store, first_points=started.points,
-                                started_from=started.source))
+                                started_from=started.source, evidence=started.evidence))
     searched = {k: v for k, v in old.best.params.items() if k in space.params}
     by_number = {t.number: t for t in new.trials}
     # Rule: the old sweep's best config is the first trial, then the enqueued values, in that order
@@ -98,6 +98,50 @@ def test_a_warm_started_sweep_begins_with_the_old_best_and_runs_its_own_budget(t
     tags = parents[0].data.tags
     assert tags["kerasweep.warm_start"] == "monday" and tags["kerasweep.warm_start_trial"] == str(old.best.number)
     assert tags["kerasweep.enqueue"] == str(enqueued)
+    # Rule: the old sweep's complete trials are the sampler's evidence, counted on the parent run
+    assert len(started.evidence) == sum(t.state.value == "complete" for t in old.trials) == 3
+    assert tags["kerasweep.warm_start_evidence"] == "3"
+
+
+def _evidence_space() -> Space:
+    return Space.model_validate({"name": "e", "model": "mlp", "data": "iris", "budget": {"trials": 20},
+                                 "params": {"x": {"type": "float", "low": 0.0, "high": 1.0}}})
+
+
+def test_evidence_steers_the_sampler_from_its_first_trial_and_stays_out_of_the_study() -> None:
+    import optuna
+
+    from search.engines._optuna_space import make_sampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = _evidence_space()
+    evidence = tuple(({"x": x}, (-(x - 0.9) ** 2,)) for x in [i / 29 for i in range(30)])
+    asked = {}
+    for name, given in (("with", evidence), ("without", ())):
+        study = optuna.create_study(direction="maximize", sampler=make_sampler(space, evidence=given))
+        xs = []
+        for _ in range(5):
+            trial = study.ask()
+            xs.append(trial.suggest_float("x", 0.0, 1.0))
+            study.tell(trial, -(xs[-1] - 0.9) ** 2)
+        asked[name] = sum(xs) / len(xs)
+        # Rule: the evidence is the sampler's only: the study holds its own trials, numbered from 0
+        assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]
+    # Rule: with another sweep's trials as evidence, TPE samples near their best from its first trial (without,
+    # its first trials are random start-up trials)
+    assert asked["with"] > 0.75 and asked["with"] > asked["without"] + 0.1, asked
+
+
+def test_the_ray_searcher_gets_the_evidence_too() -> None:
+    from search.engines._optuna_space import WithEvidence
+    from search.engines.ray import make_search
+
+    search = make_search(_evidence_space(), 1, evidence=(({"x": 0.5}, (1.0,)),))
+    searcher = search
+    while hasattr(searcher, "searcher"):  # inside Ray's ConcurrencyLimiter and kerasweep's budget
+        searcher = searcher.searcher
+    # Rule: ray samples through the same Optuna sampler, evidence included
+    assert isinstance(searcher._sampler, WithEvidence) and len(searcher._sampler.prior) == 1
 
 
 def test_warm_start_flags_are_checked_before_any_work(tmp_path: Path) -> None:
@@ -134,3 +178,21 @@ def test_warm_start_on_every_engine(tmp_path: Path, engine: str) -> None:
     # Rule: on every engine the new sweep's first trial trains the old sweep's best values
     assert {k: new_values.get(k) for k in searched} == {k: old_values.get(k) for k in searched}
     assert sum(r.data.tags["kerasweep.state"] in ("complete", "pruned") for r in new_runs) == 3
+
+
+def test_evidence_is_the_old_trials_this_space_could_have_sampled() -> None:
+    from search.results import TrialResult, TrialState
+    from search.warm_start import _evidence
+
+    space = _space()
+    trials = [TrialResult(0, TrialState.COMPLETE, 0.9, {"learning_rate": 0.01, "optimizer": "adam", "units": 8}),
+              TrialResult(1, TrialState.COMPLETE, 0.8, {"learning_rate": 0.5, "optimizer": "adam", "units": 8}),
+              TrialResult(2, TrialState.PRUNED, 0.3, {"learning_rate": 0.01, "optimizer": "adam", "units": 8}),
+              TrialResult(3, TrialState.COMPLETE, 0.7, {"learning_rate": 0.01, "optimizer": "sgd", "units": 8})]
+    # Rule: complete trials inside this space with every active value known; a range left out (0.5), a
+    # pruned trial and one lacking an active value (momentum under sgd) are not evidence
+    assert _evidence(space, space, trials) == (({"learning_rate": 0.01, "optimizer": "adam", "units": 8}, (0.9,)),)
+    other = space.model_copy(update={"objective": space.objective.model_copy(update={"metric": "val_loss",
+                                                                                      "direction": "minimize"})})
+    # Rule: another objective's values teach nothing about this one
+    assert _evidence(space, other, trials) == ()

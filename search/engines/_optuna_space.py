@@ -14,9 +14,21 @@ import optuna
 from search.space import CategoricalParam, FloatParam, IntParam, Space
 from trainers.suggest import Suggestions
 
+Evidence = tuple[tuple[dict[str, Any], tuple[float, ...]], ...]  # (values, objective values) of finished trials
 
-def make_sampler(space: Space, worker: int = 0, workers: int = 1) -> optuna.samplers.BaseSampler:
-    """The space's sampler; each worker gets its own seed so parallel workers do not repeat each other."""
+
+def make_sampler(space: Space, worker: int = 0, workers: int = 1,
+                 evidence: Evidence = ()) -> optuna.samplers.BaseSampler:
+    """The space's sampler; each worker gets its own seed so parallel workers do not repeat each other.
+    `evidence` (--warm-start: another sweep's complete trials) is what it learns from besides this
+    sweep's own trials."""
+    base = _base_sampler(space, worker, workers)
+    if not evidence or space.search.sampler in ("grid", "random", "qmc"):  # these learn nothing from trials
+        return base
+    return WithEvidence(base, prior_trials(space, evidence))
+
+
+def _base_sampler(space: Space, worker: int, workers: int) -> optuna.samplers.BaseSampler:
     seed = space.search.seed + worker
     name = space.search.sampler or "tpe"
     if name == "tpe":
@@ -43,6 +55,69 @@ class _AskTellGrid(optuna.samplers.GridSampler):
 
     def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
         return None
+
+
+def prior_trials(space: Space, evidence: Evidence) -> list[optuna.trial.FrozenTrial]:
+    """Another sweep's complete trials as Optuna trials of this space (numbered below zero: they are
+    nobody's trial number here)."""
+    known = distributions(space)
+    made = []
+    for index, (values, objective_values) in enumerate(evidence):
+        trial = optuna.trial.create_trial(params=values, distributions={k: known[k] for k in values},
+                                          values=list(objective_values))
+        trial.number = -1 - index
+        made.append(trial)
+    return made
+
+
+class WithEvidence(optuna.samplers.BaseSampler):
+    """A sampler that learns from prior trials as if they were the study's own, which Optuna's `add_trials`
+    would do at the price of putting them in the study: kerasweep's trial numbers, budget and results
+    are the study's trials, so the evidence stays outside it, shown only to the sampler."""
+
+    def __init__(self, base: optuna.samplers.BaseSampler, prior: list[optuna.trial.FrozenTrial]) -> None:
+        self.base, self.prior = base, prior
+
+    def infer_relative_search_space(self, study: Any, trial: Any) -> dict[str, Any]:
+        return self.base.infer_relative_search_space(_StudyWithEvidence(study, self.prior), trial)
+
+    def sample_relative(self, study: Any, trial: Any, search_space: dict[str, Any]) -> dict[str, Any]:
+        return self.base.sample_relative(_StudyWithEvidence(study, self.prior), trial, search_space)
+
+    def sample_independent(self, study: Any, trial: Any, param_name: str, param_distribution: Any) -> Any:
+        return self.base.sample_independent(_StudyWithEvidence(study, self.prior), trial, param_name,
+                                            param_distribution)
+
+    def before_trial(self, study: Any, trial: Any) -> None:
+        self.base.before_trial(study, trial)
+
+    def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+        self.base.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.base.reseed_rng()
+
+
+class _StudyWithEvidence:
+    """The study as the sampler sees it: its trials, with the prior ones first; everything else is the
+    study's own (storage writes go to the real trials)."""
+
+    def __init__(self, study: Any, prior: list[optuna.trial.FrozenTrial]) -> None:
+        self._study, self._prior = study, prior
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+    def _get_trials(self, deepcopy: bool = True, states: Any = None, use_cache: bool = False) -> list[Any]:
+        prior = [t for t in self._prior if states is None or t.state in states]
+        return prior + self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
+
+    def get_trials(self, deepcopy: bool = True, states: Any = None) -> list[Any]:
+        return self._get_trials(deepcopy=deepcopy, states=states)
+
+    @property
+    def trials(self) -> list[Any]:
+        return self.get_trials()
 
 
 def distributions(space: Space) -> dict[str, optuna.distributions.BaseDistribution]:

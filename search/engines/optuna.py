@@ -138,7 +138,7 @@ def _study(sweep: SweepConfig, storage: optuna.storages.BaseStorage, worker: int
         study_name=sweep.name,
         storage=storage,
         directions=[o.direction for o in space.all_objectives],
-        sampler=make_sampler(space, worker, sweep.options.workers),
+        sampler=make_sampler(space, worker, sweep.options.workers, sweep.evidence),
         pruner=make_pruner(space),
         load_if_exists=True,
     )

@@ -100,10 +100,11 @@ def define_by_run(trial: Any, space: Space) -> None:
 
 
 def make_search(space: Space, max_concurrent: int, failures_in_a_row: int = 5,
-                first_points: tuple[dict[str, Any], ...] = ()) -> Any:
+                first_points: tuple[dict[str, Any], ...] = (), evidence: tuple[Any, ...] = ()) -> Any:
     """OptunaSearch with the space's sampler, `first_points` (--warm-start, --enqueue) and the declared
     defaults as the first trials, at most `max_concurrent` trials at once, until the budget of
-    complete + pruned trials is met."""
+    complete + pruned trials is met. `evidence` (--warm-start) is what the sampler learns from besides
+    this sweep's trials (OptunaSearch's own `evaluated_rewards` does not take a define-by-run space)."""
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
@@ -114,7 +115,7 @@ def make_search(space: Space, max_concurrent: int, failures_in_a_row: int = 5,
     objectives = space.all_objectives  # several: a list of metrics and modes (Optuna's multi-objective study)
     search = OptunaSearch(
         space=functools.partial(define_by_run, space=space),
-        sampler=make_sampler(space, workers=max_concurrent),
+        sampler=make_sampler(space, workers=max_concurrent, evidence=evidence),
         points_to_evaluate=points or None,
         metric=[o.metric for o in objectives] if len(objectives) > 1 else objectives[0].metric,
         mode=[_mode(o.direction) for o in objectives] if len(objectives) > 1 else _mode(objectives[0].direction),
@@ -506,7 +507,8 @@ def _fit(sweep: SweepConfig, on_progress: ProgressCallback, path: Path) -> None:
         tuner = tune.Tuner(
             fn,
             tune_config=tune.TuneConfig(
-                search_alg=make_search(space, _concurrency(sweep), sweep.max_failures_in_a_row, sweep.first_points),
+                search_alg=make_search(space, _concurrency(sweep), sweep.max_failures_in_a_row, sweep.first_points,
+                                       sweep.evidence),
                 scheduler=make_scheduler(space),
                 num_samples=-1,  # the search algorithm stops at the budget (failed trials do not count)
                 reuse_actors=True,
