@@ -62,11 +62,16 @@ def parse_where(texts: Sequence[str], task: str) -> list[Constraint]:
     return found
 
 
-def measured(tracker: Any, trial: TrialResult, metrics: set[str], maximize: bool) -> dict[str, float]:
-    """The trial run's values of `metrics`: measures as logged, training metrics at its best epoch."""
+def measured(tracker: Any, trial: TrialResult, metrics: set[str], maximize: bool,
+             objective: str | None = None) -> dict[str, float]:
+    """The trial run's values of `metrics`: measures as logged, training metrics at its best epoch (by
+    the trial's reported curve, else by the run's curve of `objective`, the first objective's metric:
+    Optuna keeps no curve for a multi-objective trial)."""
     logged = tracker.latest_metrics(trial.mlflow_run_id)
     values = {m: logged[m] for m in metrics & set(MEASURES) if m in logged}
     history = trial.intermediate
+    if not history and objective is not None and metrics - set(MEASURES):
+        history = tracker.metric_history(trial.mlflow_run_id, objective)
     best = (max if maximize else min)(history, key=history.get) if history else None
     for metric in metrics - set(MEASURES):
         steps = tracker.metric_history(trial.mlflow_run_id, metric)
@@ -76,10 +81,10 @@ def measured(tracker: Any, trial: TrialResult, metrics: set[str], maximize: bool
 
 
 def meeting(trials: Sequence[TrialResult], constraints: Sequence[Constraint], tracker: Any, maximize: bool,
-            sweep: str) -> list[TrialResult]:
+            sweep: str, objective: str | None = None) -> list[TrialResult]:
     """The trials (in the order given) that meet every constraint; none: one line naming the closest."""
     metrics = {c.metric for c in constraints}
-    found = [(t, measured(tracker, t, metrics, maximize)) for t in trials if t.mlflow_run_id]
+    found = [(t, measured(tracker, t, metrics, maximize, objective)) for t in trials if t.mlflow_run_id]
     kept = [t for t, values in found if all(c.holds(values.get(c.metric)) for c in constraints)]
     if kept:
         return kept

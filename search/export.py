@@ -78,7 +78,8 @@ def export_best(name: str, store: Path | str | None = None, output: Path | str |
     if constraints:
         from search.lifecycle import tracker_of
 
-        ranked = meeting(ranked, constraints, tracker_of(config), result.direction == "maximize", name)
+        ranked = meeting(ranked, constraints, tracker_of(config), result.direction == "maximize", name,
+                         config.space.objective.metric)
     elif config.space.multi_objective:  # several objectives: the result is the Pareto front, one config each
         base = Path(output) if output else config.store.export(name)
         paths = []

@@ -82,3 +82,22 @@ def test_no_trial_meeting_the_constraints_is_bad_input_naming_the_closest(fitted
     bad = CliRunner().invoke(main, ["export", "fits", "--store", str(fitted["store"]), "--where", "size < 3"])
     assert bad.exit_code == 2 and "--where: unknown metric 'size'" in " ".join(bad.output.split())
     assert not list((Path(fitted["store"]) / "exports").glob("*-2.yaml"))
+
+
+def test_a_training_metric_is_read_at_the_best_epoch_of_the_runs_own_curve_when_the_trial_has_none() -> None:
+    from search.constraints import measured
+    from search.results import TrialResult, TrialState
+
+    class Tracker:  # a fake: the trial run's logged curves
+        curves = {"val_accuracy": {1: 0.8, 2: 0.9, 3: 0.85}, "val_loss": {1: 0.5, 2: 0.3, 3: 0.4}}
+
+        def latest_metrics(self, run_id: str) -> dict:
+            return {"model_params": 100.0}
+
+        def metric_history(self, run_id: str, key: str) -> dict:
+            return self.curves.get(key, {})
+
+    trial = TrialResult(0, TrialState.COMPLETE, 0.9, mlflow_run_id="r")  # no curve: a multi-objective Optuna trial
+    # Rule: the best epoch comes from the run's curve of the first objective (epoch 2), not "not measured"
+    assert measured(Tracker(), trial, {"val_loss", "model_params"}, True, "val_accuracy") == {
+        "val_loss": 0.3, "model_params": 100.0}
