@@ -89,7 +89,8 @@ def test_a_training_metric_is_read_at_the_best_epoch_of_the_runs_own_curve_when_
     from search.results import TrialResult, TrialState
 
     class Tracker:  # a fake: the trial run's logged curves
-        curves = {"val_accuracy": {1: 0.8, 2: 0.9, 3: 0.85}, "val_loss": {1: 0.5, 2: 0.3, 3: 0.4}}
+        def __init__(self) -> None:
+            self.curves = {"val_accuracy": {1: 0.8, 2: 0.9, 3: 0.85}, "val_loss": {1: 0.5, 2: 0.3, 3: 0.4}}
 
         def latest_metrics(self, run_id: str) -> dict:
             return {"model_params": 100.0}
