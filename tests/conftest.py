@@ -31,6 +31,23 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT, tim
     return subprocess.run(command, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
+def invoke_cli(*args: str) -> subprocess.CompletedProcess:
+    """Run `kerasweep ARGS` in this process (click's runner): the same command, exit code and output as
+    `run_cli`, without a new interpreter importing TensorFlow again. For commands that start no Ray and
+    where the process boundary is not what a test checks."""
+    from click.testing import CliRunner
+
+    from search.cli import main
+
+    saved = os.environ.pop("MLFLOW_TRACKING_URI", None)  # the store's own tracking file, as run_cli gives
+    try:
+        result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    finally:
+        if saved is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = saved
+    return subprocess.CompletedProcess(["kerasweep", *args], result.exit_code, result.stdout, result.stderr)
+
+
 def start_cli(*args: str, **popen: object) -> subprocess.Popen:
     """Start `kerasweep ARGS` in the background, output piped as text, Ctrl-C at its default as in a
     terminal (a test run started as a background job ignores SIGINT, and children inherit that)."""

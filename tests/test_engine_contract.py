@@ -10,7 +10,7 @@ import yaml
 
 from search.engines import ENGINES as REGISTRY
 from search.tracking import PARAMS_TAG, STATE_TAG
-from tests.conftest import mlflow_client, run_cli, sweep_runs, write_space
+from tests.conftest import invoke_cli, mlflow_client, run_cli, sweep_runs, write_space
 
 ENGINES = list(REGISTRY)  # every registered engine: the three shipped ones and the tests' random engine
 TRIALS, EPOCHS = 5, 3
@@ -34,9 +34,14 @@ def swept(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     folder = tmp_path_factory.mktemp(f"contract-{request.param}")
     space = write_space(folder, SPACE, "contract.yaml")
     store = folder / "store"
-    proc = run_cli("sweep", str(space), "--engine", request.param, "--store", str(store))
+    proc = _cli(request.param)("sweep", str(space), "--engine", request.param, "--store", str(store))
     assert proc.returncode == 0, proc.stderr + proc.stdout
     return {"engine": request.param, "store": store, "space": space, "proc": proc}
+
+
+def _cli(engine: str):
+    """The CLI in this process, except for ray, whose sweep starts a local Ray of its own (a process)."""
+    return run_cli if engine == "ray" else invoke_cli
 
 
 def _runs(swept: dict) -> tuple[list, list]:
@@ -107,7 +112,7 @@ def test_checkpoint_scores_the_logged_value(swept: dict) -> None:
 
 def test_export_and_status(swept: dict) -> None:
     store = swept["store"]
-    proc = run_cli("export", "contract", "--store", str(store))
+    proc = invoke_cli("export", "contract", "--store", str(store))
     assert proc.returncode == 0, proc.stderr
     document = yaml.safe_load((store / "exports" / "contract.yaml").read_text())
     _, runs = _runs(swept)
@@ -119,7 +124,7 @@ def test_export_and_status(swept: dict) -> None:
     best = tied[document["provenance"]["mlflow_run_id"]]
     assert document["provenance"]["engine"] == swept["engine"]
     assert document["params"] == json.loads(best.data.tags[PARAMS_TAG])
-    status = run_cli("status", "contract", "--store", str(store))
+    status = invoke_cli("status", "contract", "--store", str(store))
     row = next(line for line in status.stdout.splitlines() if line.startswith("│ contract"))
     # Rule: status shows the same counts for every engine
     cells = [c.strip() for c in row.split("│") if c.strip()]
@@ -129,7 +134,8 @@ def test_export_and_status(swept: dict) -> None:
 
 def test_rerun_of_a_finished_sweep_trains_nothing(swept: dict) -> None:
     _, before = _runs(swept)
-    proc = run_cli("sweep", str(swept["space"]), "--engine", swept["engine"], "--store", str(swept["store"]))
+    proc = _cli(swept["engine"])("sweep", str(swept["space"]), "--engine", swept["engine"], "--store",
+                                 str(swept["store"]))
     # Rule: re-running a sweep that met its budget exits 0 and adds no trial, for every engine
     assert proc.returncode == 0, proc.stderr
     assert "already met its budget" in proc.stdout
@@ -141,7 +147,7 @@ def test_rerun_of_a_finished_sweep_trains_nothing(swept: dict) -> None:
 def test_bad_input_is_rejected_before_any_work(engine: str, tmp_path: Path) -> None:
     space = write_space(tmp_path, SPACE.replace("low: 1.0e-3", "low: -1.0"), "bad.yaml")
     store = tmp_path / "store"
-    proc = run_cli("sweep", str(space), "--engine", engine, "--store", str(store))
+    proc = invoke_cli("sweep", str(space), "--engine", engine, "--store", str(store))
     # Rule: every engine rejects a bad space with exit 2, one line naming the field, nothing written
     assert proc.returncode == 2
     assert "params.learning_rate.low: must be > 0 when log: true" in proc.stderr
