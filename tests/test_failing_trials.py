@@ -10,7 +10,7 @@ import pytest
 
 from search.engines import ENGINES
 from search.tracking import ERROR_TAG, STATE_TAG
-from tests.conftest import mlflow_client, optuna_trials, run_cli, sweep_runs, write_space
+from tests.conftest import invoke_cli, mlflow_client, optuna_trials, run_cli, sweep_runs, write_space
 
 
 def test_diverging_trials_fail_and_the_sweep_goes_on(tmp_path: Path) -> None:
@@ -26,7 +26,7 @@ def test_diverging_trials_fail_and_the_sweep_goes_on(tmp_path: Path) -> None:
         fixed: {optimizer: sgd, units: 16}
     """)
     store = tmp_path / "store"
-    proc = run_cli("sweep", str(space), "--store", str(store))
+    proc = invoke_cli("sweep", str(space), "--store", str(store))
     assert proc.returncode == 0, proc.stderr + proc.stdout
     trials = optuna_trials(store, "diverge")
     states = Counter(t.state.name for t in trials)
@@ -59,7 +59,7 @@ def test_every_trial_failing_stops_the_sweep_with_one_message(tmp_path: Path) ->
         fixed: {optimizer: sgd, units: 8}
     """)
     store = tmp_path / "store"
-    proc = run_cli("sweep", str(space), "--max-failures", "1", "--store", str(store))
+    proc = invoke_cli("sweep", str(space), "--max-failures", "1", "--store", str(store))
     # Rule: when every recent trial failed, the sweep stops with exit 1 and one message naming the error
     assert proc.returncode == 1
     assert "the last 5 trials all failed" in " ".join(proc.stderr.split())
@@ -72,7 +72,7 @@ def test_every_trial_failing_stops_the_sweep_with_one_message(tmp_path: Path) ->
     for retry in retries:
         assert retry.params == trials[retry.user_attrs["kerasweep.retry_of"]].params
         assert "kerasweep.retry_of" not in trials[retry.user_attrs["kerasweep.retry_of"]].user_attrs
-    export = run_cli("export", "allfail", "--store", str(store))
+    export = invoke_cli("export", "allfail", "--store", str(store))
     # Rule: exporting a sweep without a completed trial is bad input (exit 2) with a clear message
     assert export.returncode == 2 and "has no completed trial yet" in export.stderr
     parents, runs = sweep_runs(mlflow_client(store), "allfail", "allfail")
@@ -95,7 +95,7 @@ def test_out_of_memory_trial_fails_with_the_reason_and_the_sweep_goes_on(tmp_pat
           size: {type: int, low: 1, high: 16, default: 16}
     """)
     store = tmp_path / "store"
-    proc = run_cli("sweep", str(space), "--store", str(store))
+    proc = invoke_cli("sweep", str(space), "--store", str(store))
     assert proc.returncode == 0, proc.stderr + proc.stdout
     _, runs = sweep_runs(mlflow_client(store), "oom", "oom")
     failed = [r for r in runs if r.data.tags["kerasweep.state"] == "failed"]
@@ -120,7 +120,7 @@ def test_a_builder_that_always_raises_stops_the_sweep_the_same_way_on_every_engi
           learning_rate: {type: float, low: 1.0e-3, high: 1.0e-1, log: true}
     """)
     store = tmp_path / "store"
-    proc = run_cli("sweep", str(space), "--engine", engine, "--store", str(store))
+    proc = (run_cli if engine == "ray" else invoke_cli)("sweep", str(space), "--engine", engine, "--store", str(store))
     # Rule: the README's promise holds on every engine: 5 failed trials in a row stop the sweep with exit 1
     # and one message naming the error, no traceback
     assert proc.returncode == 1, proc.stdout + proc.stderr

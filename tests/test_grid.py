@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.conftest import mlflow_client, run_cli, sweep_runs, write_space
+from tests.conftest import invoke_cli, mlflow_client, run_cli, sweep_runs, write_space
 
 SPACE = """
     name: grid
@@ -25,7 +25,8 @@ SPACE = """
 @pytest.mark.parametrize("engine", ["optuna", pytest.param("ray", marks=pytest.mark.slow)])
 def test_a_grid_runs_each_config_once_and_that_is_the_budget(tmp_path: Path, engine: str) -> None:
     store = tmp_path / "store"
-    proc = run_cli("sweep", str(write_space(tmp_path, SPACE)), "--engine", engine, "--store", str(store))
+    proc = (run_cli if engine == "ray" else invoke_cli)("sweep", str(write_space(tmp_path, SPACE)), "--engine", engine,
+                                                        "--store", str(store))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # Rule: a grid smaller than the budget becomes the budget, and the sweep says so
     assert "The grid holds 4 configs" in " ".join(proc.stdout.split())

@@ -18,7 +18,7 @@ from search.lifecycle import ORPHAN_REASON
 from search.tracking import RETRY_TAG
 from search.space import load_space
 from search.tracking import ERROR_TAG, STATE_TAG
-from tests.conftest import mlflow_client, run_cli, start_cli, sweep_runs, write_space
+from tests.conftest import invoke_cli, mlflow_client, run_cli, start_cli, sweep_runs, write_space
 
 SPACE = """
     name: kt
@@ -61,7 +61,7 @@ def test_space_translates_to_hyperparameters(tmp_path: Path) -> None:
 def test_random_and_bayesian_oracles_run_full_trials(sampler: str, tmp_path: Path) -> None:
     space = write_space(tmp_path, SPACE, "kt.yaml")
     store = tmp_path / "store"
-    proc = run_cli("sweep", str(space), "--engine", "keras-tuner", "--sampler", sampler, "--trials", "3",
+    proc = invoke_cli("sweep", str(space), "--engine", "keras-tuner", "--sampler", sampler, "--trials", "3",
                    "--store", str(store))
     assert proc.returncode == 0, proc.stderr + proc.stdout
     _, runs = sweep_runs(mlflow_client(store), "kt", "kt")
@@ -76,7 +76,7 @@ def test_random_and_bayesian_oracles_run_full_trials(sampler: str, tmp_path: Pat
 
 def test_sampler_of_another_engine_is_rejected(tmp_path: Path) -> None:
     space = write_space(tmp_path, SPACE, "kt.yaml")
-    proc = run_cli("sweep", str(space), "--engine", "keras-tuner", "--sampler", "cmaes", "--store", str(tmp_path / "s"))
+    proc = invoke_cli("sweep", str(space), "--engine", "keras-tuner", "--sampler", "cmaes", "--store", str(tmp_path / "s"))
     # Rule: an engine/sampler mismatch is bad input, named, before anything is written
     assert proc.returncode == 2
     assert "'cmaes' does not run on engine 'keras-tuner'; expected one of hyperband, random, bayesian" in proc.stderr
@@ -96,7 +96,7 @@ def test_failed_trials_are_recorded_and_retried(tmp_path: Path) -> None:
         fixed: {optimizer: sgd}
     """)
     store = tmp_path / "store"
-    proc = run_cli("sweep", str(space), "--engine", "keras-tuner", "--max-failures", "1", "--store", str(store))
+    proc = invoke_cli("sweep", str(space), "--engine", "keras-tuner", "--max-failures", "1", "--store", str(store))
     assert proc.returncode == 0, proc.stderr + proc.stdout
     client = mlflow_client(store)
     _, runs = sweep_runs(client, "ktfail", "ktfail")

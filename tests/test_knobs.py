@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, mlflow_client, run_cli, sweep_runs
+from tests.conftest import ROOT, invoke_cli, mlflow_client, run_cli, sweep_runs
 from trainers import catalog
 
 OPTIONS = [
@@ -99,7 +99,7 @@ def test_readme_param_table_matches_the_catalog() -> None:
     "rnn", "transfer", "kt_getting_started", "kt_hypermodel", "optuna_keras"))])
 def test_example_spaces_run_end_to_end(space: str, tmp_path: Path) -> None:
     store = tmp_path / "store"
-    proc = run_cli("sweep", space, "--trials", "2", "--epochs", "2", "--store", str(store))
+    proc = invoke_cli("sweep", space, "--trials", "2", "--epochs", "2", "--store", str(store))
     assert proc.returncode == 0, proc.stderr + proc.stdout
     _, runs = sweep_runs(mlflow_client(store), space, space)
     # Rule: the shipped example spaces (including a user builder) run and log their trials
@@ -110,7 +110,7 @@ def test_user_builder_that_cannot_load_is_bad_input(tmp_path: Path) -> None:
     space = tmp_path / "s.yaml"
     space.write_text("name: u\nmodel: examples.custom_model:nope\ndata: digits\n"
                      "params:\n  width: {type: categorical, choices: [8]}\n")
-    proc = run_cli("sweep", str(space), "--store", str(tmp_path / "store"))
+    proc = invoke_cli("sweep", str(space), "--store", str(tmp_path / "store"))
     # Rule: a builder that does not exist fails validation with the file and field, before any work
     assert proc.returncode == 2
     assert "model: cannot load model builder 'examples.custom_model:nope'" in " ".join(proc.stderr.split())

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from search.errors import UserInputError
-from tests.conftest import mlflow_client, run_cli, write_space
+from tests.conftest import invoke_cli, mlflow_client, run_cli, write_space
 from trainers.data import DataError, load_arrays
 
 
@@ -48,7 +48,7 @@ def test_regression_on_a_csv_with_its_own_target_column_answers_raw_rows_in_its_
         fixed: {learning_rate: 1.0e-2, dropout: 0.0, batch_size: 32, patience: 20}
         """)
     store = tmp_path / "store"
-    sweep = run_cli("sweep", str(tmp_path / "space.yaml"), "--store", str(store))
+    sweep = invoke_cli("sweep", str(tmp_path / "space.yaml"), "--store", str(store))
     assert sweep.returncode == 0, sweep.stderr + sweep.stdout
     # Rule: a regression space defaults to val_mae, minimised, and logs mae and rmse on every trial
     assert "Best val_mae" in sweep.stdout
