@@ -12,7 +12,17 @@ import pytest
 import yaml
 
 from search.tracking import STATE_TAG
-from tests.conftest import EPOCHS, ROOT, TRIALS, mlflow_client, optuna_trials, run_cli, sweep_runs, write_space
+from tests.conftest import (
+    EPOCHS,
+    ROOT,
+    TRIALS,
+    invoke_cli,
+    mlflow_client,
+    optuna_trials,
+    run_cli,
+    sweep_runs,
+    write_space,
+)
 
 OPTUNA_TO_STATE = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}
 STATE_TO_STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
@@ -125,14 +135,14 @@ def test_export_round_trips(swept: dict) -> None:
     assert spec.params["blocks"] == 2 and spec.params["dense_units"] == 64
     assert (spec.model, spec.data, spec.epochs, spec.seed) == ("cnn", "digits", EPOCHS, 0)
 
-    proc = run_cli("export", "tiny", "--top", "2", "--output", str(store / "x" / "best.yaml"), "--store", str(store))
+    proc = invoke_cli("export", "tiny", "--top", "2", "--output", str(store / "x" / "best.yaml"), "--store", str(store))
     assert proc.returncode == 0, proc.stderr
     assert (store / "x" / "best.yaml").exists() and (store / "x" / "best-2.yaml").exists()
 
 
 def test_status_lists_counts_and_best(swept: dict) -> None:
     store = swept["store"]
-    proc = run_cli("status", "--store", str(store))
+    proc = invoke_cli("status", "--store", str(store))
     assert proc.returncode == 0, proc.stderr
     trials = optuna_trials(store, "tiny")
     complete = sum(t.state.name == "COMPLETE" for t in trials)
@@ -147,8 +157,8 @@ def test_status_lists_counts_and_best(swept: dict) -> None:
 def test_rerun_resumes_and_only_adds_the_remaining_trials(swept: dict) -> None:
     store = swept["store"]
     before = optuna_trials(store, "tiny")
-    proc = run_cli("sweep", "cnn", "--trials", str(TRIALS + 2), "--epochs", str(EPOCHS), "--name", "tiny",
-                   "--store", str(store))
+    proc = invoke_cli("sweep", "cnn", "--trials", str(TRIALS + 2), "--epochs", str(EPOCHS), "--name", "tiny",
+                      "--store", str(store))
     assert proc.returncode == 0, proc.stderr
     # Rule: the same command resumes the sweep and says so
     assert "Resuming sweep tiny" in " ".join(proc.stdout.split())
@@ -160,8 +170,8 @@ def test_rerun_resumes_and_only_adds_the_remaining_trials(swept: dict) -> None:
     # Rule: the parent run is reused, never a second one
     assert len(parents) == 1 and len(trial_runs) == len(after)
 
-    again = run_cli("sweep", "cnn", "--trials", str(TRIALS + 2), "--epochs", str(EPOCHS), "--name", "tiny",
-                    "--store", str(store))
+    again = invoke_cli("sweep", "cnn", "--trials", str(TRIALS + 2), "--epochs", str(EPOCHS), "--name", "tiny",
+                       "--store", str(store))
     # Rule: a sweep that met its budget prints its best and exits 0 without training
     assert again.returncode == 0
     assert "already met its budget" in again.stdout
@@ -182,7 +192,7 @@ def test_pruning_stops_hopeless_trials(tmp_path: Path) -> None:
         fixed: {optimizer: adam, patience: 10}
     """)
     store = tmp_path / "store"
-    proc = run_cli("sweep", str(space), "--store", str(store))
+    proc = invoke_cli("sweep", str(space), "--store", str(store))
     assert proc.returncode == 0, proc.stderr + proc.stdout
     trials = optuna_trials(store, "hopeless")
     pruned = [t for t in trials if t.state.name == "PRUNED"]
@@ -241,7 +251,7 @@ def test_train_from_export_registers_a_model_that_scores_what_was_logged(swept: 
     # Rule: training from an export reproduces the trial (same config and seed; observed difference 0.0)
     assert accuracy == pytest.approx(source["objective"]["value"], abs=0.03)
 
-    again = run_cli("train", str(exported), "--epochs", "1", "--store", str(store))
+    again = invoke_cli("train", str(exported), "--epochs", "1", "--store", str(store))
     # Rule: each training registers a new version
     assert again.returncode == 0 and "models:/cnn/2" in again.stdout
 
