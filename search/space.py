@@ -295,6 +295,7 @@ def check_space(space: Space, base_dir: Path | None = None) -> list[str]:
                         "which declares its own)")
     problems += _check_data(space.data, base_dir)
     problems += _check_fit(space)
+    problems += _check_acting(space)
     if space.validation is not None:
         problems += [line.replace("data:", "validation:", 1) for line in _check_data(space.validation, base_dir)]
     logged = catalog.task_metrics(space.task)
@@ -391,6 +392,48 @@ def expand_families(raw: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
                 expanded[name.replace(FAMILY, str(number))] = member if having == values else {**member,
                                                                                                "when": {parent: having}}
     return problems, {**raw, "params": expanded}
+
+
+def _check_acting(space: Space) -> list[str]:
+    """A searched param whose parent can take a value it does not act for (momentum while optimizer can be
+    adam, units_3 while layers can be 2) would be sampled and logged without effect: it needs a `when:`
+    on that parent. A fixed one is refused only where it can never act."""
+    rules = {**catalog.ACTS_ONLY_WHEN["*"], **catalog.ACTS_ONLY_WHEN.get(space.model, {})}
+    problems = []
+    for name in (*space.params, *space.fixed):
+        rule = rules.get(name)
+        if rule is None or (name in space.fixed and name in space.params):
+            continue
+        searched = name in space.params
+        where = f"params.{name}" if searched else f"fixed.{name}"
+        domain, whence = _parent_values(space, rule)
+        if searched and space.params[name].when and rule.parent in space.params[name].when:
+            wanted = space.params[name].when[rule.parent]
+            domain = [v for v in domain if v in (wanted if isinstance(wanted, list) else [wanted])]
+        acting = [v for v in domain if rule.acts(v)]
+        idle = [v for v in domain if not rule.acts(v)]
+        if not idle:
+            continue  # acts for every value its parent can take (or the when: names none: reported elsewhere)
+        if searched and idle and acting:
+            problems.append(f"{where}: acts only when {rule.parent} is {rule.describe()}, but {rule.parent} can be "
+                            f"{idle[0]!r}; add when: {{{rule.parent}: {acting}}}")
+        elif not acting:
+            problems.append(f"{where}: acts only when {rule.parent} is {rule.describe()}, but {rule.parent} is "
+                            f"{idle[0]!r}{whence}, so it would be logged without effect; search or fix {rule.parent} "
+                            f"to such a value, or remove {name}")
+    return problems
+
+
+def _parent_values(space: Space, rule: catalog.ActsWhen) -> tuple[list[Any], str]:
+    """The values `rule.parent` can take in this space, and how it got them (for the message)."""
+    parent = space.params.get(rule.parent)
+    if isinstance(parent, CategoricalParam):
+        return list(parent.choices), ""
+    if isinstance(parent, IntParam):
+        return list(range(parent.low, parent.high + 1, parent.step or 1)), ""
+    if rule.parent in space.fixed:
+        return [space.fixed[rule.parent]], " (fixed)"
+    return [rule.default], " (its default)"
 
 
 def _check_fit(space: Space) -> list[str]:

@@ -164,3 +164,41 @@ def test_a_grid_is_every_combination_and_needs_steps_for_floats() -> None:
     # Rule: a float range without a step has no grid: one line naming it and the fix
     assert loose.grid_problems() == ["params.learning_rate: sampler grid needs a step for a float range (or type: "
                                      "categorical); got low 0.001, high 0.1 and no step"]
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("model: mlp\nparams:\n  momentum: {type: float, low: 0.5, high: 0.9}\n",
+     "params.momentum: acts only when optimizer is sgd or rmsprop, but optimizer is 'adam' (its default), so it "
+     "would be logged without effect"),
+    ("model: mlp\nparams:\n  optimizer: {type: categorical, choices: [adam, sgd]}\n"
+     "  momentum: {type: float, low: 0.5, high: 0.9}\n",
+     "params.momentum: acts only when optimizer is sgd or rmsprop, but optimizer can be 'adam'; add when: "
+     "{optimizer: ['sgd']}"),
+    ("model: mlp\nparams:\n  layers: {type: int, low: 0, high: 2}\n  units: {type: int, low: 8, high: 32}\n",
+     "params.units: acts only when layers is >= 1, but layers can be 0; add when: {layers: [1, 2]}"),
+    ("model: mlp\nparams:\n  layers: {type: int, low: 1, high: 3}\n  units_3: {type: int, low: 8, high: 32}\n",
+     "params.units_3: acts only when layers is >= 3, but layers can be 1; add when: {layers: [3]}"),
+    ("model: cnn\ndata: digits\nparams:\n  rotate: {type: float, low: 0.0, high: 0.1}\n",
+     "params.rotate: acts only when augment is True, but augment is False (its default)"),
+    ("model: mlp\nparams:\n  units: {type: int, low: 8, high: 32}\nfixed: {lr_schedule: cosine, decay_rate: 0.9}\n",
+     "fixed.decay_rate: acts only when lr_schedule is exponential or step, but lr_schedule is 'cosine' (fixed)"),
+])
+def test_a_param_that_would_not_act_is_refused_with_the_when_it_needs(tmp_path: Path, text: str, said: str) -> None:
+    from search.errors import UserInputError
+    from search.space import load_space
+
+    with pytest.raises(UserInputError) as caught:
+        load_space(write_space(tmp_path, "name: idle\ndata: iris\n" + text if "data:" not in text else
+                               "name: idle\n" + text))
+    # Rule: a value that would not act is never sampled and logged as if it did: one line with the fix
+    assert said in str(caught.value)
+
+
+def test_a_param_conditioned_on_its_parent_is_accepted(tmp_path: Path) -> None:
+    from search.space import load_space
+
+    space = load_space(write_space(tmp_path, "name: fine\nmodel: mlp\ndata: iris\nparams:\n"
+                                             "  optimizer: {type: categorical, choices: [adam, sgd, rmsprop]}\n"
+                                             "  momentum: {type: float, low: 0.5, high: 0.9, when: {optimizer: [sgd, rmsprop]}}\n"
+                                             "fixed: {nesterov: false}\n"))
+    assert space.params["momentum"].when == {"optimizer": ["sgd", "rmsprop"]}

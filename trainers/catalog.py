@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import Any
 
 #: Bundled scikit-learn datasets: name -> (loader function name, kind). Images are reshaped to HxWx1.
 BUNDLED_DATASETS: dict[str, str] = {
@@ -223,6 +224,46 @@ VALUE_RULES: dict[str, ValueRule] = {
     "bidirectional": ValueRule("bool"),
     "recurrent_dropout": _RATE,
 }
+
+@dataclass(frozen=True)
+class ActsWhen:
+    """A param that acts only for some values of another (its parent): momentum only with sgd or rmsprop,
+    a hidden layer's width only when that layer exists. `values` lists the parent values it acts for, or
+    `at_least` the smallest; `default` is the parent's value when a space leaves it out."""
+
+    parent: str
+    values: tuple[Any, ...] = ()
+    at_least: int | None = None
+    default: Any = None
+
+    def acts(self, parent_value: Any) -> bool:
+        if self.at_least is not None:
+            return isinstance(parent_value, int) and parent_value >= self.at_least
+        return parent_value in self.values
+
+    def describe(self) -> str:
+        return f">= {self.at_least}" if self.at_least is not None else " or ".join(map(str, self.values))
+
+
+_AUGMENT = ActsWhen("augment", (True,), default=False)
+_HIDDEN = ActsWhen("layers", at_least=1, default=2)
+#: model ("*": every model kerasweep compiles) -> param -> when it acts; a space that searches a param
+#: where its parent can take a value it does not act for would log values that did nothing (space.py).
+ACTS_ONLY_WHEN: dict[str, dict[str, ActsWhen]] = {
+    "*": {
+        "momentum": ActsWhen("optimizer", ("sgd", "rmsprop"), default="adam"),
+        "nesterov": ActsWhen("optimizer", ("sgd",), default="adam"),
+        "weight_decay": ActsWhen("optimizer", ("adamw",), default="adam"),
+        "decay_rate": ActsWhen("lr_schedule", ("exponential", "step"), default="constant"),
+        "step_epochs": ActsWhen("lr_schedule", ("step",), default="constant"),
+        "plateau_factor": ActsWhen("lr_schedule", ("plateau",), default="constant"),
+        "plateau_patience": ActsWhen("lr_schedule", ("plateau",), default="constant"),
+    },
+    "cnn": {name: _AUGMENT for name in ("translate", "rotate", "zoom", "contrast", "flip")},
+    "mlp": {**{name: _HIDDEN for name in ("units", "dropout", "activation", "batch_norm", "l1", "l2")},
+            **{f"units_{k}": ActsWhen("layers", at_least=k, default=2) for k in (2, 3, 4)}},
+}
+
 
 #: Where one model reads a param differently from the rest: an mlp with no hidden layer is a linear
 #: model (logistic or linear regression), the baseline a sweep should be able to find.
