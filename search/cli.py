@@ -141,7 +141,7 @@ def sweep(space: str, engine: str, trials: int | None, epochs: int | None, minut
         f"{parsed.budget.trials} trials x {parsed.budget.epochs} epochs, {parallel}, store {store}/"
     )
     with ConsoleReporter(config.name, parsed.budget.trials, metric, console) as reporter:
-        result = run_sweep(config, reporter)
+        result = run_sweep(config, reporter, stores_checked=True)  # checked above, before TensorFlow loaded
     console.print(counts_line(result))
     if parsed.budget.minutes and result.done < parsed.budget.trials:
         console.print(f"Time budget spent ({parsed.budget.minutes:g} min): no trial started after it; "

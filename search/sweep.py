@@ -180,17 +180,19 @@ def sweep_results(config: SweepConfig) -> SweepResult:
     return get_engine(config.engine).results(config)
 
 
-def run_sweep(config: SweepConfig, reporter: Any | None = None) -> SweepResult:
+def run_sweep(config: SweepConfig, reporter: Any | None = None, stores_checked: bool = False) -> SweepResult:
     """Run (or resume) a sweep to its budget; returns all its trials.
 
     `reporter` receives `resumed(result)`, `already_done(result)`, `progress(result)` and
     `finished(result)`; the CLI passes a live console view, notebooks may pass None.
+    `stores_checked`: the caller ran `check_stores_agree` just now (the CLI does, before TensorFlow loads).
     The parent run ends FINISHED, KILLED (Ctrl-C, SIGTERM) or FAILED (with the reason); never RUNNING.
     """
     engine = get_engine(config.engine)
     config.store.root.mkdir(parents=True, exist_ok=True)
     tracker = tracker_of(config)
-    check_stores_agree(config, tracker)  # before the parent run is reopened: a refused start changes nothing
+    if not stores_checked:
+        check_stores_agree(config, tracker)  # before the parent run is reopened: a refused start changes nothing
     _write_record(config)
     settings = {"engine": config.engine, "space": config.space.name, "budget_trials": config.space.budget.trials,
                 "debug": str(config.debug).lower(), **(config.started_from or {})}
