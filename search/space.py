@@ -398,6 +398,8 @@ def _check_acting(space: Space) -> list[str]:
     """A searched param whose parent can take a value it does not act for (momentum while optimizer can be
     adam, units_3 while layers can be 2) would be sampled and logged without effect: it needs a `when:`
     on that parent. A fixed one is refused only where it can never act."""
+    if space.model not in catalog.MODEL_PARAMS:  # a user's builder may compile with its own momentum, ...:
+        return []  # what it reads is checked when it builds (trainers.fit: check_all_read, check_own_compile)
     rules = {**catalog.ACTS_ONLY_WHEN["*"], **catalog.ACTS_ONLY_WHEN.get(space.model, {})}
     problems = []
     for name in (*space.params, *space.fixed):

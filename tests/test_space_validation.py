@@ -202,3 +202,13 @@ def test_a_param_conditioned_on_its_parent_is_accepted(tmp_path: Path) -> None:
                                              "  momentum: {type: float, low: 0.5, high: 0.9, when: {optimizer: [sgd, rmsprop]}}\n"
                                              "fixed: {nesterov: false}\n"))
     assert space.params["momentum"].when == {"optimizer": ["sgd", "rmsprop"]}
+
+
+def test_a_user_builder_may_read_what_the_shipped_models_would_not(tmp_path: Path, monkeypatch) -> None:
+    from search.space import load_space
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    # Rule: a builder that compiles its own SGD may read momentum; its reads are checked when it builds
+    space = load_space(write_space(tmp_path, "name: own\nmodel: examples.custom_model:build\ndata: digits\nparams:\n"
+                                             "  momentum: {type: float, low: 0.5, high: 0.9}\n"))
+    assert "momentum" in space.params

@@ -247,7 +247,7 @@ class ActsWhen:
 
 _AUGMENT = ActsWhen("augment", (True,), default=False)
 _HIDDEN = ActsWhen("layers", at_least=1, default=2)
-#: model ("*": every model kerasweep compiles) -> param -> when it acts; a space that searches a param
+#: model ("*": every shipped model) -> param -> when it acts; a space that searches a param
 #: where its parent can take a value it does not act for would log values that did nothing (space.py).
 ACTS_ONLY_WHEN: dict[str, dict[str, ActsWhen]] = {
     "*": {
