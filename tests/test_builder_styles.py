@@ -150,7 +150,7 @@ def test_a_hypermodels_own_fit_trains_and_its_params_are_logged(tmp_path: Path, 
     from trainers.fit import TrainSpec, train
 
     monkeypatch.chdir(Path(__file__).resolve().parents[1])  # examples/ is importable from the project folder
-    result, runs = _sweep(tmp_path, """
+    _, runs = _sweep(tmp_path, """
         name: kthm
         model: examples.keras_tuner_hypermodel:MyHyperModel
         data: digits

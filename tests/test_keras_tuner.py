@@ -15,9 +15,8 @@ import pytest
 
 from search.engines.keras_tuner import CONTINUES_TAG, KT_ID_TAG, make_oracle
 from search.lifecycle import ORPHAN_REASON
-from search.tracking import RETRY_TAG
 from search.space import load_space
-from search.tracking import ERROR_TAG, STATE_TAG
+from search.tracking import ERROR_TAG, RETRY_TAG, STATE_TAG
 from tests.conftest import invoke_cli, mlflow_client, run_cli, start_cli, sweep_runs, write_space
 
 SPACE = """

@@ -168,12 +168,12 @@ def test_a_grid_is_every_combination_and_needs_steps_for_floats() -> None:
 
 @pytest.mark.parametrize(("text", "said"), [
     ("model: mlp\nparams:\n  momentum: {type: float, low: 0.5, high: 0.9}\n",
-     "params.momentum: acts only when optimizer is sgd or rmsprop, but optimizer is 'adam' (its default), so it "
-     "would be logged without effect"),
-    ("model: mlp\nparams:\n  optimizer: {type: categorical, choices: [adam, sgd]}\n"
-     "  momentum: {type: float, low: 0.5, high: 0.9}\n",
-     "params.momentum: acts only when optimizer is sgd or rmsprop, but optimizer can be 'adam'; add when: "
-     "{optimizer: ['sgd']}"),
+     ("params.momentum: acts only when optimizer is sgd or rmsprop, but optimizer is 'adam' (its default), so it "
+      "would be logged without effect")),
+    (("model: mlp\nparams:\n  optimizer: {type: categorical, choices: [adam, sgd]}\n"
+      "  momentum: {type: float, low: 0.5, high: 0.9}\n"),
+     ("params.momentum: acts only when optimizer is sgd or rmsprop, but optimizer can be 'adam'; add when: "
+      "{optimizer: ['sgd']}")),
     ("model: mlp\nparams:\n  layers: {type: int, low: 0, high: 2}\n  units: {type: int, low: 8, high: 32}\n",
      "params.units: acts only when layers is >= 1, but layers can be 0; add when: {layers: [1, 2]}"),
     ("model: mlp\nparams:\n  layers: {type: int, low: 1, high: 3}\n  units_3: {type: int, low: 8, high: 32}\n",
