@@ -168,3 +168,13 @@ def test_streams_that_cannot_train_are_refused(data: str, validation: str | None
 
     with pytest.raises(DataError, match=said):
         load_arrays(data, validation=validation)
+
+
+def test_a_stream_of_float_class_labels_trains() -> None:
+    from trainers.fit import TrainSpec, load_data, train
+
+    spec = TrainSpec(model="mlp", data="tests.user_data:streamed_float_labels", task="binary", epochs=2,
+                     params={"units": 8})
+    # Rule: whole-number float labels are classes as integers are (0.0 and 1.0 here)
+    assert load_data(spec).classes == (0.0, 1.0)
+    assert len(train(spec).history["val_accuracy"]) == 2

@@ -80,3 +80,14 @@ def marks() -> list[Any]:
 
 def not_callbacks() -> list[Any]:
     return ["print"]
+
+
+def streamed_float_labels() -> tuple[Any, Any]:
+    """Binary labels as floats (0.0 / 1.0), as many tf.data pipelines carry them."""
+    import tensorflow as tf
+    from sklearn.datasets import load_breast_cancer
+
+    x, y = load_breast_cancer(return_X_y=True)
+    y = y.astype("float32")
+    return (tf.data.Dataset.from_tensor_slices((x[:450], y[:450])),
+            tf.data.Dataset.from_tensor_slices((x[450:], y[450:])))

@@ -59,7 +59,8 @@ def _label_map(lookup: tuple[Any, ...] | None, task: str, n_classes: int, one_ho
 
     table = None
     if lookup is not None:
-        keys = tf.constant(list(lookup), dtype=tf.string if isinstance(lookup[0], str) else tf.int64)
+        text = isinstance(lookup[0], str)  # else numbers, whole ones (fractional labels are refused earlier)
+        keys = tf.constant(list(lookup), tf.string) if text else tf.constant([int(k) for k in lookup], tf.int64)
         table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, tf.range(len(lookup), dtype=tf.int64)),
                                           default_value=-1)
 
