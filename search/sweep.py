@@ -106,12 +106,11 @@ def check_data(space: Space) -> None:
     from trainers.fit_options import FitOptionError, class_weights, user_callbacks
 
     try:
+        data = load_data(train_spec(space, {}))
         if catalog.is_user_builder(space.model) and builder_style(space) == "values":
             # a user's builder is built once, untrained: a param it never reads (a typo) is bad input now
             check_builder_reads(train_spec(space, resolve_values(space, space.first_values())))
-        else:
-            load_data(train_spec(space, {}))
-        class_weights(space.fit.class_weight, load_data(train_spec(space, {})))  # names the data's classes
+        class_weights(space.fit.class_weight, data)  # names the data's classes
         user_callbacks(space.callbacks)  # importable, and Keras callbacks
     except FitOptionError as exc:
         raise UserInputError(f"{space.source or 'space'}: {exc}") from None

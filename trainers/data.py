@@ -117,11 +117,7 @@ def load_arrays(data: str, validation_split: float = 0.2, seed: int = 0, task: s
             )
         except ValueError as exc:
             raise DataError(f"{data}: cannot split with validation_split={validation_split}: {exc}") from None
-    extra: dict[str, Any] = {}
-    if task == "regression":
-        std = y_train.std(axis=0)
-        extra = {"y_mean": np.atleast_1d(y_train.mean(axis=0)).astype("float32"),
-                 "y_std": np.atleast_1d(np.where(std == 0, 1.0, std)).astype("float32")}
+    extra = _target_scaling(y_train) if task == "regression" else {}
     if x.ndim == 2:  # rows of named columns (files without names get x0, x1, ...)
         extra["features"] = tuple(features or (f"x{i}" for i in range(x.shape[1])))
     return Dataset(data, x_train, y_train, x_val, y_val, classes, **_scaling(x_train), task=task, **extra)
@@ -142,23 +138,13 @@ def _from_streams(ref: str, train: Any, validation: Any, features: Any, task: st
         raise DataError(f"{ref}: validation examples have shape {x_val_first.shape[1:]}, training examples "
                         f"{x_first.shape[1:]}; both datasets must hold the same features")
     _check_features(ref, x_first, y_train[:len(x_first)])
-    labels, classes, _ = _encode_labels(ref, np.concatenate([y_train, y_val]), task, None)
-    encoded_train, encoded_val = labels[:len(y_train)], labels[len(y_train):]
-    if task in ("classification", "binary"):
-        unseen = set(np.asarray(encoded_val).astype(int).tolist()) - set(np.asarray(encoded_train).astype(int).tolist())
-        if unseen:
-            raise DataError(f"{ref}: validation classes {', '.join(str(classes[i]) for i in sorted(unseen))} do not "
-                            "occur in the training data; a model cannot learn them")
-    extra: dict[str, Any] = {}
-    if task == "regression":
-        spread = encoded_train.std(axis=0)
-        extra = {"y_mean": np.atleast_1d(encoded_train.mean(axis=0)).astype("float32"),
-                 "y_std": np.atleast_1d(np.where(spread == 0, 1.0, spread)).astype("float32")}
+    encoded_train, encoded_val, classes = _encode_both(ref, y_train, y_val, task, None, f"{ref} (validation)",
+                                                       "the training data")
+    extra = _target_scaling(encoded_train) if task == "regression" else {}
     if x_first.ndim == 2:
         extra["features"] = tuple(map(str, features)) if features is not None else tuple(
             f"x{i}" for i in range(x_first.shape[1]))
-        spread = stats["std"]
-        scaling = {"mean": stats["mean"].astype("float32"), "std": np.where(spread == 0, 1.0, spread).astype("float32")}
+        scaling = _standardize(stats["mean"], stats["std"])
     else:
         scaling = {"peak": stats["peak"] or 1.0}
     lookup = None if task in ("regression", "multilabel") else tuple(classes)
@@ -180,15 +166,23 @@ def _with_validation_file(data: str, validation: str, x: np.ndarray, y: np.ndarr
     if features and val_features and list(val_features) != list(features):
         raise DataError(f"{validation}: feature columns {', '.join(val_features)} differ from {data}'s "
                         f"{', '.join(features)}; the validation file must hold the same columns, in order")
-    y_all, classes, _ = _encode_labels(data, np.concatenate([np.asarray(y), np.asarray(y_val)]), task, names)
-    y_train, y_valid = y_all[:len(y)], y_all[len(y):]
-    if task in ("classification", "binary"):
-        unseen = sorted({classes[int(i)] for i in set(np.asarray(y_valid).astype(int).tolist())
-                         - set(np.asarray(y_train).astype(int).tolist())}, key=str)
-        if unseen:
-            raise DataError(f"{validation}: classes {', '.join(map(str, unseen))} do not occur in {data}; a model "
-                            "cannot learn them")
+    y_train, y_valid, classes = _encode_both(data, y, y_val, task, names, validation, data)
     return x, x_val, y_train, y_valid, classes
+
+
+def _encode_both(data: str, y_train: Any, y_val: Any, task: str, names: tuple[str, ...] | None, where: str,
+                 training: str) -> tuple[np.ndarray, np.ndarray, tuple[Any, ...]]:
+    """Training and validation labels encoded together (one set of classes), and a class that only the
+    validation part (`where`) holds refused: a model cannot learn it from `training`."""
+    y_all, classes, _ = _encode_labels(data, np.concatenate([np.asarray(y_train), np.asarray(y_val)]), task, names)
+    encoded_train, encoded_val = y_all[:len(y_train)], y_all[len(y_train):]
+    if task in ("classification", "binary"):
+        unseen = sorted({classes[int(i)] for i in set(np.asarray(encoded_val).astype(int).tolist())
+                         - set(np.asarray(encoded_train).astype(int).tolist())}, key=str)
+        if unseen:
+            raise DataError(f"{where}: classes {', '.join(map(str, unseen))} do not occur in {training}; a model "
+                            "cannot learn them")
+    return encoded_train, encoded_val, classes
 
 
 def make_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int = 0) -> Any:
@@ -376,7 +370,17 @@ def _encode_labels(data: str, y: np.ndarray, task: str,
 def _scaling(x_train: np.ndarray) -> dict[str, Any]:
     """Standardise per feature (tabular) or divide by the maximum (images), fitted on the train part only."""
     if x_train.ndim == 2:
-        mean, std = x_train.mean(axis=0), x_train.std(axis=0)
-        std[std == 0] = 1.0
-        return {"mean": mean.astype("float32"), "std": std.astype("float32")}
+        return _standardize(x_train.mean(axis=0), x_train.std(axis=0))
     return {"peak": float(x_train.max()) or 1.0}
+
+
+def _standardize(mean: np.ndarray, std: np.ndarray) -> dict[str, Any]:
+    """Per-feature mean and spread as the model's first layer takes them (a constant feature's spread is 1)."""
+    return {"mean": np.asarray(mean).astype("float32"), "std": np.where(std == 0, 1.0, std).astype("float32")}
+
+
+def _target_scaling(y_train: np.ndarray) -> dict[str, Any]:
+    """Regression: the training targets' mean and spread, with which the model answers in their units."""
+    std = y_train.std(axis=0)
+    return {"y_mean": np.atleast_1d(y_train.mean(axis=0)).astype("float32"),
+            "y_std": np.atleast_1d(np.where(std == 0, 1.0, std)).astype("float32")}
