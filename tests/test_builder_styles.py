@@ -5,6 +5,7 @@ the ones the builder asked for."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -42,13 +43,21 @@ def test_keras_tuners_getting_started_model_runs_unchanged(tmp_path: Path, monke
         assert set(run.data.params) == {"num_layers", "activation", "dropout", "lr",
                                         *(f"units_{i}" for i in range(layers))}
         assert {k: str(v) for k, v in trial.params.items()} == run.data.params
-    complete = [r for r in runs if r.data.tags["kerasweep.state"] == "complete"]
-    assert complete
-    client = mlflow_client(tmp_path / "store")
-    model = keras.models.load_model(client.download_artifacts(complete[0].info.run_id, "checkpoint/model.keras"))
+    model, logged = _checkpoint_of_a_complete_trial(tmp_path / "store", runs)
     # Rule: the learning rate logged is the one the checkpoint's optimizer trained with (its own Adam compile)
     assert isinstance(model.optimizer, keras.optimizers.Adam)
-    assert float(np.asarray(model.optimizer.learning_rate)) == pytest.approx(float(complete[0].data.params["lr"]))
+    assert float(np.asarray(model.optimizer.learning_rate)) == pytest.approx(float(logged["lr"]))
+
+
+def _checkpoint_of_a_complete_trial(store: Path, runs: list) -> tuple[Any, dict[str, str]]:
+    """The saved model of the first complete trial, and the params its run logged."""
+    import keras
+
+    complete = [r for r in runs if r.data.tags["kerasweep.state"] == "complete"]
+    assert complete
+    model = keras.models.load_model(mlflow_client(store).download_artifacts(complete[0].info.run_id,
+                                                                            "checkpoint/model.keras"))
+    return model, complete[0].data.params
 
 
 def test_optunas_keras_example_runs_with_the_space_narrowing_it(tmp_path: Path, monkeypatch) -> None:
@@ -124,8 +133,6 @@ def test_optunas_keras_example_runs_on_the_ray_engine(tmp_path: Path) -> None:
 
 @pytest.mark.slow  # a private Ray starts (about 20 s)
 def test_keras_tuners_getting_started_model_runs_on_the_ray_engine(tmp_path: Path) -> None:
-    import keras
-
     from tests.conftest import run_cli
 
     store = tmp_path / "store"
@@ -137,12 +144,9 @@ def test_keras_tuners_getting_started_model_runs_on_the_ray_engine(tmp_path: Pat
         layers = int(run.data.params["num_layers"])
         # Rule: a function of hp runs on ray too; each trial logs exactly the names it asked for
         assert set(run.data.params) == {"num_layers", "activation", "dropout", "lr", *(f"units_{i}" for i in range(layers))}
-    complete = [r for r in runs if r.data.tags["kerasweep.state"] == "complete"]
-    assert complete
-    model = keras.models.load_model(mlflow_client(store).download_artifacts(complete[0].info.run_id,
-                                                                            "checkpoint/model.keras"))
+    model, logged = _checkpoint_of_a_complete_trial(store, runs)
     # Rule: the logged learning rate is the one its own compile trained with
-    assert float(np.asarray(model.optimizer.learning_rate)) == pytest.approx(float(complete[0].data.params["lr"]))
+    assert float(np.asarray(model.optimizer.learning_rate)) == pytest.approx(float(logged["lr"]))
 
 
 @pytest.mark.parametrize("engine", ["optuna", "keras-tuner"])
