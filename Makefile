@@ -25,7 +25,7 @@ SWEEP_FLAGS = --engine $(ENGINE) --store $(STORE) \
 	$(if $(NAME),--name $(NAME)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(SAMPLER),--sampler $(SAMPLER))
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock sweep status export train ui tensorboard dashboard cluster-local bench bench-quick test test-slow clean
+.PHONY: help install lock sweep status export train ui tensorboard dashboard cluster-local bench bench-quick bench-gpu test test-slow clean
 
 help: ## List the targets with one line each
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -80,6 +80,10 @@ bench-quick: $(STAMP) ## The same benchmarks, smaller: one seed, fewer trials (a
 	$(BIN)/python benchmarks/bench_overhead.py --store $(STORE) --trials 4 --epochs 2
 	$(BIN)/python benchmarks/bench_time_to_target.py --store $(STORE) --seeds 1 --budget 40
 	$(BIN)/python benchmarks/bench_bookkeeping.py --store $(STORE) --trials 150
+
+bench-gpu: $(STAMP) ## Trials packed per GPU (1, 4, 8) and the CPU cores, on a GPU machine (KERAS_BACKEND picks the backend)
+	$(BIN)/python benchmarks/bench_gpu.py --store $(STORE) --space cnn --packings 1,4,8 --cpu
+	$(BIN)/python benchmarks/bench_gpu.py --store $(STORE) --space benchmarks/gpu/images.yaml --packings 1,4,8 --cpu --target 0.9
 
 PYTEST_JOBS = $(if $(JOBS),-n $(JOBS) --dist loadfile)
 

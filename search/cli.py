@@ -67,7 +67,11 @@ def main() -> None:
 @click.option("--minutes", type=click.FloatRange(min=0, min_open=True),
               help="Start no trial after this many minutes; running ones end as they would (overrides the space).")
 @click.option("--name", help="Sweep name (default: the space's name). The same name resumes the sweep.")
-@click.option("--workers", type=click.IntRange(min=1), help="Optuna engine: parallel trial processes (default 1).")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Optuna engine: parallel trial processes, pinned to GPUs round robin (default 1 on CPU).")
+@click.option("--trials-per-gpu", type=click.IntRange(min=1),
+              help="Optuna engine: workers per visible GPU, each with its share of the GPU's memory (default 4 "
+                   "where GPUs are seen).")
 @click.option("--sampler", type=click.Choice(SAMPLERS),
               help="Sampler (overrides the space): tpe (default), random, cmaes, qmc, nsga2, grid on optuna and ray; "
                    "hyperband (default), random, bayesian on keras-tuner.")
@@ -95,7 +99,7 @@ def main() -> None:
 @click.option("--debug", is_flag=True, help="Run one trial eagerly (run_eagerly) with full logs, to debug a builder.")
 @reports_errors
 def sweep(space: str, engine: str, trials: int | None, epochs: int | None, minutes: float | None, name: str | None,
-          workers: int | None,
+          workers: int | None, trials_per_gpu: int | None,
           sampler: str | None, pruner: str | None, seed: int | None, store: Path, storage: str | None,
           max_failures: int, checkpoint_every: float | None, cpus_per_trial: float | None,
           gpus_per_trial: float | None, address: str | None, warm_start_from: str | None, enqueue: Path | None,
@@ -115,7 +119,8 @@ def sweep(space: str, engine: str, trials: int | None, epochs: int | None, minut
         raise UserInputError(f"--warm-start: {warm_start_from!r} is this sweep; re-running it resumes it, or pass "
                              "--name for a new sweep that starts from it")
     started = warm_start(parsed, store, enqueue, warm_start_from)
-    config = make_config(parsed, name=name, store=store, engine=engine, workers=workers, storage=storage,
+    config = make_config(parsed, name=name, store=store, engine=engine, workers=workers,
+                         trials_per_gpu=trials_per_gpu, storage=storage,
                          max_failures=max_failures, checkpoint_every_s=checkpoint_every, cpus_per_trial=cpus_per_trial,
                          gpus_per_trial=gpus_per_trial, address=address, verbose=verbose, debug=debug,
                          first_points=started.points, started_from=started.source, evidence=started.evidence)
@@ -125,9 +130,9 @@ def sweep(space: str, engine: str, trials: int | None, epochs: int | None, minut
                       f"{config.space.budget.trials} trials.")
     parsed = config.space
 
-    from search.quiet import import_tensorflow_quietly
+    from search.quiet import import_keras_quietly
 
-    import_tensorflow_quietly()
+    import_keras_quietly()
     from search.export import export_best
     from search.progress import ConsoleReporter, counts_line, summary_table
     from search.sweep import run_sweep
@@ -240,9 +245,9 @@ def train(config: Path, epochs: int | None, output: Path | None, store: Path, ve
 
     check_store(store)
     tracker = Tracker.for_store(store)
-    from search.quiet import import_tensorflow_quietly
+    from search.quiet import import_keras_quietly
 
-    import_tensorflow_quietly()
+    import_keras_quietly()
     from search.production import train_config
 
     console.print(f"Training {spec.model} on {spec.data} for up to {epochs or spec.epochs} epochs ...")

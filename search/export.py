@@ -53,10 +53,21 @@ def export_config(config: SweepConfig, trial: TrialResult, result: SweepResult) 
         "objective": {"metric": spec.monitor, "direction": spec.direction, "value": trial.value},
         **({"objectives": [{"metric": o.metric, "direction": o.direction, "value": v}
                            for o, v in zip(config.space.all_objectives, trial.values)]} if trial.values else {}),
+        **_trained_on(config, trial),
         "kerasweep_version": _version(),
         "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     return document
+
+
+def _trained_on(config: SweepConfig, trial: TrialResult) -> dict[str, str]:
+    """The backend and precision the trial trained under (its run's tags), for the record: production trains
+    on the backend it runs on (`KERAS_BACKEND`), which may be another; the saved model loads on any."""
+    if not trial.mlflow_run_id:
+        return {}
+    from search.lifecycle import tracker_of
+
+    return tracker_of(config).runtime(trial.mlflow_run_id)
 
 
 def export_best(name: str, store: Path | str | None = None, output: Path | str | None = None, top: int = 1,
@@ -124,6 +135,8 @@ class Provenance(_Strict):
     objective: ExportedObjective | None = None
     objectives: list[ExportedObjective] | None = None  # a multi-objective sweep's: every value of the trial
     where: list[Annotated[str, StringConstraints(max_length=200)]] | None = None  # constraints it was chosen under
+    backend: Literal["tensorflow", "jax", "torch"] | None = None  # the Keras backend the trial trained on
+    precision: Literal["float32", "mixed_float16"] | None = None  # the dtype policy it trained under
     kerasweep_version: str | None = Field(None, max_length=100)
     exported_at: str | None = Field(None, max_length=100)
 

@@ -126,7 +126,7 @@ class TrialLife:
         checkpoint = outcome.checkpoint if outcome.state is TrialState.COMPLETE else None
         self.tracker.finish_trial(run_id, outcome.state, outcome.value, checkpoint, outcome.error, outcome.details,
                                   outcome.measures, outcome.values if outcome.state is TrialState.COMPLETE else None,
-                                  outcome.repeat_values)
+                                  outcome.repeat_values, outcome.runtime)
         if files is None:
             return
         if files.checkpoint is not None and not keep_checkpoint:

@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from search.errors import UserInputError
 from search.export import read_export
 from search.store import Store, check_store
 from search.tracking import Tracker
+from search.trial import runtime_tags
+from trainers.backend import backend_problem
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,9 @@ def train_config(config_path: Path | str, store: Path | str = "runs", epochs: in
     from trainers.fit import load_data, tensorboard_callback, train
 
     config_path, store = Path(config_path), Path(store)
+    problem = backend_problem()
+    if problem:
+        raise UserInputError(problem)
     spec, provenance = read_export(config_path)
     if epochs:
         spec = dataclasses.replace(spec, epochs=epochs)
@@ -56,6 +62,7 @@ def train_config(config_path: Path | str, store: Path | str = "runs", epochs: in
         "kerasweep.source_trial": "" if provenance.trial is None else str(provenance.trial),
         "kerasweep.config": str(config_path.resolve()),
         "kerasweep.model_path": str(model_path.resolve()),
+        **runtime_tags(result),
     }
     params = {**dict(spec.params), "epochs": spec.epochs, "seed": spec.seed, "data": spec.data, "model": spec.model,
               "task": spec.task}

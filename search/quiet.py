@@ -40,8 +40,9 @@ def silence(verbose: bool = False) -> None:
         pass
 
 
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow with the C++ start-up lines (CUDA probing, absl preamble) sent to /dev/null.
+def import_keras_quietly() -> None:
+    """Import Keras and its backend (TensorFlow unless KERAS_BACKEND names another) with the C++ start-up
+    lines (CUDA probing, absl preamble) sent to /dev/null.
 
     Ctrl-C is held until the import ends: interrupted, TensorFlow's native modules fail to initialise
     ("ImportError: initialization failed") or swallow the interrupt, and the sweep would run on.
@@ -49,21 +50,26 @@ def import_tensorflow_quietly() -> None:
     import sys
 
     from search.interrupts import deferred_interrupts
+    from trainers.backend import prepare_environment, wanted
 
-    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+    if ("tensorflow" if wanted() == "tensorflow" else "keras") in sys.modules or \
+            os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
         return
+    prepare_environment()
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
         with deferred_interrupts():
-            import tensorflow  # noqa: F401
+            if wanted() == "tensorflow":
+                import tensorflow  # noqa: F401
             import keras  # noqa: F401
     finally:
         os.dup2(saved, 2)
         os.close(devnull)
         os.close(saved)
-    import absl.logging
+    if "absl.logging" in sys.modules:
+        import absl.logging
 
-    absl.logging.set_verbosity(absl.logging.ERROR)
+        absl.logging.set_verbosity(absl.logging.ERROR)

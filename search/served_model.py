@@ -8,7 +8,9 @@ scaling (and, for regression, the way back to the target's units); this file add
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,9 @@ class LabelledModel(mlflow.pyfunc.PythonModel):
     """Class names for classification and binary, label names for multilabel, numbers for regression."""
 
     def load_context(self, context: Any) -> None:
+        backend = (context.model_config or {}).get("backend")  # the Keras backend it trained on
+        if backend and "KERAS_BACKEND" not in os.environ and importlib.util.find_spec(backend) is not None:
+            os.environ["KERAS_BACKEND"] = backend  # read when Keras is first imported; the model loads on any
         import keras
 
         self.model = keras.models.load_model(context.artifacts["keras_model"], compile=False)

@@ -336,9 +336,9 @@ def check_space(space: Space, base_dir: Path | None = None) -> list[str]:
 def _check_user_builder(model: str) -> tuple[list[str], str]:
     """Import a user's builder (this runs the user's module, as the README says) to fail before compute;
     returns the problems and the builder's style ("values", "trial" or "hp")."""
-    from search.quiet import import_tensorflow_quietly
+    from search.quiet import import_keras_quietly
 
-    import_tensorflow_quietly()
+    import_keras_quietly()
     from trainers.models import resolve_builder
     from trainers.suggest import builder_style
 

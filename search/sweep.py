@@ -25,6 +25,7 @@ from search.space import Space
 from search.store import Store, check_store
 from search.tracking import TRIAL_TAG, Tracker, artifact_root_for, tracking_uri_for
 from trainers import catalog
+from trainers.backend import backend_problem
 
 __all__ = ["DEFAULT_STORE", "SweepConfig", "load_config", "make_config", "run_sweep", "sweep_results"]
 
@@ -45,6 +46,9 @@ def make_config(space: Space, name: str | None = None, store: Path | str | None 
     """
     name = name or space.name
     check_name(name)
+    problem = backend_problem()
+    if problem:
+        raise UserInputError(problem)
     store_path = Path(store) if store is not None else DEFAULT_STORE
     check_store(store_path)
     engine_name = options.pop("engine", "optuna")

@@ -45,6 +45,8 @@ SWEEP_TAG, TRIAL_TAG, STATE_TAG, ROLE_TAG, ERROR_TAG = (
 RETRY_TAG = "kerasweep.retry_of"  # on a trial run: the number of the trial it retries
 RESUMED_TAG = "kerasweep.resumed_from_epoch"  # on a retry: the epochs it took over from that trial's backup
 DEBUG_TAG = "kerasweep.debug"  # on a trial run of `--debug` (eager, one trial)
+BACKEND_TAG = "kerasweep.backend"  # on a trained trial run: the Keras backend it trained on (tensorflow, jax, torch)
+PRECISION_TAG = "kerasweep.precision"  # on a trained trial run: float32 or mixed_float16, as chosen for it
 ORPHAN_REASON = "worker process died during the trial"  # a trial whose process was killed
 SERVED_MODEL = Path(__file__).with_name("served_model.py")  # stored with each registered model (models from code)
 
@@ -266,7 +268,9 @@ class Tracker:
                 name="model", python_model=str(SERVED_MODEL), registered_model_name=registered_name,
                 artifacts={"keras_model": str(model_file), "labels": str(labels_file)},
                 input_example=example,  # raw rows; MLflow infers the signature by answering them
-                pip_requirements=[f"keras=={keras.__version__}", "tensorflow", "pandas"],
+                # the backend it trained on: the saved model loads on any, this one is sure to be there
+                pip_requirements=[f"keras=={keras.__version__}", keras.backend.backend(), "pandas"],
+                model_config={"backend": keras.backend.backend()},
             )
         return run_id, int(info.registered_model_version)
 
@@ -321,13 +325,15 @@ class Tracker:
     def finish_trial(self, run_id: str, state: TrialState, value: float | None = None,
                      checkpoint: Path | None = None, error: str | None = None, details: str | None = None,
                      measures: dict[str, float] | None = None, values: tuple[float, ...] | None = None,
-                     repeats: tuple[float, ...] = ()) -> None:
+                     repeats: tuple[float, ...] = (), runtime: dict[str, str] | None = None) -> None:
         """Record how the trial ended: state tag, run status, checkpoint (complete), error (failed), what
         the trained model costs (`measures`: catalog.MEASURES, logged as metrics) and, with
-        `budget.repeats`, each training's value (metric `repeat_value`, step = the training's number)."""
+        `budget.repeats`, each training's value (metric `repeat_value`, step = the training's number);
+        `runtime`: what it trained on (backend and precision tags)."""
         from mlflow.entities import Metric, RunTag
 
         tags = [RunTag(STATE_TAG, state.value)]  # one write for all tags and measures: once per trial
+        tags += [RunTag(k, v) for k, v in sorted((runtime or {}).items())]
         if value is not None:
             tags.append(RunTag(VALUE_TAG, repr(float(value))))
         if error:
@@ -362,6 +368,11 @@ class Tracker:
     def latest_metrics(self, run_id: str) -> dict[str, float]:
         """A run's metrics, each at its latest value (a trial's measures are logged once)."""
         return dict(self.client.get_run(run_id).data.metrics)
+
+    def runtime(self, run_id: str) -> dict[str, str]:
+        """What a trained trial ran on: {"backend": ..., "precision": ...} from its tags (empty before training)."""
+        tags = self.client.get_run(run_id).data.tags
+        return {key: tags[tag] for key, tag in (("backend", BACKEND_TAG), ("precision", PRECISION_TAG)) if tag in tags}
 
     def is_running(self, run_id: str) -> bool:
         return self.client.get_run(run_id).info.status == "RUNNING"

@@ -16,6 +16,7 @@ from typing import Any
 
 from search.results import TrialState
 from search.space import Space, resolve_data_path
+from search.tracking import BACKEND_TAG, PRECISION_TAG
 from trainers.fit import BackupPolicy, ResumePoint, TrainSpec
 
 EpochHook = Callable[[int, dict[str, float]], bool]
@@ -45,6 +46,7 @@ class TrialOutcome:
     measures: dict[str, float] = field(default_factory=dict)  # catalog.MEASURES of the trained model
     values: tuple[float, ...] | None = None  # every objective's value (several objectives), at the best epoch
     repeat_values: tuple[float, ...] = ()  # budget.repeats > 1: each training's value; `value` is their mean
+    runtime: dict[str, str] = field(default_factory=dict)  # what it trained on: tracking.BACKEND_TAG, PRECISION_TAG
 
 
 def resolve_values(space: Space, sampled: dict[str, Any]) -> dict[str, Any]:
@@ -142,7 +144,13 @@ def run_trial(space: Space, values: dict[str, Any], hooks: Sequence[EpochHook] =
         measures=result.measures,
         values=values_of_objectives,
         repeat_values=repeats,
+        runtime=runtime_tags(result),
     )
+
+
+def runtime_tags(result: Any) -> dict[str, str]:
+    """The backend and dtype policy a trial trained under, as its run records them."""
+    return {BACKEND_TAG: result.backend, PRECISION_TAG: result.precision}
 
 
 def _repeated(space: Space, values: dict[str, Any], suggestions: Any, stop_at: int | None, first: Any,

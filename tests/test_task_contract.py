@@ -1,7 +1,9 @@
 """Every task end to end on every engine (issue 12): a sweep on the user's CSV with its own target column,
 the MLflow shape, the export, production training from another folder, and the registered model
 answering raw rows that were never in the sweep, in the task's own terms. The default engine runs in
-`make test`; the others are slow (CI runs them with make test-slow)."""
+`make test`; the others are slow (CI runs them with make test-slow). Issue 18: the default engine also runs
+every task on Keras' JAX backend (sweep and production training in JAX processes, the registered model
+loaded here on TensorFlow: an export of one backend trains and serves on another)."""
 
 from __future__ import annotations
 
@@ -85,12 +87,14 @@ TASKS: dict[str, tuple[Callable, Callable, float, str]] = {
     "multilabel": (_multilabel, _right_labels, 0.7, "val_auc"),  # chance: 1 in 3
     "regression": (_regression, _closeness, 0.15, "val_rmse"),
 }
-CASES = [pytest.param(engine, task, marks=[] if engine == "optuna" else [pytest.mark.slow])
+CASES = [pytest.param(engine, task, "tensorflow", marks=[] if engine == "optuna" else [pytest.mark.slow])
          for engine in ENGINES for task in TASKS]
+CASES += [pytest.param("optuna", task, "jax", marks=[pytest.mark.slow], id=f"optuna-{task}-jax") for task in TASKS]
 
 
-@pytest.mark.parametrize(("engine", "task"), CASES)
-def test_each_task_runs_end_to_end_on_each_engine(engine: str, task: str, tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize(("engine", "task", "backend"), CASES)
+def test_each_task_runs_end_to_end_on_each_engine(engine: str, task: str, backend: str, tmp_path: Path,
+                                                  monkeypatch) -> None:
     import mlflow
 
     from search.export import export_best
@@ -108,8 +112,9 @@ def test_each_task_runs_end_to_end_on_each_engine(engine: str, task: str, tmp_pa
     space = write_space(tmp_path, text)
     store = tmp_path / "store"
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    if engine == "ray":  # a Ray sweep starts its own local cluster: in a process of its own, as users run it
-        proc = run_cli("sweep", str(space), "--engine", engine, "--store", str(store))
+    other = {"KERAS_BACKEND": backend}  # this process runs TensorFlow's Keras: another backend needs its own
+    if engine == "ray" or backend != "tensorflow":  # a Ray sweep starts its own local cluster: its own process
+        proc = run_cli("sweep", str(space), "--engine", engine, "--store", str(store), env=other)
         assert proc.returncode == 0, proc.stderr + proc.stdout
     else:
         run_sweep(make_config(load_space(space), store=store, engine=engine))
@@ -120,17 +125,28 @@ def test_each_task_runs_end_to_end_on_each_engine(engine: str, task: str, tmp_pa
     assert [p.info.status for p in parents] == ["FINISHED"]
     assert sum(r.data.tags["kerasweep.state"] in ("complete", "pruned") for r in runs) == 2
     assert all(metric in r.data.metrics for r in runs if r.data.tags["kerasweep.state"] == "complete")
+    # Rule: each trained trial records the backend and precision it trained under
+    assert {(r.data.tags.get("kerasweep.backend"), r.data.tags.get("kerasweep.precision")) for r in runs} == \
+        {(backend, "float32")}
 
     export = export_best(task, store)[0]
-    assert yaml.safe_load(export.read_text())["task"] == task
+    document = yaml.safe_load(export.read_text())
+    assert document["task"] == task and document["provenance"]["backend"] == backend
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # Rule: production training works from any folder
-    result = train_config(export, store.resolve())
+    if backend == "tensorflow":
+        version = train_config(export, store.resolve()).version
+    else:  # production trains on the sweep's backend, in a process of its own
+        proc = run_cli("train", str(export), "--store", str(store.resolve()), env=other, cwd=elsewhere)
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+        version = max(int(v.version) for v in client.search_model_versions(f"name='{task}'"))
+        production = client.get_model_version(task, str(version)).run_id
+        assert client.get_run(production).data.tags["kerasweep.backend"] == backend
 
     mlflow.set_tracking_uri(client.tracking_uri)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", client.tracking_uri)
-    model = mlflow.pyfunc.load_model(f"models:/{task}/{result.version}")
+    model = mlflow.pyfunc.load_model(f"models:/{task}/{version}")
     answers = model.predict(held.drop(columns=target))  # a DataFrame of raw feature columns, by name
     # Rule: raw rows never in the sweep are answered in the task's own terms, and well
     assert score(answers, held, target) >= lowest

@@ -58,7 +58,7 @@ TRAINING_PARAMS: dict[str, str] = {
     "plateau_patience": "plateau schedule: epochs without improvement before reducing (int >= 1)",
     "patience": "EarlyStopping patience in epochs (int >= 1)",
     "min_delta": "EarlyStopping: smallest change that counts as an improvement (float >= 0)",
-    "mixed_precision": "mixed_float16 on or off; default: on with a GPU, off on CPU (bool)",
+    "mixed_precision": "mixed_float16 on or off; default: on for models of 20M+ parameters on a GPU, else off (bool)",
 }
 
 #: Params each bundled model builder reads, on top of TRAINING_PARAMS.
@@ -137,7 +137,7 @@ class ValueRule:
     high: float | None = None
     low_open: bool = False  # True: low itself is not allowed
     high_open: bool = False
-    nullable: bool = False  # null means "the default" (mixed precision: on with a GPU)
+    nullable: bool = False  # null means "the default" (mixed precision: big models on a GPU)
 
     def problem(self, name: str, value: object) -> str | None:
         """Why `value` cannot be `name`'s value (the rule, then the value), or None when it can."""

@@ -1,13 +1,14 @@
-"""Datasets by name or path, split once per process (scaling fitted, not applied), served as `tf.data`.
+"""Datasets by name or path, split once per process (scaling fitted, not applied), served in batches.
 
 `load_arrays` needs only NumPy and scikit-learn, so a sweep can check a data file (shape, labels,
-non-numeric columns) before it starts any compute. `make_pipeline` turns the cached arrays into a
-`tf.data.Dataset` per trial (batch size is a searched param, so batching is per trial).
+non-numeric columns) before it starts any compute. `make_pipeline` turns the cached arrays into batches
+per trial (batch size is a searched param): `tf.data` on TensorFlow, a Keras `PyDataset` on JAX and PyTorch.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -186,13 +187,44 @@ def _encode_both(data: str, y_train: Any, y_val: Any, task: str, names: tuple[st
 
 
 def make_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int = 0) -> Any:
-    """A `tf.data` pipeline: cache, shuffle (training only), batch, prefetch."""
+    """Batches for `model.fit`: a `tf.data` pipeline (cache, shuffle for training, batch, prefetch) on the
+    TensorFlow backend, a `keras.utils.PyDataset` of the same batches on JAX and PyTorch, which need no
+    TensorFlow installed."""
+    from trainers import backend
+
+    if backend.name() != "tensorflow":
+        return array_batches(x, y, int(batch_size), shuffle, seed)
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((x, y)).cache()
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     return ds.batch(int(batch_size)).prefetch(tf.data.AUTOTUNE)
+
+
+def array_batches(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int) -> Any:
+    """Arrays served in batches, reshuffled each epoch from `seed` (as the tf.data pipeline does)."""
+    import keras
+
+    class _ArrayBatches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self.order, self.epoch = np.arange(len(x)), 0
+            self.on_epoch_end()
+
+        def __len__(self) -> int:
+            return math.ceil(len(x) / batch_size)
+
+        def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+            rows = self.order[index * batch_size:(index + 1) * batch_size]
+            return x[rows], y[rows]
+
+        def on_epoch_end(self) -> None:
+            if shuffle:
+                self.order = np.random.default_rng([seed, self.epoch]).permutation(len(x))
+                self.epoch += 1
+
+    return _ArrayBatches()
 
 
 def _read(data: str, target: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None,

@@ -39,7 +39,7 @@ TRAINING_DEFAULTS = {
     "plateau_patience": 2,
     "patience": 5,  # EarlyStopping: epochs without improvement before a trial ends itself
     "min_delta": 0.0,
-    "mixed_precision": None,  # None: on with a GPU, off on CPU
+    "mixed_precision": None,  # None: mixed_float16 for big models on a GPU only (trainers.backend.precision)
 }
 
 
@@ -77,44 +77,34 @@ class TrainResult:
     model: Any  # what is saved and served: input scaling + network (see with_input_scaling)
     epochs_run: int
     measures: dict[str, float] = field(default_factory=dict)  # catalog.MEASURES of the saved model
+    backend: str = "tensorflow"  # the Keras backend it trained on (trainers.backend.BACKENDS)
+    precision: str = "float32"  # the dtype policy it trained under: float32 or mixed_float16
 
     @property
     def network(self) -> Any:
         """The builder's own model inside `model`, between the input scaling and (regression) the units."""
-        import keras
-
-        return next(layer for layer in self.model.layers if isinstance(layer, keras.Model))
+        return inner_network(self.model)
 
 
-_configured = False
-_default_policy = "float32"  # set by configure_runtime: mixed_float16 with a GPU
-
-
-def configure_runtime(parallel_trials: int = 1, mixed_precision: bool | None = None, threads: int | None = None) -> None:
-    """Set up TensorFlow once per process, before the first op: GPU memory growth and mixed precision,
-    or CPU thread pools sized so `parallel_trials` trials share the cores instead of fighting for them
-    (`threads` fixes the pool size instead, e.g. a Ray trial's CPU reservation)."""
-    global _configured, _default_policy
-    if _configured:
-        return
+def inner_network(model: Any) -> Any:
+    """The builder's network inside a model made by `with_input_scaling` (a saved one too)."""
     import keras
-    import tensorflow as tf
 
-    gpus = tf.config.list_physical_devices("GPU")
-    try:
-        if gpus:
-            for gpu in gpus:
-                tf.config.experimental.set_memory_growth(gpu, True)
-        else:
-            threads = threads or max(1, (os.cpu_count() or 1) // max(1, parallel_trials))
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
-    except RuntimeError:  # the runtime already started (e.g. in a notebook); keep its settings
-        pass
-    use_mixed = bool(gpus) if mixed_precision is None else mixed_precision
-    _default_policy = "mixed_float16" if use_mixed else "float32"
-    keras.mixed_precision.set_global_policy(_default_policy)
-    _configured = True
+    return next(layer for layer in model.layers if isinstance(layer, keras.Model))
+
+
+_gpus: int | None = None  # what configure_runtime found: the GPUs this process trains on
+
+
+def configure_runtime(parallel_trials: int = 1, threads: int | None = None) -> int:
+    """Set up the Keras backend once per process, before the first op (`trainers.backend.configure`);
+    returns the GPUs it sees."""
+    global _gpus
+    if _gpus is None:
+        from trainers import backend
+
+        _gpus = backend.configure(parallel_trials, threads)
+    return _gpus
 
 
 def make_optimizer(values: Mapping[str, Any]) -> Any:
@@ -165,10 +155,37 @@ def schedule_callbacks(values: Mapping[str, Any], epochs: int, monitor: str, mod
 
 
 def tensorboard_callback(log_dir: str | os.PathLike[str]) -> Any:
-    """Keras' TensorBoard callback with per-epoch scalars only (no graph, no profiler: cheap per trial)."""
+    """Per-epoch scalars for TensorBoard (no graph, no profiler: cheap per trial): Keras' callback on
+    TensorFlow; on JAX and PyTorch, where Keras' one needs TensorFlow, the same scalars in the same
+    folders (`train/`, `validation/`, `epoch_<metric>`) through TensorBoard's own event writer."""
     import keras
 
-    return keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False, profile_batch=0, update_freq="epoch")
+    from trainers import backend
+
+    if backend.name() == "tensorflow":
+        return keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False, profile_batch=0,
+                                           update_freq="epoch")
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    class EpochScalars(keras.callbacks.Callback):
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            self.writers = {part: EventFileWriter(str(Path(log_dir) / part)) for part in ("train", "validation")}
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            for key, value in (logs or {}).items():
+                part, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+                summary = Summary(value=[Summary.Value(tag=f"epoch_{name}", simple_value=float(value))])
+                self.writers[part].add_event(Event(wall_time=time.time(), step=epoch, summary=summary))
+            for writer in self.writers.values():
+                writer.flush()
+
+        def on_train_end(self, logs: dict | None = None) -> None:
+            for writer in self.writers.values():
+                writer.close()
+
+    return EpochScalars()
 
 
 BACKUP_PATTERN = re.compile(r"epoch-(\d+)\.keras")
@@ -228,21 +245,6 @@ def backup_callback(folder: str | os.PathLike[str], every_s: float) -> Any:
             self.last_saved = time.monotonic()
 
     return EpochBackup()
-
-
-def _strategy() -> Any:
-    """TPUStrategy when a TPU is named (TPU_NAME), MirroredStrategy when this process sees several
-    GPUs, else the default strategy. The TPU branch is untested here (no TPU on the build machines)."""
-    import tensorflow as tf
-
-    if os.environ.get("TPU_NAME"):  # only then: probing for a TPU otherwise waits on network timeouts
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=os.environ["TPU_NAME"])
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-        return tf.distribute.TPUStrategy(resolver)
-    if len(tf.config.list_logical_devices("GPU")) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
 
 
 def _stop_on_nan() -> Any:
@@ -443,16 +445,13 @@ def train(
     """
     import keras
 
+    from trainers import backend
     from trainers.data import make_pipeline
     from trainers.fit_options import class_weights, user_callbacks
     from trainers.models import build, build_by_running, hypermodel_of, overridden_fit, resolve_builder
 
-    configure_runtime()
+    gpus = configure_runtime()
     values = {**TRAINING_DEFAULTS, **spec.params}
-    # per trial, so one trial's override never leaks into the next trial of the same worker
-    chosen = values["mixed_precision"]
-    keras.mixed_precision.set_global_policy(
-        _default_policy if chosen is None else ("mixed_float16" if chosen else "float32"))
     keras.utils.set_random_seed(spec.seed + repeat)  # the split depends on spec.seed alone (load_data)
     data = load_data(spec)
 
@@ -461,21 +460,34 @@ def train(
     if style != "values":
         asked = suggestions if suggestions is not None else Suggestions.replay(values)  # an empty one is falsy
     hypermodel = hypermodel_of(spec.model) if style == "hp" else None
-    with _strategy().scope():  # several GPUs: one trial trains on all of them (MirroredStrategy)
+    task = catalog.TASKS[spec.task]
+
+    def build_network() -> Any:
+        if style == "values":
+            given = ReadRecorder(values)
+            network = build(spec.model, given, data.input_shape, data.n_outputs, head=task.head)
+            if catalog.is_user_builder(spec.model):
+                check_all_read(given, spec.params)
+            return network
+        return hypermodel.build(asked) if hypermodel is not None else build_by_running(spec.model, asked)
+
+    # set per trial, so one trial's choice never leaks into the next trial of the same worker; by default the
+    # network is built in float32 and, when it proves big enough on a GPU, built again under mixed precision
+    chosen = values["mixed_precision"]
+    policy = backend.precision(chosen, 0, gpus)
+    keras.mixed_precision.set_global_policy(policy)
+    with backend.distribution(gpus):  # several GPUs: one trial trains on all of them
         if resume is not None:
             model = keras.models.load_model(resume.path)
+            policy = getattr(getattr(inner_network(model), "dtype_policy", None), "name", policy)
         else:
-            task = catalog.TASKS[spec.task]
-            if style == "values":
-                given = ReadRecorder(values)
-                network = build(spec.model, given, data.input_shape, data.n_outputs, head=task.head)
-                if catalog.is_user_builder(spec.model):
-                    check_all_read(given, spec.params)
-            elif hypermodel is not None:
-                network = hypermodel.build(asked)
-            else:
-                network = build_by_running(spec.model, asked)
+            network = build_network()
             model = with_input_scaling(network, data)  # builds a network that declared no Input, too
+            if chosen is None and gpus and backend.precision(None, network.count_params(), gpus) != policy:
+                policy = backend.precision(None, network.count_params(), gpus)  # a big model on a GPU: again, mixed
+                keras.mixed_precision.set_global_policy(policy)
+                network = build_network()
+                model = with_input_scaling(network, data)
             check_head(network, spec.task, data.n_outputs)
             if getattr(network, "optimizer", None) is not None:  # the builder compiled it: its compile is kept
                 check_own_compile(network, spec.params)
@@ -538,7 +550,8 @@ def train(
         Path(checkpoint_path).parent.mkdir(parents=True, exist_ok=True)
         model.save(checkpoint_path)
     measures = measure(model, data.x_val[:1], checkpoint_path)
-    return TrainResult(history, best_epoch, float(scores[best_epoch]), model, len(scores), measures)
+    return TrainResult(history, best_epoch, float(scores[best_epoch]), model, len(scores), measures,
+                       backend=backend.name(), precision=policy)
 
 
 def measure(model: Any, row: Any, saved: str | os.PathLike[str] | None = None, calls: int = 20) -> dict[str, float]:

@@ -9,13 +9,13 @@ trials whose owner is gone are marked failed in both Optuna and MLflow.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import multiprocessing
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -45,6 +45,7 @@ from search.space import Space
 from search.store import sqlite_url
 from search.tracking import TRIAL_TAG
 from search.trial import builder_style, resolve_values, run_trial
+from trainers.backend import visible_gpus, worker_environment
 from trainers.fit import ResumePoint, latest_backup
 
 if TYPE_CHECKING:
@@ -58,18 +59,56 @@ MULTI_OBJECTIVE = True  # several objectives: Optuna's multi-objective study (TP
 
 @dataclass(frozen=True)
 class Options:
-    """The optuna engine's own options (`--workers`, `--storage`)."""
+    """The optuna engine's own options (`--workers`, `--trials-per-gpu`, `--storage`)."""
 
-    workers: int = 1  # trial processes on this machine, each pinned to one GPU (round robin) when there are GPUs
+    workers: int | None = None  # trial processes on this machine, pinned to GPUs round robin; None: see placement
+    trials_per_gpu: int | None = None  # workers sharing each visible GPU, each with its share of the memory
     storage: str | None = None  # an Optuna storage URL shared by workers on several machines; None: the store's file
 
 
+# packing small trials on a GPU: 4 per GPU gave 2 to 2.3 times the trials per hour of 1 on an H200
+# (../shared/gpu-probe.md), 8 at most 3.2 times with 8 processes' memory; 4 is the default where GPUs are seen
+DEFAULT_TRIALS_PER_GPU = 4
+
+
+@dataclass(frozen=True)
+class Placement:
+    """How many worker processes run, and how they share the GPUs this machine shows."""
+
+    workers: int
+    per_gpu: int  # workers per GPU (0: no GPU)
+    gpus: tuple[str, ...]
+
+
+def placement(options: Options) -> Placement:
+    """`--workers` as given (pinned to GPUs round robin), else `--trials-per-gpu` (default 4) workers per visible
+    GPU, else one worker on the CPU."""
+    gpus = tuple(visible_gpus())
+    if not gpus:
+        return Placement(options.workers or 1, 0, ())
+    if options.workers is not None:
+        return Placement(options.workers, max(1, -(-options.workers // len(gpus))), gpus)
+    per_gpu = options.trials_per_gpu or DEFAULT_TRIALS_PER_GPU
+    return Placement(per_gpu * len(gpus), per_gpu, gpus)
+
+
 def describe(options: Options) -> str:
-    return f"{options.workers} worker(s)"
+    placed = placement(options)
+    if not placed.gpus:
+        return f"{placed.workers} worker(s)" + (" (no GPU seen: --trials-per-gpu unused)" if options.trials_per_gpu
+                                                else "")
+    default = "" if options.workers or options.trials_per_gpu else ", default"
+    return f"{placed.workers} worker(s), {placed.per_gpu} per GPU{default} on {len(placed.gpus)} GPU(s)"
 
 
 def check(space: Space, options: Options) -> list[str]:
-    problems = [f"--workers: must be >= 1, got {options.workers}"] if options.workers < 1 else []
+    problems = []
+    if options.workers is not None and options.workers < 1:
+        problems.append(f"--workers: must be >= 1, got {options.workers}")
+    if options.trials_per_gpu is not None and options.trials_per_gpu < 1:
+        problems.append(f"--trials-per-gpu: must be >= 1, got {options.trials_per_gpu}")
+    if options.workers is not None and options.trials_per_gpu is not None:
+        problems.append("--workers, --trials-per-gpu: give one of them (--trials-per-gpu K runs K workers per GPU)")
     return problems + sampler_problems(space)
 
 
@@ -208,6 +247,9 @@ def _last_value(trial: optuna.trial.FrozenTrial) -> float | None:
 # --- running ------------------------------------------------------------------------------------
 def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
     """Fail what a dead process left running, then run the workers until the budget is met."""
+    placed = placement(sweep.options)  # settled once, here: a worker sees only its own GPU
+    sweep = dataclasses.replace(sweep, options=dataclasses.replace(sweep.options, workers=placed.workers,
+                                                                   trials_per_gpu=placed.per_gpu or None))
     with deferred_interrupts():  # store work is never cut short by Ctrl-C (see search.interrupts)
         storage = make_storage(sweep)
         study = _study(sweep, storage)
@@ -222,29 +264,30 @@ def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
     if sweep.options.workers == 1:
         work(sweep, 0, on_progress)
         return
-    _run_workers(sweep, study, on_progress)
+    _run_workers(sweep, study, on_progress, placed)
 
 
-def _run_workers(sweep: SweepConfig, study: optuna.Study, on_progress: ProgressCallback) -> None:
+def _run_workers(sweep: SweepConfig, study: optuna.Study, on_progress: ProgressCallback, placed: Placement) -> None:
     """`--workers N` processes on one storage. A worker killed by a signal (the kernel's out-of-memory
     killer, kill -9) has its trial failed in both stores at once (continued from its backup, if any)
     and is replaced, a few times at most, so the others never wait out the heartbeat's grace."""
     context = multiprocessing.get_context("spawn")
-    gpus = _gpu_ids()
     processes: dict[int, Any] = {}  # slot -> its current worker process
     started = 0
 
     def start(slot: int) -> None:
         nonlocal started
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        if gpus:  # each worker sees one GPU, round robin
-            os.environ["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
-        # a new index each start: a replacement must not replay its predecessor's sampler seed
-        processes[slot] = context.Process(target=_worker_main, args=(sweep, started), daemon=False)
-        processes[slot].start()
+        # each worker sees one GPU (round robin) and its share of that GPU's memory, from its environment
+        env = worker_environment(list(placed.gpus), slot, placed.per_gpu)
+        saved = {name: os.environ.get(name) for name in env}
+        os.environ.update(env)
+        try:  # a new index each start: a replacement must not replay its predecessor's sampler seed
+            processes[slot] = context.Process(target=_worker_main, args=(sweep, started), daemon=False)
+            processes[slot].start()
+        finally:
+            for name, value in saved.items():
+                os.environ.pop(name) if value is None else os.environ.update({name: value})
         started += 1
-        if gpus:
-            os.environ.pop("CUDA_VISIBLE_DEVICES") if visible is None else os.environ.update(CUDA_VISIBLE_DEVICES=visible)
 
     for slot in range(sweep.options.workers):
         start(slot)
@@ -294,24 +337,13 @@ def _fail_and_continue(sweep: SweepConfig, study: optuna.Study, trial: optuna.tr
         _continue_later(study, trial)
 
 
-def _gpu_ids() -> list[str]:
-    """The GPUs workers may be pinned to: CUDA_VISIBLE_DEVICES when set, else what nvidia-smi lists."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return [g for g in visible.split(",") if g.strip() and g.strip() != "-1"]
-    if shutil.which("nvidia-smi") is None:
-        return []
-    listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, check=False).stdout
-    return [str(i) for i, line in enumerate(listing.splitlines()) if line.startswith("GPU")]
-
-
 def _worker_main(sweep: SweepConfig, worker: int) -> None:
     from search.interrupts import stop_on_sigterm
-    from search.quiet import import_tensorflow_quietly, silence
+    from search.quiet import import_keras_quietly, silence
 
     stop_on_sigterm()  # the parent stops its workers with SIGTERM: each fails its trial as on Ctrl-C
     silence(sweep.verbose)
-    import_tensorflow_quietly()
+    import_keras_quietly()
     try:
         work(sweep, worker, lambda result: None)
     except KeyboardInterrupt:  # the parent reports the interruption once

@@ -80,6 +80,7 @@ FINAL = "kerasweep_final"  # marks the one result a finished trial reports after
 LOOPBACK = "127.0.0.1"  # a local Ray listens here only (README: Security)
 RAY_ID_TAG, NODE_TAG = "kerasweep.ray_trial_id", "kerasweep.node"
 EPOCH, NODE = "epoch", "node_id"
+RUNTIME = "runtime_"  # the final result's backend and precision: runtime_<tag> (see trial.runtime_tags)
 REPEAT = "repeat_value_"  # budget.repeats: the final result's value of each training, numbered from 1
 
 
@@ -230,12 +231,12 @@ def trainable(config: dict[str, Any], sweep: SweepConfig) -> None:
     import ray
     from ray import tune
 
-    from search.quiet import import_tensorflow_quietly, silence
+    from search.quiet import import_keras_quietly, silence
     from search.trial import TrialFiles, resolve_values, run_trial
     from trainers.fit import BackupPolicy, ResumePoint, configure_runtime, latest_backup
 
     silence(sweep.verbose)
-    import_tensorflow_quietly()
+    import_keras_quietly()
     configure_runtime(threads=max(1, int(sweep.options.cpus_per_trial)))
     values = resolve_values(sweep.space, config)
 
@@ -274,7 +275,8 @@ def trainable(config: dict[str, Any], sweep: SweepConfig) -> None:
         final = {sweep.space.objective.metric: outcome.value, EPOCH: outcome.epochs, FINAL: True, NODE: node,
                  "best_epoch": (outcome.best_epoch or 0) + 1, **outcome.measures,
                  **{o.metric: v for o, v in zip(sweep.space.all_objectives, outcome.values or ())},
-                 **{f"{REPEAT}{k}": v for k, v in enumerate(outcome.repeat_values, start=1)}}
+                 **{f"{REPEAT}{k}": v for k, v in enumerate(outcome.repeat_values, start=1)},
+                 **{RUNTIME + tag: value for tag, value in outcome.runtime.items()}}
         tune.report(final, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
@@ -357,7 +359,9 @@ def _tune_callback_class() -> type:
                                        values=tuple(final[o.metric] for o in objectives) or None,
                                        repeat_values=tuple(final[f"{REPEAT}{k}"] for k in
                                                            range(1, self.sweep.space.budget.repeats + 1)
-                                                           if f"{REPEAT}{k}" in final))
+                                                           if f"{REPEAT}{k}" in final),
+                                       runtime={k[len(RUNTIME):]: str(v) for k, v in final.items()
+                                                if k.startswith(RUNTIME)})
             else:  # stopped by the scheduler: its value is its last reported one, as Optuna records a pruned trial
                 outcome = TrialOutcome(TrialState.PRUNED, _last_value(trial, metric))
             self.life.close(run_id, outcome)

@@ -1,0 +1,134 @@
+"""Keras backends and packing trials on GPUs (issue 18), on a machine without a GPU: which worker gets which
+GPU and memory share is read from the environment each worker process starts with; the backend a trial
+trained on is read from its run. The contract suite (`test_task_contract.py`) runs every task on JAX too."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from search.engines.optuna import Options, Placement, describe, placement
+from tests.conftest import invoke_cli, mlflow_client, run_cli, sweep_runs, write_space
+from trainers import backend
+
+
+def test_trials_per_gpu_places_k_workers_on_each_visible_gpu(monkeypatch) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    # Rule: K per GPU is K x GPUs workers; --workers alone keeps its count, round robin over the GPUs
+    assert placement(Options(trials_per_gpu=3)) == Placement(6, 3, ("0", "1"))
+    assert placement(Options(workers=3)) == Placement(3, 2, ("0", "1"))
+    # Rule: where GPUs are seen and nothing is said, 4 per GPU (the probe's best trade), and the first line says so
+    assert placement(Options()).workers == 8
+    assert describe(Options()) == "8 worker(s), 4 per GPU, default on 2 GPU(s)"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert placement(Options(trials_per_gpu=3)) == Placement(1, 0, ())  # no GPU: one worker on the CPU
+    assert describe(Options(trials_per_gpu=3)) == "1 worker(s) (no GPU seen: --trials-per-gpu unused)"
+
+
+def test_each_packed_worker_gets_its_gpu_and_a_share_of_its_memory() -> None:
+    envs = [backend.worker_environment(["0", "1"], slot, 4) for slot in range(8)]
+    assert [env["CUDA_VISIBLE_DEVICES"] for env in envs] == ["0", "1"] * 4
+    assert {env[backend.MEMORY_FRACTION_ENV] for env in envs} == {"0.225"}
+    assert {env["XLA_PYTHON_CLIENT_MEM_FRACTION"] for env in envs} == {"0.225"}
+    assert {env["XLA_PYTHON_CLIENT_PREALLOCATE"] for env in envs} == {"false"}
+    assert backend.worker_environment(["0"], 0, 1) == {"CUDA_VISIBLE_DEVICES": "0"}  # alone: the whole GPU
+    assert backend.worker_environment([], 0, 4) == {}
+
+
+def test_mixed_precision_is_chosen_for_big_models_on_a_gpu_only() -> None:
+    big = backend.MIXED_PRECISION_MIN_PARAMS
+    assert backend.precision(None, 20_000, gpus=1) == "float32"  # the probe: small models are slower mixed
+    assert backend.precision(None, big, gpus=1) == "mixed_float16"
+    assert backend.precision(None, big, gpus=0) == "float32"
+    assert backend.precision(True, 10, gpus=0) == "mixed_float16"  # the space decides when it says
+    assert backend.precision(False, big, gpus=1) == "float32"
+
+
+def test_bad_backend_and_both_packing_flags_are_one_line_exit_2(tmp_path: Path, monkeypatch) -> None:
+    space = write_space(tmp_path, "name: s\nmodel: mlp\ndata: iris\nparams:\n  units: {type: int, low: 4, high: 8}\n")
+    store = tmp_path / "store"
+    both = invoke_cli("sweep", str(space), "--workers", "2", "--trials-per-gpu", "2", "--store", str(store))
+    assert both.returncode == 2
+    assert both.stderr.strip() == "error: --workers, --trials-per-gpu: give one of them (--trials-per-gpu K runs K " \
+                                  "workers per GPU)"
+    elsewhere = invoke_cli("sweep", str(space), "--engine", "ray", "--trials-per-gpu", "2", "--store", str(store))
+    assert elsewhere.returncode == 2 and "--trials-per-gpu: engine 'ray' does not take it; optuna does" in elsewhere.stderr
+    monkeypatch.setenv("KERAS_BACKEND", "mxnet")
+    bad = invoke_cli("sweep", str(space), "--store", str(store))
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "error: KERAS_BACKEND: 'mxnet' is not a backend kerasweep runs on; expected one of " \
+                                 "tensorflow, jax, torch"
+    assert not store.exists()  # before anything is written
+
+
+def test_array_batches_serve_every_row_once_per_epoch_reshuffled_from_the_seed() -> None:
+    from trainers.data import array_batches
+
+    x, y = np.arange(10, dtype="float32")[:, None], np.arange(10)
+    first = array_batches(x, y, 4, shuffle=True, seed=3)
+    assert len(first) == 3 and [len(first[i][0]) for i in range(3)] == [4, 4, 2]
+    epoch_one = np.concatenate([first[i][1] for i in range(3)])
+    first.on_epoch_end()
+    epoch_two = np.concatenate([first[i][1] for i in range(3)])
+    assert sorted(epoch_one) == sorted(epoch_two) == list(range(10))
+    assert list(epoch_one) != list(epoch_two)  # reshuffled each epoch
+    again = array_batches(x, y, 4, shuffle=True, seed=3)
+    assert list(np.concatenate([again[i][1] for i in range(3)])) == list(epoch_one)  # the same from the same seed
+    kept = array_batches(x, y, 4, shuffle=False, seed=3)
+    assert list(np.concatenate([kept[i][1] for i in range(3)])) == list(range(10))
+
+
+PROBE = '''
+    import json, os
+
+    import keras
+
+
+    def build(values, input_shape, n_outputs, head):
+        with open(os.environ["PROBE_FILE"], "a") as out:
+            out.write(json.dumps({"pid": os.getpid(), "backend": keras.backend.backend(),
+                                  **{k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "KERASWEEP_GPU_MEMORY_FRACTION",
+                                                                    "XLA_PYTHON_CLIENT_MEM_FRACTION")}}) + "\\n")
+        inputs = keras.Input(input_shape)
+        x = keras.layers.Dense(values["units"], activation="relu")(inputs)
+        return keras.Model(inputs, keras.layers.Dense(n_outputs, activation=head)(x))
+'''
+
+
+@pytest.mark.slow
+def test_a_jax_sweep_packs_two_workers_on_a_gpu_and_its_export_trains_on_tensorflow(tmp_path: Path) -> None:
+    (tmp_path / "probe.py").write_text(textwrap.dedent(PROBE))
+    space = write_space(tmp_path, """
+        name: packed
+        model: probe:build
+        data: iris
+        budget: {trials: 4, epochs: 3}
+        params:
+          units: {type: categorical, choices: [8, 16]}
+    """)
+    store, probe = tmp_path / "store", tmp_path / "probe.jsonl"
+    # a GPU named to the workers (CUDA_VISIBLE_DEVICES), none real: JAX on CPU ignores it, the workers' env shows it
+    proc = run_cli("sweep", str(space), "--trials-per-gpu", "2", "--store", str(store), cwd=tmp_path,
+                   env={"KERAS_BACKEND": "jax", "CUDA_VISIBLE_DEVICES": "0", "PROBE_FILE": str(probe)})
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert "2 worker(s), 2 per GPU on 1 GPU(s)" in " ".join(proc.stdout.split())  # the first line, unwrapped
+    seen = [json.loads(line) for line in probe.read_text().splitlines()]
+    workers = [s for s in seen if s["KERASWEEP_GPU_MEMORY_FRACTION"] is not None]
+    # Rule: every trial built in a worker that was started with its GPU and half of its memory
+    assert len({s["pid"] for s in workers}) == 2
+    assert {(s["CUDA_VISIBLE_DEVICES"], s["KERASWEEP_GPU_MEMORY_FRACTION"], s["XLA_PYTHON_CLIENT_MEM_FRACTION"],
+             s["backend"]) for s in workers} == {("0", "0.450", "0.450", "jax")}
+    _, runs = sweep_runs(mlflow_client(store), "packed", "packed")
+    assert {r.data.tags.get("kerasweep.backend") for r in runs} == {"jax"}
+
+    # Rule: the export of a JAX sweep trains on TensorFlow (the default backend) and says which it came from
+    export = store / "exports" / "packed.yaml"
+    assert yaml.safe_load(export.read_text())["provenance"]["backend"] == "jax"
+    trained = run_cli("train", str(export), "--store", str(store), cwd=tmp_path, env={"PROBE_FILE": str(probe)})
+    assert trained.returncode == 0, trained.stderr + trained.stdout
+    assert json.loads(probe.read_text().splitlines()[-1])["backend"] == "tensorflow"
