@@ -24,7 +24,7 @@ def test_trials_per_gpu_places_k_workers_on_each_visible_gpu(monkeypatch) -> Non
     assert placement(Options(workers=3)) == Placement(3, 2, ("0", "1"))
     # Rule: where GPUs are seen and nothing is said, 4 per GPU (the probe's best trade), and the first line says so
     assert placement(Options()).workers == 8
-    assert describe(Options()) == "8 worker(s), 4 per GPU, default on 2 GPU(s)"
+    assert describe(Options()) == "8 worker(s), 4 per GPU (default) on 2 GPU(s)"
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert placement(Options(trials_per_gpu=3)) == Placement(1, 0, ())  # no GPU: one worker on the CPU
     assert describe(Options(trials_per_gpu=3)) == "1 worker(s) (no GPU seen: --trials-per-gpu unused)"

@@ -46,10 +46,12 @@ class FakeTracker:
 
     def finish_trial(self, run_id: str, state: TrialState, value: float | None = None, checkpoint: Path | None = None,
                      error: str | None = None, details: str | None = None, measures: dict | None = None,
-                     values: tuple | None = None, repeats: tuple = ()) -> None:
+                     values: tuple | None = None, repeats: tuple = (), runtime: dict | None = None) -> None:
         self.running.discard(run_id)
         self.calls.append(("finish", (run_id, state, value, checkpoint, error)))
         self.calls.append(("measures", (run_id, measures or {})))
+        if runtime:
+            self.calls.append(("runtime", (run_id, runtime)))
         if repeats:
             self.calls.append(("repeats", (run_id, repeats)))
 
@@ -118,7 +120,9 @@ def test_close_records_the_outcome_then_tidies_the_trials_files(tmp_path: Path, 
     outcome = TrialOutcome(state, value=0.9 if state is not TrialState.FAILED else None,
                            checkpoint=files.checkpoint if state is TrialState.COMPLETE else None,
                            error="ValueError: no" if state is TrialState.FAILED else None,
-                           measures={} if state is TrialState.FAILED else {"model_params": 1234.0})
+                           measures={} if state is TrialState.FAILED else {"model_params": 1234.0},
+                           runtime={} if state is TrialState.FAILED else {"kerasweep.backend": "jax",
+                                                                           "kerasweep.precision": "float32"})
     life.close(run_id, outcome, files=files, retry_coming=retry_coming)
     _, ended, value, checkpoint, error = tracker.named("finish")[0]
     # Rule: the run ends in the trial's state, with the checkpoint only when complete, the error when failed
@@ -126,6 +130,8 @@ def test_close_records_the_outcome_then_tidies_the_trials_files(tmp_path: Path, 
     assert checkpoint == (files.checkpoint if state is TrialState.COMPLETE else None)
     # Rule: what the trained model costs is logged with the outcome, in the same write
     assert tracker.named("measures") == [(run_id, outcome.measures)]
+    # Rule: a trained trial's run says which backend and precision it trained under
+    assert tracker.named("runtime") == ([] if state is TrialState.FAILED else [(run_id, outcome.runtime)])
     assert files.checkpoint.exists() is checkpoint_left
     assert files.backup.folder.exists() is backup_left
     # Rule: nothing left means no trial folder left

@@ -44,8 +44,7 @@ def backend_problem() -> str | None:
     if chosen not in BACKENDS:
         return f"KERAS_BACKEND: {chosen!r} is not a backend kerasweep runs on; expected one of {', '.join(BACKENDS)}"
     if importlib.util.find_spec(chosen) is None:
-        extra = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[chosen]
-        return f"KERAS_BACKEND: {chosen} is not installed in this environment; pip install {extra}, or unset KERAS_BACKEND"
+        return f"KERAS_BACKEND: {chosen} is not installed in this environment; pip install {chosen}, or unset KERAS_BACKEND"
     return None
 
 
@@ -55,11 +54,6 @@ def prepare_environment() -> None:
     take most of a GPU at their first op)."""
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-
-
-def has_tensorflow() -> bool:
-    """TensorFlow is importable (then `tf.data` feeds every backend's training)."""
-    return importlib.util.find_spec("tensorflow") is not None
 
 
 def gpu_count() -> int:

@@ -97,7 +97,7 @@ def describe(options: Options) -> str:
     if not placed.gpus:
         return f"{placed.workers} worker(s)" + (" (no GPU seen: --trials-per-gpu unused)" if options.trials_per_gpu
                                                 else "")
-    default = "" if options.workers or options.trials_per_gpu else ", default"
+    default = "" if options.workers or options.trials_per_gpu else " (default)"
     return f"{placed.workers} worker(s), {placed.per_gpu} per GPU{default} on {len(placed.gpus)} GPU(s)"
 
 
