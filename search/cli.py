@@ -130,9 +130,8 @@ def sweep(space: str, engine: str, trials: int | None, epochs: int | None, minut
                       f"{config.space.budget.trials} trials.")
     parsed = config.space
 
-    from search.quiet import import_keras_quietly
-
-    import_keras_quietly()
+    # Keras and its backend load where trials train (this process, or each worker's: a parent of several
+    # workers never imports them, and its workers' imports overlap instead of following its own)
     from search.export import export_best
     from search.progress import ConsoleReporter, counts_line, summary_table
     from search.sweep import run_sweep

@@ -315,6 +315,9 @@ def _tuner_class() -> type:
 
 def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
     """Run KerasTuner's search until the budget of complete + pruned trials is met (resuming)."""
+    from search.quiet import import_keras_quietly
+
+    import_keras_quietly()  # before KerasTuner, which imports Keras and its backend
     from keras_tuner.src import config as kt_config
 
     from trainers.fit import configure_runtime

@@ -356,8 +356,10 @@ def _worker_main(sweep: SweepConfig, worker: int) -> None:
 @deferred_interrupts()  # Ctrl-C gets through while a trial trains (`_run_one`), not while the stores are used
 def work(sweep: SweepConfig, worker: int, on_progress: ProgressCallback) -> None:
     """One worker's loop: ask, train with pruning and logging, tell; until the budget is met."""
+    from search.quiet import import_keras_quietly
     from trainers.fit import configure_runtime
 
+    import_keras_quietly()
     configure_runtime(parallel_trials=sweep.options.workers)
     storage = make_storage(sweep)
     study = _study(sweep, storage, worker)
