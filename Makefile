@@ -25,7 +25,7 @@ SWEEP_FLAGS = --engine $(ENGINE) --store $(STORE) \
 	$(if $(NAME),--name $(NAME)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(SAMPLER),--sampler $(SAMPLER))
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock sweep status export train ui tensorboard dashboard cluster-local bench bench-quick bench-gpu test test-slow clean
+.PHONY: help install lock sweep status export train ui tensorboard dashboard cluster-local bench bench-quick bench-gpu test test-slow test-jax clean
 
 help: ## List the targets with one line each
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -92,6 +92,10 @@ test: $(STAMP) ## Run the test suite (what CI runs); JOBS=2 runs test files in 2
 
 test-slow: $(STAMP) ## Run the slow checks too (full default sweeps)
 	$(BIN)/python -m pytest -m slow
+
+test-jax: $(STAMP) ## The engine contract (every engine) and the task contract with Keras on JAX (CPU)
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -m "slow or not slow" tests/test_engine_contract.py
+	KERAS_BACKEND=jax $(BIN)/python -m pytest tests/test_task_contract.py
 
 clean: ## Remove the store (runs/), caches and build files; keeps .venv
 	rm -rf $(STORE) .pytest_cache build *.egg-info

@@ -17,6 +17,7 @@ import yaml
 
 from search.engines import ENGINES
 from tests.conftest import mlflow_client, run_cli, sweep_runs, write_space
+from trainers.backend import wanted
 
 SPACE = """
     name: {task}
@@ -87,7 +88,7 @@ TASKS: dict[str, tuple[Callable, Callable, float, str]] = {
     "multilabel": (_multilabel, _right_labels, 0.7, "val_auc"),  # chance: 1 in 3
     "regression": (_regression, _closeness, 0.15, "val_rmse"),
 }
-CASES = [pytest.param(engine, task, "tensorflow", marks=[] if engine == "optuna" else [pytest.mark.slow])
+CASES = [pytest.param(engine, task, "default", marks=[] if engine == "optuna" else [pytest.mark.slow])
          for engine in ENGINES for task in TASKS]
 CASES += [pytest.param("optuna", task, "jax", marks=[pytest.mark.slow], id=f"optuna-{task}-jax") for task in TASKS]
 
@@ -112,8 +113,10 @@ def test_each_task_runs_end_to_end_on_each_engine(engine: str, task: str, backen
     space = write_space(tmp_path, text)
     store = tmp_path / "store"
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    other = {"KERAS_BACKEND": backend}  # this process runs TensorFlow's Keras: another backend needs its own
-    if engine == "ray" or backend != "tensorflow":  # a Ray sweep starts its own local cluster: its own process
+    # "default": this process's backend (TensorFlow, or what `make test-jax` sets); another needs its own process
+    other = {} if backend == "default" else {"KERAS_BACKEND": backend}
+    backend = wanted() if backend == "default" else backend
+    if engine == "ray" or other:  # a Ray sweep starts its own local cluster: its own process
         proc = run_cli("sweep", str(space), "--engine", engine, "--store", str(store), env=other)
         assert proc.returncode == 0, proc.stderr + proc.stdout
     else:
@@ -135,7 +138,7 @@ def test_each_task_runs_end_to_end_on_each_engine(engine: str, task: str, backen
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # Rule: production training works from any folder
-    if backend == "tensorflow":
+    if not other:
         version = train_config(export, store.resolve()).version
     else:  # production trains on the sweep's backend, in a process of its own
         proc = run_cli("train", str(export), "--store", str(store.resolve()), env=other, cwd=elsewhere)
