@@ -132,3 +132,26 @@ def test_a_jax_sweep_packs_two_workers_on_a_gpu_and_its_export_trains_on_tensorf
     trained = run_cli("train", str(export), "--store", str(store), cwd=tmp_path, env={"PROBE_FILE": str(probe)})
     assert trained.returncode == 0, trained.stderr + trained.stdout
     assert json.loads(probe.read_text().splitlines()[-1])["backend"] == "tensorflow"
+
+
+@pytest.mark.slow
+def test_a_tensorflow_sweeps_export_trains_on_jax(tmp_path: Path) -> None:
+    space = write_space(tmp_path, """
+        name: tf2jax
+        model: mlp
+        data: iris
+        budget: {trials: 1, epochs: 3}
+        params:
+          units: {type: categorical, choices: [8, 16]}
+    """)
+    store = tmp_path / "store"
+    swept = invoke_cli("sweep", str(space), "--store", str(store))  # this process: TensorFlow
+    assert swept.returncode == 0, swept.stderr + swept.stdout
+    export = store / "exports" / "tf2jax.yaml"
+    assert yaml.safe_load(export.read_text())["provenance"]["backend"] == "tensorflow"
+    trained = run_cli("train", str(export), "--store", str(store), env={"KERAS_BACKEND": "jax"})
+    assert trained.returncode == 0, trained.stderr + trained.stdout
+    client = mlflow_client(store)
+    version = client.get_model_version("tf2jax", "1")
+    # Rule: production trains on the backend of its own process, and its run says so
+    assert client.get_run(version.run_id).data.tags["kerasweep.backend"] == "jax"
