@@ -168,10 +168,10 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--store", type=Path, default=Path(os.environ.get("KERASWEEP_STORE", "runs")))
     args = parser.parse_args()
-    from search.quiet import import_tensorflow_quietly, silence
+    from search.quiet import import_keras_quietly, silence
 
     silence()
-    import_tensorflow_quietly()  # the engine sets up TensorFlow's threads before its first trial
+    import_keras_quietly()  # the engine sets up TensorFlow's threads before its first trial
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp, storages(Path(tmp)) as found:
         for storage_name, storage in found.items():

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import print_table, write_results  # noqa: E402
-from search.quiet import import_tensorflow_quietly, silence  # noqa: E402
+from search.quiet import import_keras_quietly, silence  # noqa: E402
 
 CONFIG = {"learning_rate": 1e-3, "optimizer": "adam", "batch_size": 64, "filters": 32, "dropout": 0.2}
 
@@ -84,7 +84,7 @@ def plain_ray_tune(trials: int, epochs: int, folder: Path) -> dict:
     from ray import tune
 
     def trainable(config: dict) -> None:
-        from search.quiet import import_tensorflow_quietly as quiet_tf
+        from search.quiet import import_keras_quietly as quiet_tf
 
         quiet_tf()
 
@@ -126,7 +126,7 @@ def main() -> None:
     parser.add_argument("--store", type=Path, default=Path(os.environ.get("KERASWEEP_STORE", "runs")))
     args = parser.parse_args()
     silence()
-    import_tensorflow_quietly()
+    import_keras_quietly()
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

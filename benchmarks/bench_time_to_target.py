@@ -167,9 +167,9 @@ def ray_peer(name: str, seed: int, log: Path, folder: Path, deadline: float) -> 
     def trainable(config: dict[str, Any]) -> None:
         import keras
 
-        from search.quiet import import_tensorflow_quietly
+        from search.quiet import import_keras_quietly
 
-        import_tensorflow_quietly()
+        import_keras_quietly()
 
         class Report(keras.callbacks.Callback):
             def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -221,10 +221,10 @@ def _ray_domain(param: Any) -> Any:
 
 
 def child(name: str, seed: int, log: Path, folder: Path, deadline: float) -> None:
-    from search.quiet import import_tensorflow_quietly, silence
+    from search.quiet import import_keras_quietly, silence
 
     silence()
-    import_tensorflow_quietly()
+    import_keras_quietly()
     if name.startswith("KerasTuner"):
         keras_tuner_peer(name, seed, log, folder)
     elif name.startswith("Optuna"):
