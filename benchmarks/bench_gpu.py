@@ -84,8 +84,8 @@ def run(space: str, store: Path, label: str, flags: list[str], env: dict[str, st
     started = time.time()
     timed_out = False
     with GpuMemory() as memory, open(store.with_suffix(".log"), "w+") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
-                                   text=True)
+        process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "COLUMNS": "200", **env}, stdout=log,
+                                   stderr=subprocess.STDOUT, text=True)  # COLUMNS: the first line unwrapped
         try:
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:  # stop it as Ctrl-C does: running trials end, what ran is counted

@@ -64,3 +64,19 @@ def test_overhead_bench(tmp_path: Path) -> None:
                             "plain Ray Tune (defaults)"}
     assert results["bare Keras loop"]["ratio"] == 1.0
     assert all(r["per_trial_s"] > 0 for r in results.values())
+
+
+def test_gpu_bench_runs_the_same_sweep_per_packing_and_on_the_cpu(tmp_path: Path) -> None:
+    # no GPU here: one named to the sweep (CUDA_VISIBLE_DEVICES) makes the packed runs' placement real; JAX on CPU
+    env = {**os.environ, **QUIET_ENV, "KERAS_BACKEND": "jax", "CUDA_VISIBLE_DEVICES": "0"}
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_gpu.py"), "--space", "cnn", "--packings",
+                           "2", "--cpu", "--trials", "2", "--store", str(tmp_path)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads((tmp_path / "bench" / "gpu-cnn.json").read_text())["rows"]
+    # Rule: each run is the CLI with its packing, read back from its own store: trials, backend, first line
+    assert [r["run"] for r in rows] == ["2 per GPU", "CPU cores, 1 worker"]
+    assert all(r["rc"] == 0 and r["finished"] == 2 and r["backend"] == ["jax"] for r in rows)
+    assert "2 worker(s), 2 per GPU" in rows[0]["first_line"] and "1 worker(s)" in rows[1]["first_line"]
+    table = (tmp_path / "bench" / "gpu-cnn.md").read_text().splitlines()
+    assert len([line for line in table if line.startswith("| ")]) == 3  # the header and one row per run

@@ -248,8 +248,7 @@ def _last_value(trial: optuna.trial.FrozenTrial) -> float | None:
 def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
     """Fail what a dead process left running, then run the workers until the budget is met."""
     placed = placement(sweep.options)  # settled once, here: a worker sees only its own GPU
-    sweep = dataclasses.replace(sweep, options=dataclasses.replace(sweep.options, workers=placed.workers,
-                                                                   trials_per_gpu=placed.per_gpu or None))
+    sweep = _settled(sweep, placed)
     with deferred_interrupts():  # store work is never cut short by Ctrl-C (see search.interrupts)
         storage = make_storage(sweep)
         study = _study(sweep, storage)
@@ -265,6 +264,12 @@ def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
         work(sweep, 0, on_progress)
         return
     _run_workers(sweep, study, on_progress, placed)
+
+
+def _settled(sweep: SweepConfig, placed: Placement) -> SweepConfig:
+    """The sweep with its worker count and packing fixed, as every worker process gets it."""
+    return dataclasses.replace(sweep, options=dataclasses.replace(sweep.options, workers=placed.workers,
+                                                                  trials_per_gpu=placed.per_gpu or None))
 
 
 def _run_workers(sweep: SweepConfig, study: optuna.Study, on_progress: ProgressCallback, placed: Placement) -> None:
@@ -359,6 +364,8 @@ def work(sweep: SweepConfig, worker: int, on_progress: ProgressCallback) -> None
     from search.quiet import import_keras_quietly
     from trainers.fit import configure_runtime
 
+    if sweep.options.workers is None:  # called on its own (a benchmark), not through run()
+        sweep = _settled(sweep, placement(sweep.options))
     import_keras_quietly()
     configure_runtime(parallel_trials=sweep.options.workers)
     storage = make_storage(sweep)
