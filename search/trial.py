@@ -153,6 +153,13 @@ def runtime_tags(result: Any) -> dict[str, str]:
     return {BACKEND_TAG: result.backend, PRECISION_TAG: result.precision}
 
 
+def current_runtime() -> dict[str, str]:
+    """The same tags for the trial training in this process now (Ray's per-epoch report)."""
+    import keras
+
+    return {BACKEND_TAG: keras.backend.backend(), PRECISION_TAG: keras.mixed_precision.global_policy().name}
+
+
 def _repeated(space: Space, values: dict[str, Any], suggestions: Any, stop_at: int | None, first: Any,
               debug: bool) -> tuple[float, tuple[float, ...] | None, tuple[float, ...]]:
     """`budget.repeats`: train the same config again from scratch (seed + k, same split, same epochs as

@@ -36,7 +36,7 @@ from search.results import SweepResult, TrialState
 from search.space import Space
 from search.store import folder_agrees_with_mlflow
 from search.tracking import TRIAL_TAG
-from search.trial import TrialOutcome
+from search.trial import TrialOutcome, current_runtime
 from trainers.fit import ResumePoint
 
 if TYPE_CHECKING:
@@ -257,11 +257,13 @@ def trainable(config: dict[str, Any], sweep: SweepConfig) -> None:
 
         def report(epoch: int, metrics: dict[str, float]) -> bool:
             saved = latest_backup(backups)  # taken after the previous epoch's hooks (see trainers.fit.train)
+            # what it trains on, with each epoch: a trial the scheduler stops never sends a final report
+            sent = {**metrics, EPOCH: epoch, NODE: node, **{RUNTIME + k: v for k, v in current_runtime().items()}}
             if saved is not None and saved.epoch > handed[0]:  # a fresh copy (see --checkpoint-every): hand it to Tune
                 handed[0] = saved.epoch
-                tune.report({**metrics, EPOCH: epoch, NODE: node}, checkpoint=tune.Checkpoint.from_directory(backups))
+                tune.report(sent, checkpoint=tune.Checkpoint.from_directory(backups))
             else:
-                tune.report({**metrics, EPOCH: epoch, NODE: node})
+                tune.report(sent)
             return False  # the scheduler stops the trial from the driver
 
         files = TrialFiles(checkpoint=Path(folder) / "model.keras",
@@ -342,6 +344,10 @@ def _tune_callback_class() -> type:
 
             if int(result[EPOCH]) == 1 and NODE in result:  # which Ray node ran it (cluster runs)
                 self.life.tracker.tag(run_id, NODE_TAG, str(result[NODE]))
+            if int(result[EPOCH]) == 1:  # what it trains on, recorded even if the scheduler stops it
+                for key, value in result.items():
+                    if isinstance(key, str) and key.startswith(RUNTIME):
+                        self.life.tracker.tag(run_id, key[len(RUNTIME):], str(value))
             self.life.epoch_logger(run_id)(int(result[EPOCH]), {k: result[k] for k in ALL_METRICS if k in result})
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
