@@ -52,10 +52,10 @@ def import_keras_quietly() -> None:
     from search.interrupts import deferred_interrupts
     from trainers.backend import prepare_environment, wanted
 
+    prepare_environment()  # --verbose too: the backend then loads later, with its logs
     if ("tensorflow" if wanted() == "tensorflow" else "keras") in sys.modules or \
             os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
         return
-    prepare_environment()
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
