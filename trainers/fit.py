@@ -483,8 +483,9 @@ def train(
         else:
             network = build_network()
             model = with_input_scaling(network, data)  # builds a network that declared no Input, too
-            if chosen is None and gpus and backend.precision(None, network.count_params(), gpus) != policy:
-                policy = backend.precision(None, network.count_params(), gpus)  # a big model on a GPU: again, mixed
+            sized = backend.precision(None, network.count_params(), gpus) if chosen is None and gpus else policy
+            if sized != policy:  # a big model on a GPU: built again, under mixed precision
+                policy = sized
                 keras.mixed_precision.set_global_policy(policy)
                 network = build_network()
                 model = with_input_scaling(network, data)
