@@ -46,6 +46,7 @@ RETRY_TAG = "kerasweep.retry_of"  # on a trial run: the number of the trial it r
 RESUMED_TAG = "kerasweep.resumed_from_epoch"  # on a retry: the epochs it took over from that trial's backup
 DEBUG_TAG = "kerasweep.debug"  # on a trial run of `--debug` (eager, one trial)
 BACKEND_TAG = "kerasweep.backend"  # on a trained trial run: the Keras backend it trained on (tensorflow, jax, torch)
+DEVICES_TAG = "kerasweep.devices"  # on a trained trial run: how many devices one trial trained across (1 unless several GPUs)
 PRECISION_TAG = "kerasweep.precision"  # on a trained trial run: float32 or mixed_float16, as chosen for it
 ORPHAN_REASON = "worker process died during the trial"  # a trial whose process was killed
 SERVED_MODEL = Path(__file__).with_name("served_model.py")  # stored with each registered model (models from code)

@@ -16,7 +16,7 @@ from typing import Any
 
 from search.results import TrialState
 from search.space import Space, resolve_data_path
-from search.tracking import BACKEND_TAG, PRECISION_TAG
+from search.tracking import BACKEND_TAG, DEVICES_TAG, PRECISION_TAG
 from trainers.fit import BackupPolicy, ResumePoint, TrainSpec
 
 EpochHook = Callable[[int, dict[str, float]], bool]
@@ -46,7 +46,7 @@ class TrialOutcome:
     measures: dict[str, float] = field(default_factory=dict)  # catalog.MEASURES of the trained model
     values: tuple[float, ...] | None = None  # every objective's value (several objectives), at the best epoch
     repeat_values: tuple[float, ...] = ()  # budget.repeats > 1: each training's value; `value` is their mean
-    runtime: dict[str, str] = field(default_factory=dict)  # what it trained on: tracking.BACKEND_TAG, PRECISION_TAG
+    runtime: dict[str, str] = field(default_factory=dict)  # what it trained on: tracking.BACKEND_TAG, PRECISION_TAG, ...
 
 
 def resolve_values(space: Space, sampled: dict[str, Any]) -> dict[str, Any]:
@@ -149,15 +149,18 @@ def run_trial(space: Space, values: dict[str, Any], hooks: Sequence[EpochHook] =
 
 
 def runtime_tags(result: Any) -> dict[str, str]:
-    """The backend and dtype policy a trial trained under, as its run records them."""
-    return {BACKEND_TAG: result.backend, PRECISION_TAG: result.precision}
+    """The backend, dtype policy and device count a trial trained under, as its run records them."""
+    return {BACKEND_TAG: result.backend, PRECISION_TAG: result.precision, DEVICES_TAG: str(result.devices)}
 
 
 def current_runtime() -> dict[str, str]:
     """The same tags for the trial training in this process now (Ray's per-epoch report)."""
     import keras
 
-    return {BACKEND_TAG: keras.backend.backend(), PRECISION_TAG: keras.mixed_precision.global_policy().name}
+    from trainers import backend
+
+    return {BACKEND_TAG: keras.backend.backend(), PRECISION_TAG: keras.mixed_precision.global_policy().name,
+            DEVICES_TAG: str(backend.devices_in_use())}
 
 
 def _repeated(space: Space, values: dict[str, Any], suggestions: Any, stop_at: int | None, first: Any,

@@ -5,6 +5,9 @@ trained on is read from its run. The contract suite (`test_task_contract.py`) ru
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -13,7 +16,7 @@ import pytest
 import yaml
 
 from search.engines.optuna import Options, Placement, describe, placement
-from tests.conftest import invoke_cli, mlflow_client, run_cli, sweep_runs, write_space
+from tests.conftest import ROOT, invoke_cli, mlflow_client, run_cli, sweep_runs, write_space
 from trainers import backend
 
 
@@ -81,6 +84,93 @@ def test_array_batches_serve_every_row_once_per_epoch_reshuffled_from_the_seed()
     assert list(np.concatenate([again[i][1] for i in range(3)])) == list(epoch_one)  # the same from the same seed
     kept = array_batches(x, y, 4, shuffle=False, seed=3)
     assert list(np.concatenate([kept[i][1] for i in range(3)])) == list(range(10))
+
+
+def test_batches_for_several_devices_are_whole_and_split_evenly() -> None:
+    from trainers.data import array_batches
+
+    x, y = np.arange(10, dtype="float32")[:, None], np.arange(10)
+    whole = array_batches(x, y, 4, shuffle=True, seed=3, shards=2)
+    # Rule: on several devices training drops the last partial batch (other rows each epoch), so each splits evenly
+    assert len(whole) == 2 and [len(whole[i][1]) for i in range(2)] == [4, 4]
+    with pytest.raises(ValueError, match="batch_size: 3 does not split evenly over the 2 devices"):
+        array_batches(x, y, 3, shuffle=True, seed=3, shards=2)
+    with pytest.raises(ValueError, match="batch_size: 12 is more than the 10 training rows"):
+        array_batches(x, y, 12, shuffle=True, seed=3, shards=2)
+
+
+SEVERAL_DEVICES = '''
+    import json
+
+    import keras
+    import numpy as np
+
+    from trainers import backend
+    from trainers.data import array_batches
+    from trainers.fit import undistributed_validation
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(150, 4)).astype("float32")
+    y = (x[:, 0] + x[:, 1] > 0).astype("int64")
+    keras.utils.set_random_seed(0)
+    with backend.distribution() as shards:
+        devices = backend.devices_in_use()
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
+                                  keras.layers.Dense(2, activation="softmax")])
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        history = model.fit(array_batches(x[30:], y[30:], 8, True, 0, shards), epochs=2, verbose=0,
+                            callbacks=[undistributed_validation(x[:30], y[:30], 8)]).history
+    alone = model.evaluate(x[:30], y[:30], verbose=0, return_dict=True)
+    print(json.dumps({"shards": shards, "devices": devices, "history": history, "alone": alone,
+                      "after": keras.distribution.distribution() is None}))
+'''
+
+
+@pytest.mark.slow
+def test_a_trial_trains_across_several_devices_and_validates_on_every_row(tmp_path: Path) -> None:
+    """JAX's DataParallel over four CPU devices (XLA splits the CPU), as it would over four GPUs."""
+    script = tmp_path / "several.py"
+    script.write_text(textwrap.dedent(SEVERAL_DEVICES))
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT),
+           "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout.splitlines()[-1])
+    assert (seen["shards"], seen["devices"], seen["after"]) == (4, 4, True)
+    # Rule: the 30 validation rows (not a multiple of 4) are all scored: the epoch's val_ metrics are exactly the
+    # trained model's on one device (padding the last batch would have counted padded rows in "accuracy")
+    assert seen["history"]["val_accuracy"][-1] == pytest.approx(seen["alone"]["accuracy"], abs=1e-6)
+    assert seen["history"]["val_loss"][-1] == pytest.approx(seen["alone"]["loss"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_a_sweep_and_its_production_training_run_across_several_devices(tmp_path: Path) -> None:
+    space = write_space(tmp_path, """
+        name: several
+        model: mlp
+        data: iris
+        budget: {trials: 2, epochs: 3}
+        params:
+          units: {type: categorical, choices: [8, 16]}
+          batch_size: {type: categorical, choices: [8, 12]}
+    """)
+    store = tmp_path / "store"
+    env = {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    proc = run_cli("sweep", str(space), "--store", str(store), env=env)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    client = mlflow_client(store)
+    _, runs = sweep_runs(client, "several", "several")
+    # Rule: each trial trained across the four devices, and its run says so
+    assert len(runs) == 2 and {r.data.tags.get("kerasweep.devices") for r in runs} == {"4"}
+    trained = run_cli("train", str(store / "exports" / "several.yaml"), "--store", str(store), env=env)
+    assert trained.returncode == 0, trained.stderr + trained.stdout
+    assert client.get_run(client.get_model_version("several", "1").run_id).data.tags["kerasweep.devices"] == "4"
+    odd = write_space(tmp_path, "name: odd\nmodel: mlp\ndata: iris\nbudget: {trials: 1, epochs: 2}\nparams:\n"
+                                "  batch_size: {type: categorical, choices: [6]}\n", "odd.yaml")
+    failed = run_cli("sweep", str(odd), "--store", str(store), env=env)
+    # Rule: a batch that cannot split over the devices fails its trials with the fix, never trains on other values
+    assert failed.returncode == 1
+    assert "batch_size: 6 does not split evenly over the 4 devices" in " ".join(failed.stderr.split())
 
 
 PROBE = '''

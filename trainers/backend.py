@@ -17,7 +17,6 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
-from typing import Any
 
 BACKENDS = ("tensorflow", "jax", "torch")
 MEMORY_FRACTION_ENV = "KERASWEEP_GPU_MEMORY_FRACTION"  # this process's share of its GPU's memory, 0 < f <= 1
@@ -147,10 +146,23 @@ def precision(chosen: bool | None, model_params: int, gpus: int) -> str:
     return "mixed_float16" if chosen else "float32"
 
 
+def devices_in_use() -> int:
+    """How many devices one trial trains across now (inside `distribution`): its replicas or its mesh."""
+    if name() == "tensorflow":
+        import tensorflow as tf
+
+        return int(tf.distribute.get_strategy().num_replicas_in_sync)
+    import keras
+
+    current = keras.distribution.distribution()
+    return int(current.device_mesh.devices.size) if current is not None else 1
+
+
 @contextlib.contextmanager
-def distribution(gpus: int) -> Iterator[Any]:
-    """Build and compile inside this: with several GPUs, one trial trains on all of them
-    (TensorFlow's MirroredStrategy, or TPUStrategy when TPU_NAME names one; JAX's DataParallel)."""
+def distribution() -> Iterator[int]:
+    """Build, compile and fit inside this: with several GPUs, one trial trains on all of them (TensorFlow's
+    MirroredStrategy, or TPUStrategy when TPU_NAME names one; JAX's DataParallel). Yields the number of
+    devices each batch must split evenly over (JAX; 1 elsewhere: TensorFlow splits uneven batches itself)."""
     backend = name()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -165,11 +177,18 @@ def distribution(gpus: int) -> Iterator[Any]:
         else:
             strategy = tf.distribute.get_strategy()
         with strategy.scope():
-            yield strategy
+            yield 1
         return
-    if backend == "jax" and gpus > 1:
+    if backend == "jax":
         import keras
 
-        keras.distribution.set_distribution(keras.distribution.DataParallel(
-            devices=keras.distribution.list_devices("gpu")))
-    yield None  # torch: one device per process (several GPUs per trial need torch.distributed: not supported)
+        devices = keras.distribution.list_devices()  # its GPUs, else its CPU devices (XLA_FLAGS may make several)
+        if len(devices) > 1:
+            previous = keras.distribution.distribution()
+            keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+            try:
+                yield len(devices)
+            finally:  # what follows the trial (a one-row latency measure, the next trial's set-up) runs undistributed
+                keras.distribution.set_distribution(previous)
+            return
+    yield 1  # torch: one device per process (several GPUs per trial need torch.distributed: not supported)

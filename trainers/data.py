@@ -186,25 +186,39 @@ def _encode_both(data: str, y_train: Any, y_val: Any, task: str, names: tuple[st
     return encoded_train, encoded_val, classes
 
 
-def make_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int = 0) -> Any:
+def make_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int = 0,
+                  shards: int = 1) -> Any:
     """Batches for `model.fit`: a `tf.data` pipeline (cache, shuffle for training, batch, prefetch) on the
     TensorFlow backend, a `keras.utils.PyDataset` of the same batches on JAX and PyTorch, which need no
-    TensorFlow installed."""
+    TensorFlow installed. `shards` > 1: every batch splits evenly over that many devices (see `array_batches`)."""
     from trainers import backend
 
     if backend.name() != "tensorflow":
-        return array_batches(x, y, int(batch_size), shuffle, seed)
+        return array_batches(x, y, int(batch_size), shuffle, seed, shards)
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((x, y)).cache()
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(int(batch_size)).prefetch(tf.data.AUTOTUNE)
+    return ds.batch(int(batch_size)).prefetch(tf.data.AUTOTUNE)  # MirroredStrategy splits uneven batches itself
 
 
-def array_batches(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int) -> Any:
-    """Arrays served in batches, reshuffled each epoch from `seed` (as the tf.data pipeline does)."""
+def array_batches(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int, shards: int = 1) -> Any:
+    """Arrays served in batches, reshuffled each epoch from `seed` (as the tf.data pipeline does).
+
+    `shards` > 1 (JAX's DataParallel, which splits each batch over its devices and cannot split unevenly):
+    training drops the last partial batch (fewer than `batch_size` rows, other ones each epoch); such a trial
+    validates on one device (`fit.undistributed_validation`), on every row.
+    """
     import keras
+
+    if batch_size % shards:
+        raise ValueError(f"batch_size: {batch_size} does not split evenly over the {shards} devices this trial "
+                         f"trains on (one batch, split per device); search batch sizes that are multiples of {shards}")
+    if shards > 1 and len(x) < batch_size:
+        raise ValueError(f"batch_size: {batch_size} is more than the {len(x)} training rows; on {shards} devices "
+                         "a batch must be whole; search smaller batch sizes")
+    whole_batches_only = shards > 1
 
     class _ArrayBatches(keras.utils.PyDataset):
         def __init__(self) -> None:
@@ -213,7 +227,7 @@ def array_batches(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, 
             self.on_epoch_end()
 
         def __len__(self) -> int:
-            return math.ceil(len(x) / batch_size)
+            return len(x) // batch_size if whole_batches_only else math.ceil(len(x) / batch_size)
 
         def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
             rows = self.order[index * batch_size:(index + 1) * batch_size]

@@ -79,6 +79,7 @@ class TrainResult:
     measures: dict[str, float] = field(default_factory=dict)  # catalog.MEASURES of the saved model
     backend: str = "tensorflow"  # the Keras backend it trained on (trainers.backend.BACKENDS)
     precision: str = "float32"  # the dtype policy it trained under: float32 or mixed_float16
+    devices: int = 1  # how many devices it trained across (several GPUs: MirroredStrategy, DataParallel)
 
     @property
     def network(self) -> Any:
@@ -245,6 +246,26 @@ def backup_callback(folder: str | os.PathLike[str], every_s: float) -> Any:
             self.last_saved = time.monotonic()
 
     return EpochBackup()
+
+
+def undistributed_validation(x_val: np.ndarray, y_val: np.ndarray, batch_size: int) -> Any:
+    """Validate on one device at each epoch's end, into the epoch's `val_` logs, for a trial trained across
+    several (JAX's DataParallel cannot split a last, uneven batch; padding it would count its rows in every
+    metric but the weighted ones). Runs first, so the hooks after it see the epoch's validation."""
+    import keras
+
+    class UndistributedValidation(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            kept = keras.distribution.distribution()
+            keras.distribution.set_distribution(None)
+            try:
+                scores = self.model.evaluate(x_val, y_val, batch_size=batch_size, verbose=0, return_dict=True)
+            finally:
+                keras.distribution.set_distribution(kept)
+            if logs is not None:
+                logs.update({f"val_{metric}": float(value) for metric, value in scores.items()})
+
+    return UndistributedValidation()
 
 
 def _stop_on_nan() -> Any:
@@ -476,7 +497,8 @@ def train(
     chosen = values["mixed_precision"]
     policy = backend.precision(chosen, 0, gpus)
     keras.mixed_precision.set_global_policy(policy)
-    with backend.distribution(gpus):  # several GPUs: one trial trains on all of them
+    with backend.distribution() as shards:  # several GPUs: one trial trains on all of them (fit included)
+        devices = backend.devices_in_use()
         if resume is not None:
             model = keras.models.load_model(resume.path)
             policy = getattr(getattr(inner_network(model), "dtype_policy", None), "name", policy)
@@ -499,44 +521,55 @@ def train(
                 weight = float(1.0 / np.mean(np.square(data.y_std))) if data.y_std is not None else None
                 model.compile(optimizer=make_optimizer(values), loss=task.loss, loss_weights=weight,
                               metrics=task_metrics(spec.task), run_eagerly=run_eagerly)  # eager: step through a builder
-    one_hot = spec.task == "classification" and _wants_one_hot(model)  # the builder compiled a one-hot loss
-    shuffle = bool(spec.fit.get("shuffle", True))
-    if data.streams is not None:  # a data function's tf.data datasets, streamed
-        from trainers.streams import pipelines
+        one_hot = spec.task == "classification" and _wants_one_hot(model)  # the builder compiled a one-hot loss
+        shuffle = bool(spec.fit.get("shuffle", True))
+        if data.streams is not None:  # a data function's tf.data datasets, streamed
+            from trainers.streams import pipelines
 
-        train_ds, val_ds = pipelines(data, values["batch_size"], spec.seed + repeat, one_hot, shuffle)
-    else:
-        y_train, y_val = data.y_train, data.y_val
-        if one_hot:
-            y_train, y_val = (keras.utils.to_categorical(y, data.n_classes) for y in (y_train, y_val))
-        train_ds = make_pipeline(data.x_train, y_train, values["batch_size"], shuffle=shuffle, seed=spec.seed + repeat)
-        val_ds = make_pipeline(data.x_val, y_val, values["batch_size"], shuffle=False)
-    weights = class_weights(spec.fit.get("class_weight"), data)
-    mode = "max" if spec.direction == "maximize" else "min"
-    early_stopping = keras.callbacks.EarlyStopping(
-        monitor=spec.monitor, mode=mode, patience=int(values["patience"]), min_delta=float(values["min_delta"]),
-        restore_best_weights=True,
-    )
-    own = [_stop_on_nan(), *schedule_callbacks(values, spec.epochs, spec.monitor, mode), early_stopping]
-    # the resumable copy is taken last, once the handed hooks logged the epoch: a kill between the two then
-    # costs a re-trained epoch, never a hole in the retry's curve (its copy would hold an epoch MLflow lacks)
-    last = [backup_callback(backup.folder, backup.every_s)] if backup is not None else []
-    initial_epoch = resume.epoch if resume is not None else 0
-    fit_kwargs = {"epochs": stop_at or spec.epochs, "initial_epoch": initial_epoch, "verbose": verbose,
-                  "callbacks": [*own, *user_callbacks(spec.callbacks), *callbacks, *last], "class_weight": weights}
-    own_fit = overridden_fit(hypermodel)
-    if own_fit is None:
-        fitted = model.fit(train_ds, validation_data=val_ds, **fit_kwargs)
-    else:  # a KerasTuner HyperModel's own fit: it may ask for batch_size, shuffle, ... from hp, as in KerasTuner
-        if "shuffle" in spec.fit:
-            raise ValueError("fit.shuffle: the HyperModel's own fit decides shuffling; remove fit.shuffle")
-        if data.streams is None:  # arrays, as KerasTuner hands them, so that its fit may pass batch_size
-            fitted = own_fit(asked, model, data.x_train, y_train, validation_data=(data.x_val, y_val), **fit_kwargs)
+            if shards > 1:
+                raise ValueError(f"data: a data function's streams train on one device; this trial sees {shards} "
+                                 "(JAX's DataParallel); give it one GPU (CUDA_VISIBLE_DEVICES) or return arrays")
+
+            train_ds, val_ds = pipelines(data, values["batch_size"], spec.seed + repeat, one_hot, shuffle)
         else:
-            fitted = own_fit(asked, model, train_ds, validation_data=val_ds, **fit_kwargs)
-        if not isinstance(fitted, keras.callbacks.History):
-            raise TypeError(f"the HyperModel's fit returned {type(fitted).__name__}; return model.fit(...)'s History, "
-                            "whose per-epoch metrics kerasweep logs and prunes on")
+            y_train, y_val = data.y_train, data.y_val
+            if one_hot:
+                y_train, y_val = (keras.utils.to_categorical(y, data.n_classes) for y in (y_train, y_val))
+            train_ds = make_pipeline(data.x_train, y_train, values["batch_size"], shuffle=shuffle,
+                                     seed=spec.seed + repeat, shards=shards)
+            val_ds = make_pipeline(data.x_val, y_val, values["batch_size"], shuffle=False, shards=shards)
+        weights = class_weights(spec.fit.get("class_weight"), data)
+        mode = "max" if spec.direction == "maximize" else "min"
+        early_stopping = keras.callbacks.EarlyStopping(
+            monitor=spec.monitor, mode=mode, patience=int(values["patience"]), min_delta=float(values["min_delta"]),
+            restore_best_weights=True,
+        )
+        own = [_stop_on_nan(), *schedule_callbacks(values, spec.epochs, spec.monitor, mode), early_stopping]
+        if shards > 1 and data.streams is None:  # validated on one device, every row (see array_batches)
+            own.insert(0, undistributed_validation(data.x_val, y_val, values["batch_size"]))
+            val_ds = None
+        # the resumable copy is taken last, once the handed hooks logged the epoch: a kill between the two then
+        # costs a re-trained epoch, never a hole in the retry's curve (its copy would hold an epoch MLflow lacks)
+        last = [backup_callback(backup.folder, backup.every_s)] if backup is not None else []
+        initial_epoch = resume.epoch if resume is not None else 0
+        fit_kwargs = {"epochs": stop_at or spec.epochs, "initial_epoch": initial_epoch, "verbose": verbose,
+                      "callbacks": [*own, *user_callbacks(spec.callbacks), *callbacks, *last], "class_weight": weights}
+        own_fit = overridden_fit(hypermodel)
+        if own_fit is None:
+            fitted = model.fit(train_ds, validation_data=val_ds, **fit_kwargs)
+        else:  # a KerasTuner HyperModel's own fit: it may ask for batch_size, shuffle, ... from hp, as in KerasTuner
+            if shards > 1:
+                raise ValueError(f"model: a HyperModel's own fit trains on one device; this trial sees {shards} "
+                                 "(JAX's DataParallel); give it one GPU (CUDA_VISIBLE_DEVICES)")
+            if "shuffle" in spec.fit:
+                raise ValueError("fit.shuffle: the HyperModel's own fit decides shuffling; remove fit.shuffle")
+            if data.streams is None:  # arrays, as KerasTuner hands them, so that its fit may pass batch_size
+                fitted = own_fit(asked, model, data.x_train, y_train, validation_data=(data.x_val, y_val), **fit_kwargs)
+            else:
+                fitted = own_fit(asked, model, train_ds, validation_data=val_ds, **fit_kwargs)
+            if not isinstance(fitted, keras.callbacks.History):
+                raise TypeError(f"the HyperModel's fit returned {type(fitted).__name__}; return model.fit(...)'s History, "
+                                "whose per-epoch metrics kerasweep logs and prunes on")
     history = fitted.history
 
     losses = history.get("loss", [])
@@ -552,7 +585,7 @@ def train(
         model.save(checkpoint_path)
     measures = measure(model, data.x_val[:1], checkpoint_path)
     return TrainResult(history, best_epoch, float(scores[best_epoch]), model, len(scores), measures,
-                       backend=backend.name(), precision=policy)
+                       backend=backend.name(), precision=policy, devices=devices)
 
 
 def measure(model: Any, row: Any, saved: str | os.PathLike[str] | None = None, calls: int = 20) -> dict[str, float]:
