@@ -143,6 +143,63 @@ def test_a_trial_trains_across_several_devices_and_validates_on_every_row(tmp_pa
     assert seen["history"]["val_loss"][-1] == pytest.approx(seen["alone"]["loss"], rel=1e-5)
 
 
+MIRRORED = '''
+    import json
+
+    import numpy as np
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    cpus = tf.config.list_logical_devices("CPU")
+    listed, mirrored = tf.config.list_logical_devices, tf.distribute.MirroredStrategy
+    # two logical CPUs stand in for two GPUs: what distribution() sees, and what MirroredStrategy spans
+    tf.config.list_logical_devices = lambda kind=None: cpus if kind == "GPU" else listed(kind)
+    tf.distribute.MirroredStrategy = lambda: mirrored([d.name for d in cpus])
+
+    import keras
+
+    from trainers import backend
+    from trainers.data import make_pipeline
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(141, 4)).astype("float32")
+    y = (x[:, 0] + x[:, 1] > 0).astype("int64")
+    keras.utils.set_random_seed(0)
+    with backend.distribution() as devices:
+        replicas = backend.devices_in_use()
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
+                                  keras.layers.Dense(2, activation="softmax")])
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        # 111 training rows in batches of 8 end with 7 (4 + 3 per replica), 30 validation rows with 6
+        history = model.fit(make_pipeline(x[30:], y[30:], 8, True, 0, devices), epochs=2, verbose=0,
+                            validation_data=make_pipeline(x[:30], y[:30], 8, False, shards=devices)).history
+        try:
+            make_pipeline(x, y, 7, True, 0, devices)
+            odd = None
+        except ValueError as error:
+            odd = str(error)
+    alone = model.evaluate(x[:30], y[:30], verbose=0, return_dict=True)
+    print(json.dumps({"devices": devices, "replicas": replicas, "history": history, "alone": alone, "odd": odd}))
+'''
+
+
+@pytest.mark.slow
+def test_a_tensorflow_trial_is_mirrored_over_two_devices(tmp_path: Path) -> None:
+    script = tmp_path / "mirrored.py"
+    script.write_text(textwrap.dedent(MIRRORED))
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout.splitlines()[-1])
+    assert (seen["devices"], seen["replicas"]) == (2, 2)
+    # Rule: MirroredStrategy splits a last, smaller batch itself, and its validation counts every row
+    assert seen["history"]["val_accuracy"][-1] == pytest.approx(seen["alone"]["accuracy"], abs=1e-6)
+    assert seen["history"]["val_loss"][-1] == pytest.approx(seen["alone"]["loss"], rel=1e-5)
+    # Rule: a batch_size the replicas cannot share evenly (Keras fails on 4 + 3 rows per step) is refused, saying so
+    assert seen["odd"].startswith("batch_size: 7 does not split evenly over the 2 devices")
+
+
 @pytest.mark.slow
 def test_a_sweep_and_its_production_training_run_across_several_devices(tmp_path: Path) -> None:
     space = write_space(tmp_path, """

@@ -146,6 +146,12 @@ def precision(chosen: bool | None, model_params: int, gpus: int) -> str:
     return "mixed_float16" if chosen else "float32"
 
 
+def keeps_uneven_last_batch() -> bool:
+    """Whether a last, smaller batch may still be split over several devices: TensorFlow's strategies split
+    it (4 + 3 rows) and Keras sums it right; JAX's DataParallel cannot split it at all."""
+    return name() == "tensorflow"
+
+
 def devices_in_use() -> int:
     """How many devices one trial trains across now (inside `distribution`): its replicas or its mesh."""
     if name() == "tensorflow":
@@ -162,7 +168,7 @@ def devices_in_use() -> int:
 def distribution() -> Iterator[int]:
     """Build, compile and fit inside this: with several GPUs, one trial trains on all of them (TensorFlow's
     MirroredStrategy, or TPUStrategy when TPU_NAME names one; JAX's DataParallel). Yields the number of
-    devices each batch must split evenly over (JAX; 1 elsewhere: TensorFlow splits uneven batches itself)."""
+    devices, which every batch must split evenly over (see `data.make_pipeline`)."""
     backend = name()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -177,7 +183,7 @@ def distribution() -> Iterator[int]:
         else:
             strategy = tf.distribute.get_strategy()
         with strategy.scope():
-            yield 1
+            yield int(strategy.num_replicas_in_sync)
         return
     if backend == "jax":
         import keras

@@ -190,13 +190,15 @@ def make_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, 
                   shards: int = 1) -> Any:
     """Batches for `model.fit`: a `tf.data` pipeline (cache, shuffle for training, batch, prefetch) on the
     TensorFlow backend, a `keras.utils.PyDataset` of the same batches on JAX and PyTorch, which need no
-    TensorFlow installed. `shards` > 1: every batch splits evenly over that many devices (see `array_batches`)."""
+    TensorFlow installed. `shards` > 1, a trial across that many devices: `batch_size` must split evenly over
+    them (Keras on TensorFlow fails on a 7-row batch over 2 replicas; JAX cannot split it)."""
     from trainers import backend
 
     if backend.name() != "tensorflow":
         return array_batches(x, y, int(batch_size), shuffle, seed, shards)
     import tensorflow as tf
 
+    _check_split(int(batch_size), shards)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).cache()
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
@@ -212,9 +214,7 @@ def array_batches(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, 
     """
     import keras
 
-    if batch_size % shards:
-        raise ValueError(f"batch_size: {batch_size} does not split evenly over the {shards} devices this trial "
-                         f"trains on (one batch, split per device); search batch sizes that are multiples of {shards}")
+    _check_split(batch_size, shards)
     if shards > 1 and len(x) < batch_size:
         raise ValueError(f"batch_size: {batch_size} is more than the {len(x)} training rows; on {shards} devices "
                          "a batch must be whole; search smaller batch sizes")
@@ -239,6 +239,12 @@ def array_batches(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, 
                 self.epoch += 1
 
     return _ArrayBatches()
+
+
+def _check_split(batch_size: int, shards: int) -> None:
+    if batch_size % shards:
+        raise ValueError(f"batch_size: {batch_size} does not split evenly over the {shards} devices this trial "
+                         f"trains on (one batch, split per device); search batch sizes that are multiples of {shards}")
 
 
 def _read(data: str, target: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None,

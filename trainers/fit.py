@@ -497,8 +497,7 @@ def train(
     chosen = values["mixed_precision"]
     policy = backend.precision(chosen, 0, gpus)
     keras.mixed_precision.set_global_policy(policy)
-    with backend.distribution() as shards:  # several GPUs: one trial trains on all of them (fit included)
-        devices = backend.devices_in_use()
+    with backend.distribution() as devices:  # several GPUs: one trial trains on all of them (fit included)
         if resume is not None:
             model = keras.models.load_model(resume.path)
             policy = getattr(getattr(inner_network(model), "dtype_policy", None), "name", policy)
@@ -526,8 +525,8 @@ def train(
         if data.streams is not None:  # a data function's tf.data datasets, streamed
             from trainers.streams import pipelines
 
-            if shards > 1:
-                raise ValueError(f"data: a data function's streams train on one device; this trial sees {shards} "
+            if devices > 1 and not backend.keeps_uneven_last_batch():
+                raise ValueError(f"data: on JAX, a data function's streams train on one device; this trial sees {devices} "
                                  "(JAX's DataParallel); give it one GPU (CUDA_VISIBLE_DEVICES) or return arrays")
 
             train_ds, val_ds = pipelines(data, values["batch_size"], spec.seed + repeat, one_hot, shuffle)
@@ -536,8 +535,8 @@ def train(
             if one_hot:
                 y_train, y_val = (keras.utils.to_categorical(y, data.n_classes) for y in (y_train, y_val))
             train_ds = make_pipeline(data.x_train, y_train, values["batch_size"], shuffle=shuffle,
-                                     seed=spec.seed + repeat, shards=shards)
-            val_ds = make_pipeline(data.x_val, y_val, values["batch_size"], shuffle=False, shards=shards)
+                                     seed=spec.seed + repeat, shards=devices)
+            val_ds = make_pipeline(data.x_val, y_val, values["batch_size"], shuffle=False, shards=devices)
         weights = class_weights(spec.fit.get("class_weight"), data)
         mode = "max" if spec.direction == "maximize" else "min"
         early_stopping = keras.callbacks.EarlyStopping(
@@ -545,7 +544,7 @@ def train(
             restore_best_weights=True,
         )
         own = [_stop_on_nan(), *schedule_callbacks(values, spec.epochs, spec.monitor, mode), early_stopping]
-        if shards > 1 and data.streams is None:  # validated on one device, every row (see array_batches)
+        if devices > 1 and data.streams is None and not backend.keeps_uneven_last_batch():  # see array_batches
             own.insert(0, undistributed_validation(data.x_val, y_val, values["batch_size"]))
             val_ds = None
         # the resumable copy is taken last, once the handed hooks logged the epoch: a kill between the two then
@@ -558,8 +557,8 @@ def train(
         if own_fit is None:
             fitted = model.fit(train_ds, validation_data=val_ds, **fit_kwargs)
         else:  # a KerasTuner HyperModel's own fit: it may ask for batch_size, shuffle, ... from hp, as in KerasTuner
-            if shards > 1:
-                raise ValueError(f"model: a HyperModel's own fit trains on one device; this trial sees {shards} "
+            if devices > 1 and not backend.keeps_uneven_last_batch():
+                raise ValueError(f"model: on JAX, a HyperModel's own fit trains on one device; this trial sees {devices} "
                                  "(JAX's DataParallel); give it one GPU (CUDA_VISIBLE_DEVICES)")
             if "shuffle" in spec.fit:
                 raise ValueError("fit.shuffle: the HyperModel's own fit decides shuffling; remove fit.shuffle")
