@@ -71,8 +71,20 @@ class NoTracker:
 
 
 def kerasweep_optuna(trials: int, storage: str | None, mlflow: bool, folder: Path,
-                     name: str) -> list[tuple[float, float]]:
-    """Run the engine's worker loop with the stub trainer; returns each trial's (start, end) times."""
+                     name: str) -> tuple[list[tuple[float, float]], int]:
+    """Run the engine's worker loop with the stub trainer; returns each trial's (start, end) times and how
+    many trial runs MLflow holds (0 with MLflow off)."""
+    import search.engines.optuna as engine
+
+    kept = engine.TrialLife, engine.run_trial
+    try:
+        return _kerasweep_optuna(trials, storage, mlflow, folder, name)
+    finally:  # the next runner gets the real lifecycle back (MLflow on)
+        engine.TrialLife, engine.run_trial = kept
+
+
+def _kerasweep_optuna(trials: int, storage: str | None, mlflow: bool, folder: Path,
+                      name: str) -> tuple[list[tuple[float, float]], int]:
     import optuna
 
     import search.engines.optuna as engine
@@ -93,8 +105,9 @@ def kerasweep_optuna(trials: int, storage: str | None, mlflow: bool, folder: Pat
     engine.run_trial = stub_run_trial
     engine.work(config, 0, lambda result: None)
     study = optuna.load_study(study_name=name, storage=engine.make_storage(config))
+    logged = len(tracker.trial_runs(config.parent_run_id)) if mlflow else 0
     return [(t.datetime_start.timestamp(), t.datetime_complete.timestamp())
-            for t in study.get_trials(deepcopy=False) if t.datetime_complete]
+            for t in study.get_trials(deepcopy=False) if t.datetime_complete], logged
 
 
 def peer_optuna_mlflow_callback(trials: int, folder: Path) -> list[tuple[float, float]]:
@@ -180,8 +193,9 @@ def main() -> None:
                 print(f"running {name} ...", flush=True)
                 with tempfile.TemporaryDirectory() as run_folder:
                     started = time.perf_counter()  # a new study name each: journal and PostgreSQL are shared
-                    spans = kerasweep_optuna(args.trials, storage, mlflow, Path(run_folder), f"book-{len(results)}")
-                    results[name] = summarise(spans)
+                    spans, logged = kerasweep_optuna(args.trials, storage, mlflow, Path(run_folder),
+                                                     f"book-{len(results)}")
+                    results[name] = {**summarise(spans), "mlflow_trial_runs": logged}
                     results[name]["total_s"] = time.perf_counter() - started
         name = "peer: Optuna, SQLite + MLflowCallback"
         print(f"running {name} ...", flush=True)

@@ -34,6 +34,9 @@ def test_bookkeeping_bench(tmp_path: Path) -> None:
                 "kerasweep, journal file", "peer: Optuna, SQLite + MLflowCallback"}
     assert expected <= set(results)
     assert all(r["trials"] == 30 and r["trials_per_s"] > 0 for r in results.values())
+    # Rule: "+ MLflow" runners logged a run per trial, the others none (a runner's patch must not leak into the next)
+    assert {name: r["mlflow_trial_runs"] for name, r in results.items() if name.startswith("kerasweep")} == \
+        {name: 30 if name.endswith("+ MLflow") else 0 for name in results if name.startswith("kerasweep")}
     assert document["machine"]["cpus"] == os.cpu_count()
     assert (tmp_path / "bench" / "bookkeeping.png").stat().st_size > 10_000
     assert "trials/s" in proc.stdout
