@@ -14,7 +14,7 @@ TRIALS  ?=
 EPOCHS  ?=
 MINUTES ?=
 NAME    ?=
-JOBS    ?=
+JOBS    ?= 2
 WORKERS ?=
 SAMPLER ?=
 SWEEP   ?=
@@ -85,12 +85,12 @@ bench-gpu: $(STAMP) ## Trials packed per GPU (1, 4, 8) and the CPU cores, on a G
 	$(BIN)/python benchmarks/bench_gpu.py --store $(STORE) --space cnn --packings 1,4,8 --cpu
 	$(BIN)/python benchmarks/bench_gpu.py --store $(STORE) --space benchmarks/gpu/images.yaml --packings 1,4,8 --cpu --target 0.9
 
-PYTEST_JOBS = $(if $(JOBS),-n $(JOBS) --dist loadfile)
+PYTEST_JOBS = $(if $(filter-out 0 1,$(JOBS)),-n $(JOBS) --dist loadfile)
 
-test: $(STAMP) ## Run the test suite (what CI runs); JOBS=2 runs test files in 2 processes
+test: $(STAMP) ## Run the test suite (what CI runs), test files in JOBS=2 processes; JOBS=1: one process
 	$(BIN)/python -m pytest $(PYTEST_JOBS)
 
-test-slow: $(STAMP) ## Run the slow checks too (full default sweeps)
+test-slow: $(STAMP) ## Run the slow checks (full default sweeps), in one process: Ray clusters need the cores
 	$(BIN)/python -m pytest -m slow
 
 test-jax: $(STAMP) ## The engine contract (every engine) and the task contract with Keras on JAX (CPU)
