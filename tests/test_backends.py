@@ -99,105 +99,77 @@ def test_batches_for_several_devices_are_whole_and_split_evenly() -> None:
         array_batches(x, y, 12, shuffle=True, seed=3, shards=2)
 
 
-SEVERAL_DEVICES = '''
-    import json
-
-    import keras
-    import numpy as np
-
-    from trainers import backend
-    from trainers.data import array_batches
-    from trainers.fit import undistributed_validation
-
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(150, 4)).astype("float32")
-    y = (x[:, 0] + x[:, 1] > 0).astype("int64")
-    keras.utils.set_random_seed(0)
-    with backend.distribution() as shards:
-        devices = backend.devices_in_use()
-        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
-                                  keras.layers.Dense(2, activation="softmax")])
-        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-        history = model.fit(array_batches(x[30:], y[30:], 8, True, 0, shards), epochs=2, verbose=0,
-                            callbacks=[undistributed_validation(x[:30], y[:30], 8)]).history
-    alone = model.evaluate(x[:30], y[:30], verbose=0, return_dict=True)
-    print(json.dumps({"shards": shards, "devices": devices, "history": history, "alone": alone,
-                      "after": keras.distribution.distribution() is None}))
-'''
-
-
-@pytest.mark.slow
-def test_a_trial_trains_across_several_devices_and_validates_on_every_row(tmp_path: Path) -> None:
-    """JAX's DataParallel over four CPU devices (XLA splits the CPU), as it would over four GPUs."""
-    script = tmp_path / "several.py"
-    script.write_text(textwrap.dedent(SEVERAL_DEVICES))
-    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT),
-           "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, check=False)
-    assert proc.returncode == 0, proc.stderr
-    seen = json.loads(proc.stdout.splitlines()[-1])
-    assert (seen["shards"], seen["devices"], seen["after"]) == (4, 4, True)
-    # Rule: the 30 validation rows (not a multiple of 4) are all scored: the epoch's val_ metrics are exactly the
-    # trained model's on one device (padding the last batch would have counted padded rows in "accuracy")
-    assert seen["history"]["val_accuracy"][-1] == pytest.approx(seen["alone"]["accuracy"], abs=1e-6)
-    assert seen["history"]["val_loss"][-1] == pytest.approx(seen["alone"]["loss"], rel=1e-5)
-
-
-MIRRORED = '''
-    import json
-
-    import numpy as np
+# two logical CPUs stand in for two GPUs on TensorFlow: what distribution() sees, and what MirroredStrategy spans
+TWO_LOGICAL_GPUS = '''
     import tensorflow as tf
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     cpus = tf.config.list_logical_devices("CPU")
     listed, mirrored = tf.config.list_logical_devices, tf.distribute.MirroredStrategy
-    # two logical CPUs stand in for two GPUs: what distribution() sees, and what MirroredStrategy spans
     tf.config.list_logical_devices = lambda kind=None: cpus if kind == "GPU" else listed(kind)
     tf.distribute.MirroredStrategy = lambda: mirrored([d.name for d in cpus])
+'''
+
+# a trial's training step by step as fit.train takes it across several devices
+ACROSS_DEVICES = '''
+    import json
 
     import keras
+    import numpy as np
 
     from trainers import backend
     from trainers.data import make_pipeline
+    from trainers.fit import undistributed_validation
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(141, 4)).astype("float32")
     y = (x[:, 0] + x[:, 1] > 0).astype("int64")
     keras.utils.set_random_seed(0)
     with backend.distribution() as devices:
-        replicas = backend.devices_in_use()
+        in_use = backend.devices_in_use()
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
                                   keras.layers.Dense(2, activation="softmax")])
         model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-        # 111 training rows in batches of 8 end with 7 (4 + 3 per replica), 30 validation rows with 6
-        history = model.fit(make_pipeline(x[30:], y[30:], 8, True, 0, devices), epochs=2, verbose=0,
-                            validation_data=make_pipeline(x[:30], y[:30], 8, False, shards=devices)).history
+        # 111 training rows in batches of 8 end with 7; 30 validation rows (not a multiple of 4) with 6
+        train = make_pipeline(x[30:], y[30:], 8, True, 0, devices)
+        if backend.keeps_uneven_last_batch():
+            validation = {"validation_data": make_pipeline(x[:30], y[:30], 8, False, shards=devices)}
+        else:
+            validation = {"callbacks": [undistributed_validation(x[:30], y[:30], 8)]}
+        history = model.fit(train, epochs=2, verbose=0, **validation).history
         try:
             make_pipeline(x, y, 7, True, 0, devices)
             odd = None
         except ValueError as error:
             odd = str(error)
     alone = model.evaluate(x[:30], y[:30], verbose=0, return_dict=True)
-    print(json.dumps({"devices": devices, "replicas": replicas, "history": history, "alone": alone, "odd": odd}))
+    print(json.dumps({"devices": devices, "in_use": in_use, "history": history, "alone": alone, "odd": odd,
+                      "after": keras.distribution.distribution() is None}))
 '''
 
 
 @pytest.mark.slow
-def test_a_tensorflow_trial_is_mirrored_over_two_devices(tmp_path: Path) -> None:
-    script = tmp_path / "mirrored.py"
-    script.write_text(textwrap.dedent(MIRRORED))
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "PYTHONPATH": str(ROOT)}
+@pytest.mark.parametrize(("backend_name", "count", "setup"), [
+    ("jax", 4, ""),  # DataParallel over four CPU devices (XLA_FLAGS below), as over four GPUs
+    ("tensorflow", 2, TWO_LOGICAL_GPUS),  # MirroredStrategy over two logical CPU devices
+])
+def test_a_trial_trains_across_several_devices_and_validates_on_every_row(backend_name: str, count: int, setup: str,
+                                                                        tmp_path: Path) -> None:
+    script = tmp_path / "across.py"
+    script.write_text(textwrap.dedent(setup) + textwrap.dedent(ACROSS_DEVICES))
+    env = {**os.environ, "KERAS_BACKEND": backend_name, "PYTHONPATH": str(ROOT),
+           "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, check=False)
     assert proc.returncode == 0, proc.stderr
     seen = json.loads(proc.stdout.splitlines()[-1])
-    assert (seen["devices"], seen["replicas"]) == (2, 2)
-    # Rule: MirroredStrategy splits a last, smaller batch itself, and its validation counts every row
+    assert (seen["devices"], seen["in_use"], seen["after"]) == (count, count, True)
+    # Rule: every validation row is scored: the epoch's val_ metrics are exactly the trained model's on one device
+    # (JAX validates undistributed; padding its last batch would have counted padded rows in "accuracy")
     assert seen["history"]["val_accuracy"][-1] == pytest.approx(seen["alone"]["accuracy"], abs=1e-6)
     assert seen["history"]["val_loss"][-1] == pytest.approx(seen["alone"]["loss"], rel=1e-5)
-    # Rule: a batch_size the replicas cannot share evenly (Keras fails on 4 + 3 rows per step) is refused, saying so
-    assert seen["odd"].startswith("batch_size: 7 does not split evenly over the 2 devices")
+    # Rule: a batch_size the devices cannot share evenly is refused, saying so (Keras fails on 4 + 3 rows a step)
+    assert seen["odd"].startswith(f"batch_size: 7 does not split evenly over the {count} devices")
 
 
 @pytest.mark.slow
