@@ -200,6 +200,10 @@ def test_a_sweep_and_its_production_training_run_across_several_devices(tmp_path
     # Rule: a batch that cannot split over the devices fails its trials with the fix, never trains on other values
     assert failed.returncode == 1
     assert "batch_size: 6 does not split evenly over the 4 devices" in " ".join(failed.stderr.split())
+    # Rule: a HyperModel's own fit (arrays, its own batch size) is refused on several JAX devices, with the fix
+    own_fit = run_cli("sweep", "kt_hypermodel", "--trials", "1", "--epochs", "1", "--store", str(store), env=env)
+    assert own_fit.returncode == 1
+    assert "on JAX, a HyperModel's own fit trains on one device and this trial sees 4" in " ".join(own_fit.stderr.split())
 
 
 PROBE = '''

@@ -526,8 +526,8 @@ def train(
             from trainers.streams import pipelines
 
             if devices > 1 and not backend.keeps_uneven_last_batch():
-                raise ValueError(f"data: on JAX, a data function's streams train on one device; this trial sees {devices} "
-                                 "(JAX's DataParallel); give it one GPU (CUDA_VISIBLE_DEVICES) or return arrays")
+                raise ValueError(f"data: on JAX, a data function's streams train on one device and this trial sees "
+                                 f"{devices}; give it one GPU (CUDA_VISIBLE_DEVICES) or return arrays")
 
             train_ds, val_ds = pipelines(data, values["batch_size"], spec.seed + repeat, one_hot, shuffle)
         else:
@@ -558,8 +558,8 @@ def train(
             fitted = model.fit(train_ds, validation_data=val_ds, **fit_kwargs)
         else:  # a KerasTuner HyperModel's own fit: it may ask for batch_size, shuffle, ... from hp, as in KerasTuner
             if devices > 1 and not backend.keeps_uneven_last_batch():
-                raise ValueError(f"model: on JAX, a HyperModel's own fit trains on one device; this trial sees {devices} "
-                                 "(JAX's DataParallel); give it one GPU (CUDA_VISIBLE_DEVICES)")
+                raise ValueError(f"model: on JAX, a HyperModel's own fit trains on one device and this trial sees "
+                                 f"{devices}; give it one GPU (CUDA_VISIBLE_DEVICES)")
             if "shuffle" in spec.fit:
                 raise ValueError("fit.shuffle: the HyperModel's own fit decides shuffling; remove fit.shuffle")
             if data.streams is None:  # arrays, as KerasTuner hands them, so that its fit may pass batch_size
