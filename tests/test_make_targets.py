@@ -7,6 +7,8 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import QUIET_ENV, ROOT
 
 
@@ -41,3 +43,14 @@ def test_sweep_status_export_train_through_make(tmp_path: Path) -> None:
     # Rule: the targets that need a variable say so instead of failing obscurely
     assert make("export", f"STORE={store}").returncode == 2
     assert "usage: make export SWEEP=" in make("export", f"STORE={store}").stdout
+
+
+def test_test_torch_says_how_to_install_torch_when_it_is_missing() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is not None:
+        pytest.skip("torch is installed: make test-torch would run the contract suites on PyTorch")
+    ran = make("test-torch")
+    # Rule: without torch, one line naming the install command and exit 2, before any test runs
+    assert ran.returncode == 2
+    assert "test-torch: torch is not installed; .venv/bin/pip install torch" in ran.stderr
