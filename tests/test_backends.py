@@ -69,6 +69,20 @@ def test_bad_backend_and_both_packing_flags_are_one_line_exit_2(tmp_path: Path, 
     assert not store.exists()  # before anything is written
 
 
+def test_a_backend_chosen_in_keras_json_is_the_one_checked(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    assert backend.wanted() == "tensorflow"  # no keras.json: Keras' default
+    (tmp_path / "keras.json").write_text(json.dumps({"backend": "jax", "floatx": "float32"}))
+    # Rule: kerasweep checks the backend Keras will load, wherever it was chosen (KERAS_BACKEND wins, as in Keras)
+    assert backend.wanted() == "jax" and backend.backend_problem() is None
+    (tmp_path / "keras.json").write_text(json.dumps({"backend": "mxnet"}))
+    assert backend.backend_problem() == f"{tmp_path / 'keras.json'}: backend: 'mxnet' is not a backend kerasweep " \
+                                        "runs on; expected one of tensorflow, jax, torch"
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    assert backend.wanted() == "tensorflow" and backend.backend_problem() is None
+
+
 def test_array_batches_serve_every_row_once_per_epoch_reshuffled_from_the_seed() -> None:
     from trainers.data import array_batches
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 BACKENDS = ("tensorflow", "jax", "torch")
 MEMORY_FRACTION_ENV = "KERASWEEP_GPU_MEMORY_FRACTION"  # this process's share of its GPU's memory, 0 < f <= 1
@@ -32,18 +34,33 @@ def name() -> str:
     return keras.backend.backend()
 
 
+def _chosen() -> tuple[str, str]:
+    """The backend Keras will load and where that was said, as Keras decides it: `KERAS_BACKEND`, else the
+    "backend" of keras.json in KERAS_HOME (default ~/.keras), else tensorflow."""
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"], "KERAS_BACKEND"
+    home = os.path.expanduser("~") if os.access(os.path.expanduser("~"), os.W_OK) else "/tmp"  # as Keras picks
+    config = Path(os.environ.get("KERAS_HOME") or Path(home) / ".keras") / "keras.json"
+    try:
+        chosen = json.loads(config.read_text()).get("backend")
+    except (OSError, ValueError, AttributeError):  # absent or unreadable: Keras falls back to its default too
+        chosen = None
+    return (str(chosen), f"{config}: backend") if chosen else ("tensorflow", "KERAS_BACKEND")
+
+
 def wanted() -> str:
     """The backend this process will run on, read without importing Keras (the CLI checks it up front)."""
-    return os.environ.get("KERAS_BACKEND", "tensorflow")
+    return _chosen()[0]
 
 
 def backend_problem() -> str | None:
-    """One line when `KERAS_BACKEND` names a backend kerasweep does not run on or that is not installed."""
-    chosen = wanted()
+    """One line when the chosen backend is not one kerasweep runs on, or is not installed."""
+    chosen, where = _chosen()
     if chosen not in BACKENDS:
-        return f"KERAS_BACKEND: {chosen!r} is not a backend kerasweep runs on; expected one of {', '.join(BACKENDS)}"
+        return f"{where}: {chosen!r} is not a backend kerasweep runs on; expected one of {', '.join(BACKENDS)}"
     if importlib.util.find_spec(chosen) is None:
-        return f"KERAS_BACKEND: {chosen} is not installed in this environment; pip install {chosen}, or unset KERAS_BACKEND"
+        undo = "unset KERAS_BACKEND" if where == "KERAS_BACKEND" else "set KERAS_BACKEND=tensorflow"
+        return f"{where}: {chosen} is not installed in this environment; pip install {chosen}, or {undo}"
     return None
 
 
