@@ -521,11 +521,12 @@ def train(
                 model.compile(optimizer=make_optimizer(values), loss=task.loss, loss_weights=weight,
                               metrics=task_metrics(spec.task), run_eagerly=run_eagerly)  # eager: step through a builder
         one_hot = spec.task == "classification" and _wants_one_hot(model)  # the builder compiled a one-hot loss
+        whole_batches_only = devices > 1 and not backend.keeps_uneven_last_batch()  # JAX across several devices
         shuffle = bool(spec.fit.get("shuffle", True))
         if data.streams is not None:  # a data function's tf.data datasets, streamed
             from trainers.streams import pipelines
 
-            if devices > 1 and not backend.keeps_uneven_last_batch():
+            if whole_batches_only:
                 raise ValueError(f"data: on JAX, a data function's streams train on one device and this trial sees "
                                  f"{devices}; give it one GPU (CUDA_VISIBLE_DEVICES) or return arrays")
 
@@ -544,7 +545,7 @@ def train(
             restore_best_weights=True,
         )
         own = [_stop_on_nan(), *schedule_callbacks(values, spec.epochs, spec.monitor, mode), early_stopping]
-        if devices > 1 and data.streams is None and not backend.keeps_uneven_last_batch():  # see array_batches
+        if whole_batches_only and data.streams is None:  # validated undistributed, see array_batches
             own.insert(0, undistributed_validation(data.x_val, y_val, values["batch_size"]))
             val_ds = None
         # the resumable copy is taken last, once the handed hooks logged the epoch: a kill between the two then
@@ -557,7 +558,7 @@ def train(
         if own_fit is None:
             fitted = model.fit(train_ds, validation_data=val_ds, **fit_kwargs)
         else:  # a KerasTuner HyperModel's own fit: it may ask for batch_size, shuffle, ... from hp, as in KerasTuner
-            if devices > 1 and not backend.keeps_uneven_last_batch():
+            if whole_batches_only:
                 raise ValueError(f"model: on JAX, a HyperModel's own fit trains on one device and this trial sees "
                                  f"{devices}; give it one GPU (CUDA_VISIBLE_DEVICES)")
             if "shuffle" in spec.fit:
