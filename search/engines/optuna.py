@@ -183,9 +183,10 @@ def _study(sweep: SweepConfig, storage: optuna.storages.BaseStorage, worker: int
     )
 
 
-def results(sweep: SweepConfig) -> SweepResult:
-    """Every trial of the sweep's study (discarded over-budget asks left out)."""
-    storage = make_storage(sweep)
+def results(sweep: SweepConfig, storage: optuna.storages.BaseStorage | None = None) -> SweepResult:
+    """Every trial of the sweep's study (discarded over-budget asks left out); `storage`: one already open
+    (a worker's: opening an RDB storage checks its schema, about 0.1 s)."""
+    storage = storage or make_storage(sweep)
     try:
         study = optuna.load_study(study_name=sweep.name, storage=storage)
         trials = study.get_trials(deepcopy=False)
@@ -307,7 +308,7 @@ def _run_workers(sweep: SweepConfig, study: optuna.Study, on_progress: ProgressC
                         if replacements:
                             replacements -= 1
                             start(slot)
-                on_progress(results(sweep))
+                on_progress(results(sweep, study._storage))  # the open storage: no schema check a second
             if not any(p.is_alive() for p in processes.values()):
                 break
             time.sleep(1.0)
@@ -373,7 +374,7 @@ def work(sweep: SweepConfig, worker: int, on_progress: ProgressCallback) -> None
     life = TrialLife(sweep)
     budget = sweep.space.budget.trials
     streak = FailureStreak(sweep.max_failures_in_a_row)
-    progress = Progress(on_progress, lambda: results(sweep))
+    progress = Progress(on_progress, lambda: results(sweep, storage))
     last_stale_check = 0.0
     while True:
         if time.monotonic() - last_stale_check > HEARTBEAT_S:  # staleness takes GRACE_S: no need per trial
@@ -434,14 +435,15 @@ def _run_one(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, life:
             if step <= resume.epoch:
                 trial.report(value, step=step)
     metric = space.objective.metric
+    prunes = not isinstance(study.pruner, optuna.pruners.NopPruner)  # asking a pruner that never prunes reads the trial
 
     def report(epoch: int, metrics: dict[str, float]) -> bool:
         value = metrics.get(metric)
         if multi or value is None or not math.isfinite(value):
             return False
         with deferred_interrupts():  # both read and write the storage
-            trial.report(value, step=epoch)
-            return trial.should_prune()
+            trial.report(value, step=epoch)  # the curve, for results and plots, pruner or not
+            return prunes and trial.should_prune()
 
     files = life.files(trial.number)
     with _heartbeat(study, trial), interruptible():

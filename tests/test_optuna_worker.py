@@ -1,0 +1,66 @@
+"""The optuna engine's worker loop with training stubbed out: what it reads and writes per trial."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+
+SPACE = """name: worker
+model: mlp
+data: iris
+budget: {{trials: {trials}, epochs: 3}}
+search: {{sampler: random, pruner: {pruner}}}
+params:
+  learning_rate: {{type: float, low: 1.0e-4, high: 1.0e-1, log: true}}
+"""
+TRIALS = 4
+
+
+def _stub_trial(space: Any, values: dict[str, Any], hooks: Any = (), **_: Any) -> Any:
+    """Three epochs of made-up metrics through the engine's hooks, as the training loop reports them."""
+    from search.results import TrialState
+    from search.trial import TrialOutcome
+
+    for epoch in (1, 2, 3):
+        value = 0.1 * epoch
+        for hook in hooks:
+            hook(epoch, {"loss": 1.0 / epoch, "val_accuracy": value})
+    return TrialOutcome(TrialState.COMPLETE, value=0.3, best_epoch=2, epochs=3)
+
+
+@pytest.mark.parametrize("pruner", ["none", "hyperband"])
+def test_a_worker_opens_its_storage_once_records_each_epoch_and_asks_only_a_pruner_that_prunes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pruner: str) -> None:
+    import search.engines.optuna as engine
+    from search.lifecycle import tracker_of
+    from search.space import load_space
+    from search.sweep import make_config
+
+    space_file = tmp_path / "worker.yaml"
+    space_file.write_text(SPACE.format(trials=TRIALS, pruner=pruner))
+    config = make_config(load_space(space_file), name="w", store=tmp_path / "store")
+    config.store.root.mkdir(parents=True)
+    tracker = tracker_of(config)
+    parent = tracker.start_sweep("worker", "w", None, {"engine": "optuna"})
+    config = dataclasses.replace(config, parent_run_id=parent, tracking_uri=tracker.tracking_uri)
+
+    opened, asked, shown = [], [], []
+    make_storage = engine.make_storage
+    monkeypatch.setattr(engine, "make_storage", lambda sweep: opened.append(1) or make_storage(sweep))
+    monkeypatch.setattr(optuna.trial.Trial, "should_prune", lambda trial: asked.append(trial.number) or False)
+    monkeypatch.setattr(engine, "run_trial", _stub_trial)
+    engine.work(config, 0, shown.append)
+
+    # Rule: one storage per worker, the live view's reads included (opening one checks its schema: 0.1 s)
+    assert len(opened) == 1 and shown and shown[0].trials
+    # Rule: every epoch's value is in the study (results and plots read the curve), pruner or not
+    trials = engine.results(config).trials
+    assert len(trials) == TRIALS
+    assert all(t.intermediate == pytest.approx({1: 0.1, 2: 0.2, 3: 0.3}) and t.epochs == 3 for t in trials)
+    # Rule: a pruner that never prunes is not asked after each epoch (asking reads the trial back)
+    assert len(asked) == (0 if pruner == "none" else 3 * TRIALS)
+    assert len(tracker.trial_runs(parent)) == TRIALS
