@@ -94,8 +94,19 @@ def test_each_trial_writes_tensorboard_logs_and_tensorboard_serves_them(swept: d
     with serving([KERASWEEP, "tensorboard", "tiny", "--port", str(port), "--store", str(store)], port,
                  health="/data/runs") as url:
         runs = json.load(urllib.request.urlopen(f"{url}/data/runs"))
+        for _ in range(60):  # TensorBoard reads the event files in the background after it starts serving
+            shown = json.load(urllib.request.urlopen(
+                f"{url}/data/plugin/scalars/scalars?run=trial-0/validation&tag=epoch_accuracy"))
+            if shown:
+                break
+            time.sleep(0.5)
     # Rule: make tensorboard serves the sweep's trial runs on 127.0.0.1
     assert any(run.startswith("trial-0") for run in runs)
+    # Rule: TensorBoard shows each epoch's value as MLflow logged it (epochs count from 0 there, from 1 in MLflow)
+    run_id = next(t.user_attrs["kerasweep.mlflow_run_id"] for t in trials if t.number == 0)
+    logged = sorted((m.step, m.value) for m in mlflow_client(store).get_metric_history(run_id, "val_accuracy"))
+    assert [step for _, step, _ in shown] == [step - 1 for step, _ in logged]
+    assert [value for _, _, value in shown] == pytest.approx([value for _, value in logged])
 
 
 def test_optuna_dashboard_serves_the_sweep_storage(swept: dict) -> None:
