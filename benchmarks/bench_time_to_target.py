@@ -5,8 +5,8 @@
 Every tool gets the same space (spaces/cnn.yaml), data, model code and training loop
 (`trainers.fit.train`), the same wall-clock budget and the same seeds, and runs in a fresh process:
 the clock starts when the process is spawned, so Python start-up and the TensorFlow import count.
-The best epoch counts. Tools: kerasweep's defaults on each engine (the CLI, as a user runs it), and
-hand-written peers: KerasTuner Hyperband and RandomSearch, Optuna TPE with and without a Hyperband
+The best epoch counts. Tools: kerasweep's defaults on each engine (the CLI, as a user runs it), the
+optuna engine with `--workers 2` (the whole of a 2-core machine), and hand-written peers: KerasTuner Hyperband and RandomSearch, Optuna TPE with and without a Hyperband
 pruner, Ray Tune's defaults (random search, FIFO) and Ray Tune with OptunaSearch + ASHA.
 
 Peers append one JSON line per epoch (time, value) to a file as they go, so a run killed at the budget
@@ -35,7 +35,10 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import print_table, write_results  # noqa: E402
 
-KERASWEEP = {"kerasweep optuna": "optuna", "kerasweep ray": "ray", "kerasweep keras-tuner": "keras-tuner"}
+KERASWEEP = {  # each tool's flags after `kerasweep sweep cnn`
+    "kerasweep optuna": ["--engine", "optuna"], "kerasweep optuna --workers 2": ["--engine", "optuna", "--workers", "2"],
+    "kerasweep ray": ["--engine", "ray"], "kerasweep keras-tuner": ["--engine", "keras-tuner"],
+}
 PEERS = ["KerasTuner Hyperband", "KerasTuner RandomSearch", "Optuna TPE + Hyperband pruner", "Optuna TPE",
          "Ray Tune defaults", "Ray Tune OptunaSearch + ASHA"]
 QUIET = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore", "RAY_DEDUP_LOGS": "0", "RAY_AUTH_MODE": "token"}
@@ -258,14 +261,14 @@ def run_peer(name: str, seed: int, budget: float, folder: Path) -> tuple[float, 
     return spawned, lines
 
 
-def run_kerasweep(engine: str, seed: int, budget: float, folder: Path) -> tuple[float, list[dict]]:
-    """`kerasweep sweep cnn` with its defaults, as a user types it; epochs read back from MLflow."""
+def run_kerasweep(flags: list[str], seed: int, budget: float, folder: Path) -> tuple[float, list[dict]]:
+    """`kerasweep sweep cnn FLAGS` with its defaults, as a user types it; epochs read back from MLflow."""
     from mlflow import MlflowClient
 
     from search.tracking import tracking_uri_for
 
     store = folder / "store"
-    spawned = _spawn([str(Path(sys.executable).with_name("kerasweep")), "sweep", "cnn", "--engine", engine,
+    spawned = _spawn([str(Path(sys.executable).with_name("kerasweep")), "sweep", "cnn", *flags,
                       "--seed", str(seed), "--store", str(store)], budget)
     client = MlflowClient(tracking_uri_for(store))
     experiment = client.get_experiment_by_name("cnn")
