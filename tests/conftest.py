@@ -105,21 +105,6 @@ def optuna_trials(store: Path, study: str):
     return optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
 
 
-RAY_FILES = {"test_benchmarks.py"}  # the overhead and time-to-target benches start local Ray clusters of their own
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Put every test that starts Ray in one xdist group, so with `--dist loadgroup` they run one after another.
-
-    Two local Ray clusters starting at once on two cores time out, and a test that checks what a Ray sweep
-    leaves behind must not see another test's Ray processes. Tests outside the group spread over the workers.
-    """
-    for item in items:
-        if "ray" in item.nodeid.lower() or item.path.name in RAY_FILES:
-            item.add_marker(pytest.mark.xdist_group("ray"))
-
-
 @pytest.fixture
 def store(tmp_path: Path) -> Path:
     return tmp_path / "store"
