@@ -147,8 +147,10 @@ class TrialLife:
         run_id = self.tracker.start_trial(self.sweep.parent_run_id, self.sweep.name, number, dict(values))
         self.tracker.finish_trial(run_id, TrialState.FAILED, error=reason)
 
-    def fail_orphans(self, keep: set[str] = frozenset(), reason: str = ORPHAN_REASON) -> int:
-        """Runs a dead process left RUNNING (all but `keep`) end failed; returns how many."""
+    def fail_orphans(self, keep: Callable[[int | None], bool] = lambda number: False,
+                     reason: str = ORPHAN_REASON) -> int:
+        """Runs a dead process left RUNNING end failed, but those whose trial number `keep` names; returns
+        how many. `keep` is asked after the runs were read, so it sees every trial those runs belong to."""
         return self.tracker.fail_unfinished_trials(self.sweep.parent_run_id, reason, keep=keep)
 
     def next_number(self) -> int:

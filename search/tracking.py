@@ -17,7 +17,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +106,12 @@ def seed_new_store(db: Path) -> None:
             partial.unlink(missing_ok=True)
     except Exception:  # noqa: BLE001 - an optimisation only
         return
+
+
+def trial_number(run: Any) -> int | None:
+    """The trial number a run is tagged with; None for a run without one."""
+    tag = run.data.tags.get(TRIAL_TAG, "")
+    return int(tag) if tag.isdigit() else None
 
 
 class Tracker:
@@ -378,20 +384,33 @@ class Tracker:
     def is_running(self, run_id: str) -> bool:
         return self.client.get_run(run_id).info.status == "RUNNING"
 
+    def has_run(self, run_id: str) -> bool:
+        """Whether this store holds the run (a run id recorded elsewhere, checked against this store)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_run(run_id)
+        except MlflowException:
+            return False
+        return True
+
     @deferred_interrupts()
     def tag(self, run_id: str, key: str, value: str) -> None:
         """One extra tag on a run (for example which Ray node ran a trial)."""
         self.client.set_tag(run_id, key, value)
 
     @deferred_interrupts()
-    def fail_unfinished_trials(self, parent_run_id: str, reason: str, keep: set[str] = frozenset()) -> int:
-        """Mark trial runs still RUNNING under a parent as failed (their process died); returns how many."""
+    def fail_unfinished_trials(self, parent_run_id: str, reason: str,
+                               keep: Callable[[int | None], bool] = lambda number: False) -> int:
+        """Mark trial runs still RUNNING under a parent as failed (their process died), but those whose
+        trial number `keep` names (asked only after the one search); returns how many."""
         parent = self.client.get_run(parent_run_id)
         runs = self.client.search_runs(
             [parent.info.experiment_id],
             filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}' and attributes.status = 'RUNNING'",
+            max_results=10000,
         )
-        stale = [r for r in runs if r.info.run_id not in keep]
+        stale = [r for r in runs if not keep(trial_number(r))]
         for run in stale:
             self.finish_trial(run.info.run_id, TrialState.FAILED, error=reason)
         return len(stale)

@@ -26,12 +26,14 @@ class FakeTracker:
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
         self.running: set[str] = set()
+        self.numbers: dict[str, int] = {}  # run id -> trial number
         self.runs = 0
 
     def start_trial(self, parent: str, sweep: str, number: int, params: dict, extra_tags: dict | None = None) -> str:
         self.runs += 1
         run_id = f"run-{self.runs}"
         self.running.add(run_id)
+        self.numbers[run_id] = number
         self.calls.append(("start", (number, params, extra_tags or {})))
         return run_id
 
@@ -58,8 +60,8 @@ class FakeTracker:
     def is_running(self, run_id: str) -> bool:
         return run_id in self.running
 
-    def fail_unfinished_trials(self, parent: str, reason: str, keep: set[str] = frozenset()) -> int:
-        stale = self.running - set(keep)
+    def fail_unfinished_trials(self, parent: str, reason: str, keep: Any = lambda number: False) -> int:
+        stale = [run_id for run_id in sorted(self.running) if not keep(self.numbers[run_id])]
         for run_id in stale:
             self.finish_trial(run_id, TrialState.FAILED, error=reason)
         return len(stale)
@@ -171,7 +173,7 @@ def test_abandon_fails_a_run_still_open_and_leaves_a_closed_one_alone(tmp_path: 
 def test_fail_orphans_ends_every_open_run_but_those_kept(tmp_path: Path) -> None:
     life, tracker = _life(tmp_path)
     live, dead = life.open(TrialStart(0, {})), life.open(TrialStart(1, {}))
-    assert life.fail_orphans(keep={live}) == 1
+    assert life.fail_orphans(keep=lambda number: number == 0) == 1
     assert tracker.running == {live}
     assert tracker.named("finish")[0][0] == dead and tracker.named("finish")[0][4] == "worker process died during the trial"
 
@@ -250,3 +252,26 @@ def test_the_ray_budget_searcher_counts_only_trials_without_error_and_stops_on_a
     assert searcher.suggest("e") == {"n": 5}
     searcher.on_trial_complete("e", {"val_accuracy": 0.8})
     assert searcher.suggest("f") == Searcher.FINISHED
+
+
+def test_ray_trials_are_numbered_in_the_order_tune_added_them_not_the_order_they_start(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    from types import SimpleNamespace
+
+    from search.engines.ray import _tune_callback_class
+
+    life, tracker = _life(tmp_path)
+    callback = _tune_callback_class()(life.sweep)
+    callback._life = life
+    first, second, third = (SimpleNamespace(trial_id=f"t{i}", status="PENDING", config={"i": i}) for i in range(3))
+    added = [first, second, third]
+    second.status = "RUNNING"
+    callback.on_trial_start(0, added, second)  # its actor was ready first
+    first.status = "RUNNING"
+    callback.on_trial_start(0, added, first)
+    # Rule: --warm-start's point, suggested first, is trial 0 whichever actor starts first
+    assert [args[0] for args in tracker.named("start")] == [1, 0]
+    assert [args[1] for args in tracker.named("start")] == [{"i": 1}, {"i": 0}]
+    callback.on_trial_error(0, added, first)
+    callback.on_trial_start(0, added, first)  # retried: a new run, after the numbers already given
+    assert tracker.named("start")[-1][0] == 3 and tracker.named("start")[-1][2]["kerasweep.retry_of"] == "0"

@@ -64,3 +64,85 @@ def test_a_worker_opens_its_storage_once_records_each_epoch_and_asks_only_a_prun
     # Rule: a pruner that never prunes is not asked after each epoch (asking reads the trial back)
     assert len(asked) == (0 if pruner == "none" else 3 * TRIALS)
     assert len(tracker.trial_runs(parent)) == TRIALS
+
+
+def test_start_up_fails_a_dead_process_trial_and_keeps_one_another_command_opens_meanwhile(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second command's start-up, while the first opens a trial's run: that run lives on (CI once saw it
+    failed as "worker process died", the first command still training it)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import search.engines.optuna as engine
+    from search.lifecycle import tracker_of
+    from search.space import load_space
+    from search.sweep import make_config
+
+    space_file = tmp_path / "worker.yaml"
+    space_file.write_text(SPACE.format(trials=TRIALS, pruner="none"))
+    config = make_config(load_space(space_file), name="w", store=tmp_path / "store")
+    config.store.root.mkdir(parents=True)
+    tracker = tracker_of(config)
+    parent = tracker.start_sweep("worker", "w", None, {"engine": "optuna"})
+    config = dataclasses.replace(config, parent_run_id=parent, tracking_uri=tracker.tracking_uri)
+    study = engine._study(config, engine.make_storage(config))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+    def start(owner: str) -> int:
+        trial = study.ask()
+        trial.set_user_attr(engine.OWNER_ATTR, f"{socket.gethostname()}:{owner}")
+        trial.set_user_attr(engine.RUN_ATTR, tracker.start_trial(parent, "w", trial.number, {}))
+        return trial.number
+
+    orphan = start(dead)  # its process was killed
+    close_finished = engine._close_runs_of_finished_trials
+    late = []
+
+    def meanwhile(*args: Any) -> None:  # after start-up read the running trials, a live command asks and opens one
+        late.append(start(str(os.getpid())))
+        close_finished(*args)
+
+    monkeypatch.setattr(engine, "_close_runs_of_finished_trials", meanwhile)
+    engine._fail_orphans(config, study)
+
+    states = {t.number: t.state.name for t in study.get_trials(deepcopy=False)}
+    runs = {int(r.data.tags["kerasweep.trial"]): r for r in tracker.trial_runs(parent)}
+    # Rule: the dead process's trial ends failed in both stores, with the reason
+    assert states[orphan] == "FAIL" and runs[orphan].info.status == "FAILED"
+    assert runs[orphan].data.tags["kerasweep.error"] == engine.ORPHAN_REASON
+    # Rule: the live command's trial and its run stay running
+    assert states[late[0]] == "RUNNING" and runs[late[0]].info.status == "RUNNING"
+
+
+def test_the_store_check_passes_a_run_another_command_opened_after_mlflow_was_read(tmp_path: Path) -> None:
+    """Two commands on one storage: the second's start-up check read MLflow, then the first opened a run and
+    recorded it in Optuna before the check read Optuna (CI saw the second refuse to start). A run id that
+    this MLflow store does not hold is still named lost."""
+    import socket
+
+    import search.engines.optuna as engine
+    from search.lifecycle import tracker_of
+    from search.space import load_space
+    from search.sweep import make_config
+
+    space_file = tmp_path / "worker.yaml"
+    space_file.write_text(SPACE.format(trials=TRIALS, pruner="none"))
+    config = make_config(load_space(space_file), name="w", store=tmp_path / "store")
+    config.store.root.mkdir(parents=True)
+    tracker = tracker_of(config)
+    parent = tracker.start_sweep("worker", "w", None, {"engine": "optuna"})
+    study = engine._study(config, engine.make_storage(config))
+    logged = {int(r.data.tags["kerasweep.trial"]) for r in tracker.trial_runs(parent)}  # what the check read first
+    trial = study.ask()
+    trial.set_user_attr(engine.OWNER_ATTR, f"{socket.gethostname()}:1")
+    trial.set_user_attr(engine.RUN_ATTR, tracker.start_trial(parent, "w", trial.number, {}))
+    # Rule: the live command's new run is no sign of a reset store
+    assert engine.check_stores(config, logged, parent_exists=True) is None
+    gone = study.ask()
+    gone.set_user_attr(engine.RUN_ATTR, "0" * 32)  # recorded, but held by another MLflow store
+    problem = engine.check_stores(config, logged, parent_exists=True)
+    # Rule: a run this store does not hold is named, with what to do
+    assert problem is not None and f"the runs of trials {gone.number} are missing" in problem

@@ -226,7 +226,10 @@ def check_stores(sweep: SweepConfig, logged: set[int], parent_exists: bool) -> s
         return (f"MLflow holds runs of trials {_numbers(unknown)} that the Optuna storage {url} does not know "
                 f"({len(known)} trials there): that storage was reset or replaced. Restore it from a backup, or "
                 "pass a new --name to start a new sweep")
-    lost = sorted(t.number for t in trials if RUN_ATTR in t.user_attrs and t.number not in logged)
+    # `logged` was read before these trials: a command running this sweep meanwhile may have opened a run
+    # since (and recorded it here). Such a run exists; a run lost with a reset store does not
+    missing = [t for t in trials if RUN_ATTR in t.user_attrs and t.number not in logged]
+    lost = sorted(t.number for t in missing if not TrialLife(sweep).tracker.has_run(t.user_attrs[RUN_ATTR]))
     if lost:
         where = "its parent run is missing" if not parent_exists else f"the runs of trials {_numbers(lost)} are missing"
         return (f"the Optuna storage {url} holds {len(trials)} trials but in the MLflow store {where}: that "
@@ -566,29 +569,27 @@ def _fail_orphans(sweep: SweepConfig, study: optuna.Study) -> None:
     if any(OWNER_ATTR not in t.user_attrs for t in running):
         time.sleep(OWNERLESS_GRACE_S)
         running = study.get_trials(deepcopy=False, states=(OptunaState.RUNNING,))
-    orphans, live_runs, live_numbers = [], set(), set()
+    orphans = []
     for t in running:
-        owner_host, _, pid = str(t.user_attrs.get(OWNER_ATTR, f"{host}:")).partition(":")
-        if owner_host == host and not (pid.isdigit() and _alive(int(pid))):
+        if not _owner_alive(t, host):
             try:
                 study._storage.set_trial_state_values(t._trial_id, state=OptunaState.FAIL)
                 orphans.append(t)
             except Exception:  # noqa: BLE001 - finished by someone else meanwhile
                 pass
-        else:
-            live_numbers.add(t.number)
-            if t.user_attrs.get(RUN_ATTR):
-                live_runs.add(t.user_attrs[RUN_ATTR])
     if not sweep.parent_run_id:
         return
     life = TrialLife(sweep)
     _close_runs_of_finished_trials(sweep, study, life.tracker)
-    # a live trial's run is kept by its trial number too: another command may have opened the run a moment
-    # ago without yet writing its id into the Optuna trial (failing it then left a live trial's run FAILED)
-    live_runs |= {r.info.run_id for r in life.tracker.trial_runs(sweep.parent_run_id)
-                  if r.info.status == "RUNNING" and r.data.tags.get(TRIAL_TAG, "").isdigit()
-                  and int(r.data.tags[TRIAL_TAG]) in live_numbers}
-    life.fail_orphans(keep=live_runs)
+
+    @functools.cache
+    def trials() -> dict[int, optuna.trial.FrozenTrial]:
+        return {t.number: t for t in study.get_trials(deepcopy=False)}
+
+    # a run is kept while its trial's process lives. The trials are read after MLflow's search (the first
+    # `keep` call), so every run found belongs to a trial read: a run another command opened a moment before
+    # the search is kept (read before it, that trial was unknown here and its live run was failed)
+    life.fail_orphans(keep=lambda number: number in trials() and _owner_alive(trials()[number], host))
     if orphans:
         _log_lost_trials(life, orphans, ORPHAN_REASON)
 
@@ -608,6 +609,13 @@ def _close_runs_of_finished_trials(sweep: SweepConfig, study: optuna.Study, trac
                              checkpoint if state is TrialState.COMPLETE else None,
                              t.user_attrs.get("kerasweep.error") or (ORPHAN_REASON if state is TrialState.FAILED else None))
         checkpoint.unlink(missing_ok=True)
+
+
+def _owner_alive(trial: optuna.trial.FrozenTrial, host: str) -> bool:
+    """Whether the process that owns a trial may still run it: one of this machine that exists, or one of
+    another machine (Optuna's heartbeat tells for those); an ownerless trial has none."""
+    owner_host, _, pid = str(trial.user_attrs.get(OWNER_ATTR, f"{host}:")).partition(":")
+    return owner_host != host or (pid.isdigit() and _alive(int(pid)))
 
 
 def _alive(pid: int) -> bool:
