@@ -298,10 +298,11 @@ def _tune_callback_class() -> type:
             self._closed: set[str] = set()  # ray trial ids whose run ended (a restored trial gets a new run)
             self._final: dict[str, dict[str, Any]] = {}
             self._next = 0  # the next trial number
+            self._reserved: dict[str, int] = {}  # ray trial id -> its number, taken in the order Tune added it
 
         def __getstate__(self) -> dict[str, Any]:  # pickled into Ray's experiment state: no clients
             return {"sweep": self.sweep, "on_progress": None, "_life": None, "_progress": None, "_runs": {},
-                    "_closed": set(), "_final": {}, "_next": 0}
+                    "_closed": set(), "_final": {}, "_next": 0, "_reserved": {}}
 
         @property
         def life(self) -> TrialLife:
@@ -322,7 +323,9 @@ def _tune_callback_class() -> type:
             life = self.life
             if trial.trial_id not in self._runs or (starting and trial.trial_id in self._closed):
                 self._closed.discard(trial.trial_id)
-                number, self._next = self._next, self._next + 1
+                number = self._reserved.pop(trial.trial_id, None)
+                if number is None:  # a retried or restored trial: the next number
+                    number, self._next = self._next, self._next + 1
                 previous = self._runs.get(trial.trial_id)  # a retried or restored trial: a new run, continuing it
                 found = _resumable(trial) if previous is not None else None
                 run_id = life.open(TrialStart(
@@ -333,7 +336,17 @@ def _tune_callback_class() -> type:
             return self._runs[trial.trial_id]
 
         def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            self._reserve(trials)
             self._run(trial, starting=True)
+
+        def _reserve(self, trials: list) -> None:
+            """Number new trials in the order Tune added them (the searcher's order: --warm-start's point is
+            trial 0), not the order their actors happen to start in when several start at once."""
+            self.life  # noqa: B018 - reads what is logged first: numbers continue after it
+            for added in trials:
+                if added.trial_id not in self._runs and added.trial_id not in self._reserved \
+                        and added.status in ("PENDING", "RUNNING"):
+                    self._reserved[added.trial_id], self._next = self._next, self._next + 1
 
         def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
             _, run_id = self._run(trial)
