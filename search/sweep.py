@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from search.config import DEFAULT_STORE, SweepConfig
 from search.engines import ENGINES, engines_taking, get_engine
 from search.errors import KerasweepError, UserInputError
+from search.interrupts import clear_interrupt
 from search.lifecycle import tracker_of
 from search.results import SweepResult
 from search.space import Space
@@ -191,6 +192,7 @@ def run_sweep(config: SweepConfig, reporter: Any | None = None, stores_checked: 
     `stores_checked`: the caller ran `check_stores_agree` just now (the CLI does, before TensorFlow loads).
     The parent run ends FINISHED, KILLED (Ctrl-C, SIGTERM) or FAILED (with the reason); never RUNNING.
     """
+    clear_interrupt()  # a Ctrl-C of an earlier sweep in this process (a notebook's) was handled
     engine = get_engine(config.engine)
     config.store.root.mkdir(parents=True, exist_ok=True)
     tracker = tracker_of(config)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from search.interrupts import raise_if_interrupted
 from search.results import TrialState
 from search.space import Space, resolve_data_path
 from search.tracking import BACKEND_TAG, DEVICES_TAG, PRECISION_TAG
@@ -87,6 +88,7 @@ def _epoch_callback(hooks: Sequence[EpochHook]) -> Any:
             self.stopped = False
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            raise_if_interrupted()
             metrics = {k: float(v) for k, v in (logs or {}).items()}
             decisions = [hook(epoch + 1, metrics) for hook in hooks]  # epochs count from 1
             if any(decisions):

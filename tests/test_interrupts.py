@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -122,3 +124,42 @@ def test_a_held_ctrl_c_goes_to_the_handler_a_library_installed() -> None:
         time.sleep(0.01)
         assert not stops  # held while the block runs
     assert stops == [signal.SIGINT]
+
+
+def test_a_ctrl_c_the_interpreter_drops_is_raised_at_the_next_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python runs a signal's handler at whatever line is running, a weakref callback of the garbage collector
+    included, where a KeyboardInterrupt is printed as "Exception ignored" and dropped (a sweep then ran to
+    its end: 1 Ctrl-C in 15, by hand)."""
+    import weakref
+
+    from search.interrupts import clear_interrupt, raise_if_interrupted, stop_on_sigterm
+    from search.trial import _epoch_callback
+
+    saved = signal.getsignal(signal.SIGTERM)
+    try:
+        stop_on_sigterm()
+        handler = signal.getsignal(signal.SIGINT)
+        assert handler is not signal.default_int_handler
+
+        class Model:
+            stop_training = False
+
+        dropped = []
+        monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: dropped.append(unraisable.exc_type))
+        model = Model()
+        watch = weakref.ref(model, lambda ref: handler(signal.SIGINT, None))  # Ctrl-C lands in the callback
+        del model
+        assert watch() is None and dropped == [KeyboardInterrupt]  # printed and dropped, as Python does
+        hooks = _epoch_callback([])
+        hooks.on_train_begin()
+        # Rule: the dropped Ctrl-C stops training at the next epoch's end, once
+        with pytest.raises(KeyboardInterrupt):
+            hooks.on_epoch_end(0, {"loss": 1.0})
+        hooks.on_epoch_end(1, {"loss": 1.0})
+        # Rule: a new sweep in this process starts with none pending
+        with contextlib.suppress(KeyboardInterrupt):
+            handler(signal.SIGINT, None)
+        clear_interrupt()
+        raise_if_interrupted()
+    finally:
+        signal.signal(signal.SIGTERM, saved)

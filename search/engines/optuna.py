@@ -29,7 +29,7 @@ from optuna.trial import TrialState as OptunaState
 
 from search.engines._optuna_space import live_suggestions, make_sampler, sampler_problems, suggest
 from search.errors import KerasweepError, SweepAborted, UserInputError
-from search.interrupts import deferred_interrupts, interruptible, stop_reason
+from search.interrupts import deferred_interrupts, interruptible, raise_if_interrupted, stop_reason
 from search.lifecycle import (
     ORPHAN_REASON,
     FailureStreak,
@@ -380,6 +380,7 @@ def work(sweep: SweepConfig, worker: int, on_progress: ProgressCallback) -> None
     progress = Progress(on_progress, lambda: results(sweep, storage))
     last_stale_check = 0.0
     while True:
+        raise_if_interrupted()  # a Ctrl-C the interpreter dropped (see search.interrupts)
         if time.monotonic() - last_stale_check > HEARTBEAT_S:  # staleness takes GRACE_S: no need per trial
             optuna.storages.fail_stale_trials(study)
             last_stale_check = time.monotonic()
