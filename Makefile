@@ -86,12 +86,14 @@ bench-gpu: $(STAMP) ## Trials packed per GPU (1, 4, 8) and the CPU cores, on a G
 	$(BIN)/python benchmarks/bench_gpu.py --store $(STORE) --space benchmarks/gpu/images.yaml --packings 1,4,8 --cpu --target 0.9
 
 PYTEST_JOBS = $(if $(filter-out 0 1,$(JOBS)),-n $(JOBS) --dist loadfile)
+# slow checks spread test by test, except those that start Ray: one group, one process (tests/conftest.py)
+PYTEST_SLOW_JOBS = $(if $(filter-out 0 1,$(JOBS)),-n $(JOBS) --dist loadgroup)
 
 test: $(STAMP) ## Run the test suite (what CI runs), test files in JOBS=2 processes; JOBS=1: one process
 	$(BIN)/python -m pytest $(PYTEST_JOBS)
 
-test-slow: $(STAMP) ## Run the slow checks (full default sweeps), in one process: Ray clusters need the cores
-	$(BIN)/python -m pytest -m slow
+test-slow: $(STAMP) ## Run the slow checks (full default sweeps) in JOBS=2 processes, Ray's one after another
+	$(BIN)/python -m pytest -m slow $(PYTEST_SLOW_JOBS)
 
 test-jax: $(STAMP) ## The engine contract (every engine) and the task contract with Keras on JAX (CPU)
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -m "slow or not slow" tests/test_engine_contract.py

@@ -105,6 +105,34 @@ def optuna_trials(store: Path, study: str):
     return optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
 
 
+# tests that start Ray without "ray" in their name: the overhead bench runs the ray engine and plain Ray Tune
+STARTS_RAY = ("tests/test_benchmarks.py::test_overhead_bench",)
+
+
+def starts_ray(nodeid: str) -> bool:
+    """Whether a test starts a local Ray cluster (its id names Ray, or it is listed above)."""
+    return "ray" in nodeid.lower() or nodeid.startswith(STARTS_RAY)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """`--dist loadgroup`: every test that starts Ray in one group, run one after another on one worker;
+    the rest spread test by test. Two local Ray clusters starting at once on two cores time out, and a test
+    that checks what a Ray sweep leaves behind must not see another test's Ray processes.
+
+    The group is chosen here, in the controller, from the test ids: an `xdist_group` mark does not group
+    under pytest 9.2 (pytest-xdist 3.8 renames `item._nodeid`, which pytest 9's `nodeid` no longer reads).
+    """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class RayTogether(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "ray" if starts_ray(nodeid) else super()._split_scope(nodeid)
+
+    return RayTogether(config, log)
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Path:
     return tmp_path / "store"
