@@ -146,3 +146,46 @@ def test_the_store_check_passes_a_run_another_command_opened_after_mlflow_was_re
     problem = engine.check_stores(config, logged, parent_exists=True)
     # Rule: a run this store does not hold is named, with what to do
     assert problem is not None and f"the runs of trials {gone.number} are missing" in problem
+
+
+def test_start_up_leaves_a_finished_trial_a_live_command_is_closing(tmp_path: Path) -> None:
+    """Between telling Optuna and closing the MLflow run, a live command's trial looks like one a crash left
+    open; another command's start-up closed it and removed the checkpoint the live one was about to log.
+    One whose owner is gone is still closed as Optuna recorded it."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import search.engines.optuna as engine
+    from search.lifecycle import tracker_of
+    from search.space import load_space
+    from search.sweep import make_config
+
+    space_file = tmp_path / "worker.yaml"
+    space_file.write_text(SPACE.format(trials=TRIALS, pruner="none"))
+    config = make_config(load_space(space_file), name="w", store=tmp_path / "store")
+    config.store.root.mkdir(parents=True)
+    tracker = tracker_of(config)
+    parent = tracker.start_sweep("worker", "w", None, {"engine": "optuna"})
+    config = dataclasses.replace(config, parent_run_id=parent, tracking_uri=tracker.tracking_uri)
+    study = engine._study(config, engine.make_storage(config))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+    def told(owner: str) -> int:  # told Optuna, its run not yet closed, its checkpoint not yet logged
+        trial = study.ask()
+        trial.set_user_attr(engine.OWNER_ATTR, f"{socket.gethostname()}:{owner}")
+        trial.set_user_attr(engine.RUN_ATTR, tracker.start_trial(parent, "w", trial.number, {}))
+        config.store.checkpoint("w", trial.number).parent.mkdir(parents=True, exist_ok=True)
+        config.store.checkpoint("w", trial.number).write_bytes(b"model")
+        study.tell(trial, 0.5)
+        return trial.number
+
+    closing, crashed = told(str(os.getpid())), told(dead)
+    engine._fail_orphans(config, study)
+    runs = {int(r.data.tags["kerasweep.trial"]): r for r in tracker.trial_runs(parent)}
+    # Rule: the live command's run and checkpoint are left to it
+    assert runs[closing].info.status == "RUNNING" and config.store.checkpoint("w", closing).exists()
+    # Rule: the crashed command's run is closed as Optuna recorded the trial
+    assert runs[crashed].info.status == "FINISHED" and runs[crashed].data.tags["kerasweep.state"] == "complete"

@@ -10,6 +10,7 @@ trials whose owner is gone are marked failed in both Optuna and MLflow.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
 import math
 import multiprocessing
@@ -581,7 +582,7 @@ def _fail_orphans(sweep: SweepConfig, study: optuna.Study) -> None:
     if not sweep.parent_run_id:
         return
     life = TrialLife(sweep)
-    _close_runs_of_finished_trials(sweep, study, life.tracker)
+    _close_runs_of_finished_trials(sweep, study, life.tracker, host)
 
     @functools.cache
     def trials() -> dict[int, optuna.trial.FrozenTrial]:
@@ -595,11 +596,15 @@ def _fail_orphans(sweep: SweepConfig, study: optuna.Study) -> None:
         _log_lost_trials(life, orphans, ORPHAN_REASON)
 
 
-def _close_runs_of_finished_trials(sweep: SweepConfig, study: optuna.Study, tracker: Any) -> None:
+def _close_runs_of_finished_trials(sweep: SweepConfig, study: optuna.Study, tracker: Any, host: str) -> None:
     """A process killed while logging (after telling Optuna, before closing the MLflow run) left a
-    RUNNING run for a finished trial: close it as Optuna recorded the trial, checkpoint included."""
+    RUNNING run for a finished trial: close it as Optuna recorded the trial, checkpoint included.
+
+    Not one a live command is closing at this moment (it logs the checkpoint this would remove): only
+    runs whose owner is gone, or that stayed open a heartbeat grace after their trial finished."""
     finished = {t.user_attrs[RUN_ATTR]: t for t in study.get_trials(deepcopy=False) if RUN_ATTR in t.user_attrs
-                and t.state in (OptunaState.COMPLETE, OptunaState.PRUNED, OptunaState.FAIL)}
+                and t.state in (OptunaState.COMPLETE, OptunaState.PRUNED, OptunaState.FAIL)
+                and (not _owner_alive(t, host) or _finished_before(t, GRACE_S))}
     for run in tracker.trial_runs(sweep.parent_run_id):
         t = finished.get(run.info.run_id)
         if t is None or run.info.status != "RUNNING":
@@ -610,6 +615,12 @@ def _close_runs_of_finished_trials(sweep: SweepConfig, study: optuna.Study, trac
                              checkpoint if state is TrialState.COMPLETE else None,
                              t.user_attrs.get("kerasweep.error") or (ORPHAN_REASON if state is TrialState.FAILED else None))
         checkpoint.unlink(missing_ok=True)
+
+
+def _finished_before(trial: optuna.trial.FrozenTrial, seconds: float) -> bool:
+    """Whether the trial finished more than `seconds` ago (Optuna records local time)."""
+    done = trial.datetime_complete
+    return done is not None and (datetime.datetime.now() - done).total_seconds() > seconds
 
 
 def _owner_alive(trial: optuna.trial.FrozenTrial, host: str) -> bool:
