@@ -32,10 +32,8 @@ def _stub_trial(space: Any, values: dict[str, Any], hooks: Any = (), **_: Any) -
     return TrialOutcome(TrialState.COMPLETE, value=0.3, best_epoch=2, epochs=3)
 
 
-@pytest.mark.parametrize("pruner", ["none", "hyperband"])
-def test_a_worker_opens_its_storage_once_records_each_epoch_and_asks_only_a_pruner_that_prunes(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pruner: str) -> None:
-    import search.engines.optuna as engine
+def _sweep(tmp_path: Path, pruner: str = "none") -> tuple[Any, Any, str]:
+    """A sweep of the worker space with its MLflow parent run open: (config, tracker, parent run id)."""
     from search.lifecycle import tracker_of
     from search.space import load_space
     from search.sweep import make_config
@@ -46,7 +44,36 @@ def test_a_worker_opens_its_storage_once_records_each_epoch_and_asks_only_a_prun
     config.store.root.mkdir(parents=True)
     tracker = tracker_of(config)
     parent = tracker.start_sweep("worker", "w", None, {"engine": "optuna"})
-    config = dataclasses.replace(config, parent_run_id=parent, tracking_uri=tracker.tracking_uri)
+    return dataclasses.replace(config, parent_run_id=parent, tracking_uri=tracker.tracking_uri), tracker, parent
+
+
+def _opened(study: optuna.Study, tracker: Any, parent: str, owner: str) -> optuna.Trial:
+    """A trial asked by the command with pid `owner` on this machine, its MLflow run opened and recorded."""
+    import socket
+
+    import search.engines.optuna as engine
+
+    trial = study.ask()
+    trial.set_user_attr(engine.OWNER_ATTR, f"{socket.gethostname()}:{owner}")
+    trial.set_user_attr(engine.RUN_ATTR, tracker.start_trial(parent, "w", trial.number, {}))
+    return trial
+
+
+def _dead_pid() -> str:
+    """The pid of a process that has exited (an owner whose command was killed)."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+@pytest.mark.parametrize("pruner", ["none", "hyperband"])
+def test_a_worker_opens_its_storage_once_records_each_epoch_and_asks_only_a_pruner_that_prunes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pruner: str) -> None:
+    import search.engines.optuna as engine
+
+    config, tracker, parent = _sweep(tmp_path, pruner)
 
     opened, asked, shown = [], [], []
     make_storage = engine.make_storage
@@ -71,38 +98,19 @@ def test_start_up_fails_a_dead_process_trial_and_keeps_one_another_command_opens
     """A second command's start-up, while the first opens a trial's run: that run lives on (CI once saw it
     failed as "worker process died", the first command still training it)."""
     import os
-    import socket
-    import subprocess
-    import sys
 
     import search.engines.optuna as engine
-    from search.lifecycle import tracker_of
-    from search.space import load_space
-    from search.sweep import make_config
 
-    space_file = tmp_path / "worker.yaml"
-    space_file.write_text(SPACE.format(trials=TRIALS, pruner="none"))
-    config = make_config(load_space(space_file), name="w", store=tmp_path / "store")
-    config.store.root.mkdir(parents=True)
-    tracker = tracker_of(config)
-    parent = tracker.start_sweep("worker", "w", None, {"engine": "optuna"})
-    config = dataclasses.replace(config, parent_run_id=parent, tracking_uri=tracker.tracking_uri)
+    config, tracker, parent = _sweep(tmp_path)
     study = engine._study(config, engine.make_storage(config))
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    dead = _dead_pid()
 
-    def start(owner: str) -> int:
-        trial = study.ask()
-        trial.set_user_attr(engine.OWNER_ATTR, f"{socket.gethostname()}:{owner}")
-        trial.set_user_attr(engine.RUN_ATTR, tracker.start_trial(parent, "w", trial.number, {}))
-        return trial.number
-
-    orphan = start(dead)  # its process was killed
+    orphan = _opened(study, tracker, parent, dead).number  # its process was killed
     close_finished = engine._close_runs_of_finished_trials
     late = []
 
     def meanwhile(*args: Any) -> None:  # after start-up read the running trials, a live command asks and opens one
-        late.append(start(str(os.getpid())))
+        late.append(_opened(study, tracker, parent, str(os.getpid())).number)
         close_finished(*args)
 
     monkeypatch.setattr(engine, "_close_runs_of_finished_trials", meanwhile)
@@ -121,24 +129,12 @@ def test_the_store_check_passes_a_run_another_command_opened_after_mlflow_was_re
     """Two commands on one storage: the second's start-up check read MLflow, then the first opened a run and
     recorded it in Optuna before the check read Optuna (CI saw the second refuse to start). A run id that
     this MLflow store does not hold is still named lost."""
-    import socket
-
     import search.engines.optuna as engine
-    from search.lifecycle import tracker_of
-    from search.space import load_space
-    from search.sweep import make_config
 
-    space_file = tmp_path / "worker.yaml"
-    space_file.write_text(SPACE.format(trials=TRIALS, pruner="none"))
-    config = make_config(load_space(space_file), name="w", store=tmp_path / "store")
-    config.store.root.mkdir(parents=True)
-    tracker = tracker_of(config)
-    parent = tracker.start_sweep("worker", "w", None, {"engine": "optuna"})
+    config, tracker, parent = _sweep(tmp_path)
     study = engine._study(config, engine.make_storage(config))
     logged = {int(r.data.tags["kerasweep.trial"]) for r in tracker.trial_runs(parent)}  # what the check read first
-    trial = study.ask()
-    trial.set_user_attr(engine.OWNER_ATTR, f"{socket.gethostname()}:1")
-    trial.set_user_attr(engine.RUN_ATTR, tracker.start_trial(parent, "w", trial.number, {}))
+    _opened(study, tracker, parent, "1")
     # Rule: the live command's new run is no sign of a reset store
     assert engine.check_stores(config, logged, parent_exists=True) is None
     gone = study.ask()
@@ -153,30 +149,15 @@ def test_start_up_leaves_a_finished_trial_a_live_command_is_closing(tmp_path: Pa
     open; another command's start-up closed it and removed the checkpoint the live one was about to log.
     One whose owner is gone is still closed as Optuna recorded it."""
     import os
-    import socket
-    import subprocess
-    import sys
 
     import search.engines.optuna as engine
-    from search.lifecycle import tracker_of
-    from search.space import load_space
-    from search.sweep import make_config
 
-    space_file = tmp_path / "worker.yaml"
-    space_file.write_text(SPACE.format(trials=TRIALS, pruner="none"))
-    config = make_config(load_space(space_file), name="w", store=tmp_path / "store")
-    config.store.root.mkdir(parents=True)
-    tracker = tracker_of(config)
-    parent = tracker.start_sweep("worker", "w", None, {"engine": "optuna"})
-    config = dataclasses.replace(config, parent_run_id=parent, tracking_uri=tracker.tracking_uri)
+    config, tracker, parent = _sweep(tmp_path)
     study = engine._study(config, engine.make_storage(config))
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    dead = _dead_pid()
 
     def told(owner: str) -> int:  # told Optuna, its run not yet closed, its checkpoint not yet logged
-        trial = study.ask()
-        trial.set_user_attr(engine.OWNER_ATTR, f"{socket.gethostname()}:{owner}")
-        trial.set_user_attr(engine.RUN_ATTR, tracker.start_trial(parent, "w", trial.number, {}))
+        trial = _opened(study, tracker, parent, owner)
         config.store.checkpoint("w", trial.number).parent.mkdir(parents=True, exist_ok=True)
         config.store.checkpoint("w", trial.number).write_bytes(b"model")
         study.tell(trial, 0.5)

@@ -230,7 +230,8 @@ def check_stores(sweep: SweepConfig, logged: set[int], parent_exists: bool) -> s
     # `logged` was read before these trials: a command running this sweep meanwhile may have opened a run
     # since (and recorded it here). Such a run exists; a run lost with a reset store does not
     missing = [t for t in trials if RUN_ATTR in t.user_attrs and t.number not in logged]
-    lost = sorted(t.number for t in missing if not TrialLife(sweep).tracker.has_run(t.user_attrs[RUN_ATTR]))
+    tracker = TrialLife(sweep).tracker  # the process's own (cached): opened already for `logged`
+    lost = sorted(t.number for t in missing if not tracker.has_run(t.user_attrs[RUN_ATTR]))
     if lost:
         where = "its parent run is missing" if not parent_exists else f"the runs of trials {_numbers(lost)} are missing"
         return (f"the Optuna storage {url} holds {len(trials)} trials but in the MLflow store {where}: that "
