@@ -14,14 +14,19 @@ from pathlib import Path
 
 from search.errors import UserInputError
 from search.store import Store
-from search.tracking import tracking_uri_for
+from search.tracking import seed_if_local, tracking_uri_for
 
 HOST = "127.0.0.1"
 
 
 def ui_command(store: Path, port: int = 5000) -> list[str]:
-    """MLflow's tracking server over the store's runs; reads live while a sweep writes."""
-    return [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri_for(store),
+    """MLflow's tracking server over the store's runs; reads live while a sweep writes.
+
+    A new local store is created whole first: the server would otherwise build its schema in place, and a
+    sweep started in that moment failed on the half-made file."""
+    uri = tracking_uri_for(store)
+    seed_if_local(uri)
+    return [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
             "--host", HOST, "--port", str(port), "--workers", "1"]
 
 

@@ -62,6 +62,18 @@ def artifact_root_for(store: Path) -> Path | None:
     return None if os.environ.get("MLFLOW_TRACKING_URI") else Store(store).artifacts
 
 
+def _create_schema(db: Path) -> None:
+    """MLflow's current schema in a new SQLite file (about 80 migrations, 1.5 to 2.5 s)."""
+    import sqlalchemy
+    from mlflow.store.db.utils import _initialize_tables
+
+    engine = sqlalchemy.create_engine(f"sqlite:///{db}")
+    try:
+        _initialize_tables(engine)
+    finally:
+        engine.dispose()
+
+
 def schema_template() -> Path:
     """An empty SQLite file with this MLflow version's schema, cached per user (made on first use)."""
     import mlflow
@@ -69,49 +81,71 @@ def schema_template() -> Path:
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kerasweep"
     template = cache / f"mlflow-{mlflow.__version__}-schema.db"
     if not template.exists():
-        import sqlalchemy
-        from mlflow.store.db.utils import _initialize_tables
-
         cache.mkdir(parents=True, exist_ok=True)
         partial = cache / f"{template.name}.{os.getpid()}.partial"
-        engine = sqlalchemy.create_engine(f"sqlite:///{partial}")
-        try:
-            _initialize_tables(engine)
-        finally:
-            engine.dispose()
+        _create_schema(partial)
         os.replace(partial, template)
     return template
 
 
 def seed_new_store(db: Path) -> None:
-    """Start a new SQLite tracking store as a copy of `schema_template()`.
+    """Start a new SQLite tracking store complete, in one step, as a copy of `schema_template()`.
 
-    MLflow creates a new store's schema with about 80 migrations, 1.5 to 2.5 s here, on every new
-    store: a cost each fresh sweep (and each test) paid before its first trial. A copy takes
-    milliseconds; MLflow then finds the schema current and only adds its default experiment.
-    Best effort: when anything fails, MLflow creates the schema itself as before.
+    Two reasons. Speed: MLflow creates a new store's schema with about 80 migrations, 1.5 to 2.5 s,
+    a cost each fresh sweep (and each test) paid before its first trial; a copy takes milliseconds.
+    Safety: two processes migrating one file at once fail (Alembic's "expected to match one row",
+    "table already exists"; measured 6 of 12 commands opening one fresh store together). The file
+    appears whole (a hard link), so no process ever sees it half-made. Without a writable cache the
+    schema is built beside the store and linked the same way. When even that fails (no hard links on
+    that filesystem), MLflow creates the schema in place as before and `Tracker` retries.
     """
     if db.exists():
         return
+    partial = db.with_name(f"{db.name}.{os.getpid()}.partial")
     try:
-        template = schema_template()
         db.parent.mkdir(parents=True, exist_ok=True)
-        partial = db.with_name(f"{db.name}.{os.getpid()}.partial")
-        shutil.copyfile(template, partial)
         try:
-            os.link(partial, db)  # only where still absent: another worker may have created it meanwhile
+            shutil.copyfile(schema_template(), partial)
+        except OSError:  # no writable cache (a read-only home): make the schema here
+            partial.unlink(missing_ok=True)
+            _create_schema(partial)
+        try:
+            os.link(partial, db)  # only where still absent: another command may have created it meanwhile
         except FileExistsError:
             pass
-        finally:
-            partial.unlink(missing_ok=True)
-    except Exception:  # noqa: BLE001 - an optimisation only
+    except Exception:  # noqa: BLE001 - best effort: MLflow creates the schema itself
         return
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def seed_if_local(tracking_uri: str) -> None:
+    """`seed_new_store` for a tracking URI that names a local SQLite file; a server's is left alone."""
+    if tracking_uri.startswith("sqlite:///"):
+        seed_new_store(Path(tracking_uri.removeprefix("sqlite:///")))
 
 
 def trial_number(run: Any) -> int | None:
     """The trial number a run is tagged with; None for a run without one."""
     tag = run.data.tags.get(TRIAL_TAG, "")
     return int(tag) if tag.isdigit() else None
+
+
+def _migrating_elsewhere(chain: tuple[BaseException | None, ...]) -> bool:
+    """An error MLflow raises while another process creates or upgrades the same new SQLite store: a
+    table it made first ("already exists", a lock), its version row moved on (Alembic's "expected to match
+    one row"), a schema seen half-way. Retried: measured, 6 of 12 commands opening one fresh store at once
+    failed with one of these when the schema could not be copied (see `seed_new_store`), as a sweep did
+    when `kerasweep ui` or another client created the store a moment before it."""
+    from alembic.util.exc import CommandError
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    for error in chain:
+        if isinstance(error, (OperationalError, IntegrityError, CommandError)):
+            return True
+        if error is not None and "out-of-date database schema" in str(error):
+            return True
+    return False
 
 
 class Tracker:
@@ -122,8 +156,7 @@ class Tracker:
             logging.getLogger(noisy).setLevel(logging.ERROR)
         from mlflow.tracking import MlflowClient
 
-        if tracking_uri.startswith("sqlite:///"):
-            seed_new_store(Path(tracking_uri.removeprefix("sqlite:///")))
+        seed_if_local(tracking_uri)
 
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root
@@ -141,14 +174,14 @@ class Tracker:
                 client = client_class(tracking_uri=self.tracking_uri)
                 client.search_experiments(max_results=1)
                 return client
-            except OperationalError as exc:
-                if attempt == attempts - 1:
-                    raise self._unreadable(exc) from None
-                time.sleep(0.5)
             except Exception as exc:  # MLflow wraps some driver errors in MlflowException
-                if not any(isinstance(e, DatabaseError) for e in (exc, exc.__cause__, exc.__context__)):
-                    raise
-                raise self._unreadable(exc) from None
+                chain = (exc, exc.__cause__, exc.__context__)
+                if _migrating_elsewhere(chain) and attempt < attempts - 1:
+                    time.sleep(0.5)
+                    continue
+                if any(isinstance(e, (DatabaseError, OperationalError)) for e in chain):
+                    raise self._unreadable(exc) from None
+                raise
 
     def _unreadable(self, exc: Exception) -> UserInputError:
         reason = str(getattr(exc, "orig", None) or exc).removeprefix("(sqlite3.DatabaseError) ").splitlines()[0]

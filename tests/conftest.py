@@ -81,11 +81,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def mlflow_client(store: Path):
-    """A client on the store's own MLflow SQLite file."""
+def sqlite_url(db: Path, *, read_only: bool = False) -> str:
+    """SQLAlchemy's URL of a SQLite file. `read_only` is for polling a store while a sweep sets it up:
+    such a client never creates the file or its tables (an absent file raises at once). A writable one
+    would: MLflow and Optuna both create a missing schema, and one created by the test's poll while the
+    sweep created it too made that sweep fail (exit 1 in CI)."""
+    db = db.resolve()
+    if not read_only:
+        return f"sqlite:///{db}"
+    if not db.exists():  # MLflow retries a file it cannot open for about 100 s before it raises
+        raise FileNotFoundError(db)
+    return f"sqlite:///file:{db}?mode=ro&uri=true"
+
+
+def mlflow_client(store: Path, *, read_only: bool = False):
+    """A client on the store's own MLflow SQLite file (`read_only` while a sweep may still create it)."""
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=f"sqlite:///{(store / 'mlflow.db').resolve()}")
+    return MlflowClient(tracking_uri=sqlite_url(store / "mlflow.db", read_only=read_only))
 
 
 def sweep_runs(client, experiment: str, sweep: str) -> tuple[list, list]:
@@ -97,11 +110,12 @@ def sweep_runs(client, experiment: str, sweep: str) -> tuple[list, list]:
     return parents, trials
 
 
-def optuna_trials(store: Path, study: str):
+def optuna_trials(store: Path, study: str, *, read_only: bool = False):
+    """The study's trials (`read_only` while a sweep may still create the storage)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    storage = f"sqlite:///{(store / 'optuna.db').resolve()}"
+    storage = sqlite_url(store / "optuna.db", read_only=read_only)
     return optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
 
 

@@ -139,7 +139,7 @@ def test_sigkill_mid_bracket_then_rerun_resumes_the_bracket(tmp_path: Path) -> N
         statuses = _kt_statuses(store, "ktcrash")
         # mid-trial: KerasTuner marked it running and its MLflow run is open (the store exists by then)
         if statuses.count("COMPLETED") >= 2 and "RUNNING" in statuses and any(
-                r.info.status == "RUNNING" for r in sweep_runs(mlflow_client(store), "ktcrash", "ktcrash")[1]):
+                r.info.status == "RUNNING" for r in sweep_runs(mlflow_client(store, read_only=True), "ktcrash", "ktcrash")[1]):
             break
         time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)

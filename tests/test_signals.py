@@ -23,12 +23,14 @@ def _wait_until(predicate, proc: subprocess.Popen, timeout: float = 240) -> None
     deadline = time.time() + timeout
     while not predicate() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.3)
-    assert predicate(), "the sweep never reached the state the test signals it in"
+    if not predicate():
+        out, err = wait_or_kill(proc, 5)
+        pytest.fail(f"the sweep never reached the state the test signals it in (exit {proc.returncode}):\n{out}\n{err}")
 
 
 def _running_trial_runs(store: Path, experiment: str, name: str) -> int:
     try:
-        _, runs = sweep_runs(mlflow_client(store), experiment, name)
+        _, runs = sweep_runs(mlflow_client(store, read_only=True), experiment, name)
     except Exception:  # noqa: BLE001 - not created yet
         return 0
     return sum(r.info.status == "RUNNING" for r in runs)
