@@ -125,11 +125,11 @@ def test_a_worker_that_stops_beating_is_found_stale_by_the_others(tmp_path: Path
     space = write_space(tmp_path, SPACE.replace("epochs: 2", "epochs: 30").replace(f"trials: {TRIALS}", "trials: 200")
                         + "    fixed: {patience: 100}\n")
     command = ["sweep", str(space), "--checkpoint-every", "0", "--store", str(store)]
-    url = f"sqlite:///{store / 'optuna.db'}"
 
     def trials() -> list:
         try:
-            return optuna.load_study(study_name="many", storage=url).get_trials(deepcopy=False)
+            return optuna.load_study(study_name="many", storage=sqlite_url(store / "optuna.db", read_only=True)).get_trials(
+                deepcopy=False)
         except Exception:  # noqa: BLE001 - not created yet
             return []
 
