@@ -95,6 +95,25 @@ def test_mlflow_shape(swept: dict) -> None:
         assert has_checkpoint == (state == "complete")
 
 
+def test_the_engines_trial_record_is_what_mlflow_holds(swept: dict) -> None:
+    """The optuna engine reads its trials from the study (what its workers share), the others from
+    MLflow: whichever the source, a user sees the same trials (status, export and plots read them)."""
+    from search.engines import get_engine
+    from search.lifecycle import results_from_mlflow
+    from search.sweep import load_config
+
+    config = load_config("contract", swept["store"])
+    own, logged = get_engine(swept["engine"]).results(config), results_from_mlflow(config)
+
+    def seen(result) -> list[tuple]:
+        return [(t.number, t.state, t.mlflow_run_id, t.params, t.epochs, t.error, t.intermediate,
+                 None if t.value is None else round(t.value, 6)) for t in result.trials]
+
+    # Rule: the same trials, states, run ids, values, params and curves, from either record
+    assert seen(own) == seen(logged)
+    assert (own.budget, own.direction, own.best.number) == (logged.budget, logged.direction, logged.best.number)
+
+
 def test_checkpoint_scores_the_logged_value(swept: dict) -> None:
     import keras
 
