@@ -110,12 +110,11 @@ def sweep_runs(client, experiment: str, sweep: str) -> tuple[list, list]:
     return parents, trials
 
 
-def optuna_trials(store: Path, study: str, *, read_only: bool = False):
-    """The study's trials (`read_only` while a sweep may still create the storage)."""
+def optuna_trials(store: Path, study: str):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    storage = sqlite_url(store / "optuna.db", read_only=read_only)
+    storage = sqlite_url(store / "optuna.db")
     return optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
 
 

@@ -24,7 +24,9 @@ def _wait_until(predicate, proc: subprocess.Popen, timeout: float = 240) -> None
     while not predicate() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.3)
     if not predicate():
-        out, err = wait_or_kill(proc, 5)
+        if proc.poll() is None:
+            proc.kill()
+        out, err = proc.communicate(timeout=30)
         pytest.fail(f"the sweep never reached the state the test signals it in (exit {proc.returncode}):\n{out}\n{err}")
 
 
