@@ -122,7 +122,7 @@ def _age_heartbeat(db: Path, study: str, number: int, seconds: int) -> None:
     assert changed == 1, "the trial had no heartbeat"
 
 
-@pytest.mark.slow  # about a minute; CI runs it with make test-slow
+@pytest.mark.slow  # about half a minute; CI runs it with make test-slow
 def test_a_worker_that_stops_beating_is_found_stale_by_the_others(tmp_path: Path) -> None:
     """Two sweep commands on one storage, as on two machines: one dies, the other's heartbeat check
     fails its trial in Optuna and MLflow, and picks up the retry from its backup."""
