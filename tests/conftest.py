@@ -81,14 +81,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def sqlite_url(db: Path, *, read_only: bool = False) -> str:
-    """SQLAlchemy's URL of a SQLite file. `read_only` is for polling a store while a sweep sets it up:
-    such a client never creates the file or its tables (an absent file raises at once). A writable one
-    would: MLflow and Optuna both create a missing schema, and one created by the test's poll while the
-    sweep created it too made that sweep fail (exit 1 in CI)."""
+def read_only_url(db: Path) -> str:
+    """A read-only SQLAlchemy URL of a SQLite file, for polling a store while a sweep sets it up: such a
+    client never creates the file or its tables (an absent file raises at once). A writable one would:
+    MLflow and Optuna both create a missing schema, and one created by the test's poll while the sweep
+    created it too made that sweep fail (exit 1 in CI)."""
     db = db.resolve()
-    if not read_only:
-        return f"sqlite:///{db}"
     if not db.exists():  # MLflow retries a file it cannot open for about 100 s before it raises
         raise FileNotFoundError(db)
     return f"sqlite:///file:{db}?mode=ro&uri=true"
@@ -98,7 +96,10 @@ def mlflow_client(store: Path, *, read_only: bool = False):
     """A client on the store's own MLflow SQLite file (`read_only` while a sweep may still create it)."""
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=sqlite_url(store / "mlflow.db", read_only=read_only))
+    from search.store import sqlite_url
+
+    db = store / "mlflow.db"
+    return MlflowClient(tracking_uri=read_only_url(db) if read_only else sqlite_url(db))
 
 
 def sweep_runs(client, experiment: str, sweep: str) -> tuple[list, list]:
@@ -112,6 +113,8 @@ def sweep_runs(client, experiment: str, sweep: str) -> tuple[list, list]:
 
 def optuna_trials(store: Path, study: str):
     import optuna
+
+    from search.store import sqlite_url
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = sqlite_url(store / "optuna.db")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from search.store import Store
-from tests.conftest import mlflow_client, run_cli, sqlite_url, start_cli, sweep_runs, wait_or_kill
+from tests.conftest import mlflow_client, read_only_url, run_cli, start_cli, sweep_runs, wait_or_kill
 
 TRIALS = 6
 ARGS = ["mlp", "--trials", str(TRIALS), "--epochs", "8", "--name", "crashy", "--pruner", "none"]
@@ -21,7 +21,7 @@ def _optuna_states(store: Path) -> list[str]:
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
-        study = optuna.load_study(study_name="crashy", storage=sqlite_url(store / "optuna.db", read_only=True))
+        study = optuna.load_study(study_name="crashy", storage=read_only_url(store / "optuna.db"))
     except Exception:  # noqa: BLE001 - not created yet
         return []
     return [t.state.name for t in study.get_trials(deepcopy=False)]
@@ -84,7 +84,7 @@ def _running_backup(store: Path) -> tuple[int, int] | None:
     from trainers.fit import latest_backup
 
     try:
-        study = optuna.load_study(study_name="crashy", storage=sqlite_url(store / "optuna.db", read_only=True))
+        study = optuna.load_study(study_name="crashy", storage=read_only_url(store / "optuna.db"))
     except Exception:  # noqa: BLE001 - not created yet
         return None
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):

@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 from search.store import Store
-from tests.conftest import mlflow_client, run_cli, sqlite_url, start_cli, sweep_runs, wait_or_kill, write_space
+from tests.conftest import mlflow_client, read_only_url, run_cli, start_cli, sweep_runs, wait_or_kill, write_space
 
 TRIALS = 8
 SPACE = f"""
@@ -80,7 +80,7 @@ def test_a_worker_that_dies_is_replaced_and_its_trial_continues(tmp_path: Path) 
     while victim is None and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
         try:
-            running = optuna.load_study(study_name="many", storage=sqlite_url(store / "optuna.db", read_only=True)).get_trials(
+            running = optuna.load_study(study_name="many", storage=read_only_url(store / "optuna.db")).get_trials(
                 deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
         except Exception:  # noqa: BLE001 - not created yet
             continue
@@ -141,7 +141,7 @@ def test_a_worker_that_stops_beating_is_found_stale_by_the_others(tmp_path: Path
 
     def trials() -> list:
         try:
-            return optuna.load_study(study_name="many", storage=sqlite_url(store / "optuna.db", read_only=True)).get_trials(
+            return optuna.load_study(study_name="many", storage=read_only_url(store / "optuna.db")).get_trials(
                 deepcopy=False)
         except Exception:  # noqa: BLE001 - not created yet
             return []
