@@ -25,7 +25,7 @@ SWEEP_FLAGS = --engine $(ENGINE) --store $(STORE) \
 	$(if $(NAME),--name $(NAME)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(SAMPLER),--sampler $(SAMPLER))
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock sweep status export train ui tensorboard dashboard cluster-local bench bench-quick bench-gpu test test-slow test-jax test-torch clean
+.PHONY: help install lock sweep status export train ui tensorboard dashboard cluster-local bench bench-quick bench-gpu test test-slow test-jax test-torch test-gpu clean
 
 help: ## List the targets with one line each
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -103,6 +103,9 @@ test-torch: $(STAMP) ## The same contracts with Keras on PyTorch (CPU); needs to
 	@$(BIN)/python -c "import torch" 2>/dev/null || { echo "test-torch: torch is not installed; $(BIN)/pip install torch (about 5 GB with its CUDA libraries)" >&2; exit 2; }
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -m "slow or not slow" tests/test_engine_contract.py
 	KERAS_BACKEND=torch $(BIN)/python -m pytest tests/test_task_contract.py
+
+test-gpu: $(STAMP) ## On a GPU machine: workers packed on the GPU, trials and production trained there (skips without one)
+	$(BIN)/python -m pytest -m gpu tests/test_gpu.py -rs
 
 clean: ## Remove the store (runs/), caches and build files; keeps .venv
 	rm -rf $(STORE) .pytest_cache build *.egg-info

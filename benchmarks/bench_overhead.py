@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.common import print_table, write_results  # noqa: E402
 from search.quiet import import_keras_quietly, silence  # noqa: E402
 
+RUNNERS = ("bare", "optuna", "ray", "ray-tune")
 CONFIG = {"learning_rate": 1e-3, "optimizer": "adam", "batch_size": 64, "filters": 32, "dropout": 0.2}
 
 
@@ -76,7 +77,8 @@ def kerasweep_engine(engine: str, trials: int, epochs: int, folder: Path) -> dic
     from search.sweep import make_config, run_sweep
 
     space = load_space(_space_file(folder, trials, epochs))
-    extra = {"cpus_per_trial": float(os.cpu_count() or 1)} if engine == "ray" else {}
+    # one trial at a time on every runner: all the cores per Ray trial, one optuna worker even where GPUs are seen
+    extra = {"cpus_per_trial": float(os.cpu_count() or 1)} if engine == "ray" else {"workers": 1}
     config = make_config(space, name=f"bench-{engine}", store=folder / f"store-{engine}", engine=engine, **extra)
     started = time.perf_counter()
     result = run_sweep(config)
@@ -135,7 +137,12 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=10, help="at least 2: the first trial is reported apart")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--store", type=Path, default=Path(os.environ.get("KERASWEEP_STORE", "runs")))
+    parser.add_argument("--runners", default=",".join(RUNNERS),
+                        help=f"comma-separated, from {', '.join(RUNNERS)} (bare is always run: it is the floor)")
     args = parser.parse_args()
+    chosen = {"bare", *args.runners.split(",")}
+    if chosen - set(RUNNERS):
+        parser.error(f"--runners: unknown {', '.join(sorted(chosen - set(RUNNERS)))}; expected {', '.join(RUNNERS)}")
     if args.trials < 2:
         parser.error("--trials: at least 2 (the steady cost per trial is measured after the first)")
     silence()
@@ -143,13 +150,13 @@ def main() -> None:
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        runners = [
-            ("bare Keras loop", lambda: bare_keras(args.trials, args.epochs)),
-            ("kerasweep optuna engine", lambda: kerasweep_engine("optuna", args.trials, args.epochs, folder)),
-            ("kerasweep ray engine", lambda: kerasweep_engine("ray", args.trials, args.epochs, folder)),
-            ("plain Ray Tune (defaults)", lambda: plain_ray_tune(args.trials, args.epochs, folder)),
-        ]
-        for name, runner in runners:
+        runners = {
+            "bare": ("bare Keras loop", lambda: bare_keras(args.trials, args.epochs)),
+            "optuna": ("kerasweep optuna engine", lambda: kerasweep_engine("optuna", args.trials, args.epochs, folder)),
+            "ray": ("kerasweep ray engine", lambda: kerasweep_engine("ray", args.trials, args.epochs, folder)),
+            "ray-tune": ("plain Ray Tune (defaults)", lambda: plain_ray_tune(args.trials, args.epochs, folder)),
+        }
+        for name, runner in (runners[key] for key in RUNNERS if key in chosen):
             print(f"running {name} ...", flush=True)
             results[name] = runner()
     floor = results["bare Keras loop"]["per_trial_s"]
@@ -159,10 +166,17 @@ def main() -> None:
         r["extra_s_per_trial"] = r["per_trial_s"] - floor
         rows.append([name, f"{r['total_s']:.1f}", f"{r['first_trial_s']:.2f}", f"{r['per_trial_s']:.2f}",
                      f"{r['extra_s_per_trial']:+.2f}", f"{r['ratio']:.2f}"])
-    print_table(f"Per-trial overhead: {args.trials} trials x {args.epochs} epochs, cnn on digits, {os.cpu_count()} CPUs",
+    import keras
+
+    from trainers.backend import visible_gpus
+
+    where = f"{os.cpu_count()} CPUs" + (f", GPU(s) {','.join(visible_gpus())}" if visible_gpus() else "")
+    print_table(f"Per-trial overhead: {args.trials} trials x {args.epochs} epochs, cnn on digits, {where}, "
+                f"Keras on {keras.backend.backend()}",
                 ["runner", "total s", "first trial s", "s per trial after it", "extra s per trial", "x bare Keras"],
                 rows)
-    out = write_results(args.store, "overhead", {"trials": args.trials, "epochs": args.epochs, "results": results})
+    out = write_results(args.store, "overhead", {"trials": args.trials, "epochs": args.epochs,
+                                                 "backend": keras.backend.backend(), "results": results})
     print(f"results written to {out}")
 
 

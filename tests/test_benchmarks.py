@@ -67,6 +67,9 @@ def test_overhead_bench(tmp_path: Path) -> None:
                             "plain Ray Tune (defaults)"}
     assert results["bare Keras loop"]["ratio"] == 1.0
     assert all(r["per_trial_s"] > 0 and r["first_trial_s"] > 0 for r in results.values())  # the first apart
+    unknown = _bench("bench_overhead.py", "--runners", "optuna,tpu")
+    # Rule: --runners picks from a closed list (where Ray is not installed, say); a wrong name is one line, exit 2
+    assert unknown.returncode == 2 and "--runners: unknown tpu; expected bare, optuna, ray, ray-tune" in unknown.stderr
 
 
 def test_gpu_bench_runs_the_same_sweep_per_packing_and_on_the_cpu(tmp_path: Path) -> None:

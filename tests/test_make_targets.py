@@ -54,3 +54,14 @@ def test_test_torch_says_how_to_install_torch_when_it_is_missing() -> None:
     # Rule: without torch, one line naming the install command and exit 2, before any test runs
     assert ran.returncode == 2
     assert "test-torch: torch is not installed; .venv/bin/pip install torch" in ran.stderr
+
+
+def test_test_gpu_skips_with_the_reason_where_no_gpu_is_seen() -> None:
+    import shutil
+
+    if shutil.which("nvidia-smi"):
+        pytest.skip("a GPU may be seen here: make test-gpu would run on it")
+    ran = make("test-gpu")
+    # Rule: without a GPU the GPU checks skip (exit 0) and say why, so CI and laptops stay green
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "no GPU seen (nvidia-smi -L lists none)" in ran.stdout
