@@ -86,3 +86,4 @@ def test_gpu_bench_runs_the_same_sweep_per_packing_and_on_the_cpu(tmp_path: Path
     assert "2 worker(s), 2 per GPU" in rows[0]["first_line"] and "1 worker(s)" in rows[1]["first_line"]
     table = (tmp_path / "bench" / "gpu-cnn.md").read_text().splitlines()
     assert len([line for line in table if line.startswith("| ")]) == 3  # the header and one row per run
+
