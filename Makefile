@@ -31,21 +31,20 @@ help: ## List the targets with one line each
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
 	@echo "  variables: SPACE=$(SPACE) ENGINE=$(ENGINE) STORE=$(STORE) TRIALS EPOCHS MINUTES NAME WORKERS SAMPLER SWEEP CONFIG PORT JOBS INSTALLER=$(INSTALLER)"
 
-# uv (installed into .venv by pip first, so nothing is needed beforehand) installs the same locked set 2 to 3
-# times faster than pip (README "Benchmarks"); INSTALLER=pip uses pip alone, and pip takes over if uv fails
-# (an index only pip is configured for, say). Both compile bytecode at install, as pip always has.
+# uv (installed into .venv by pip first, so nothing is needed beforehand) installs the same locked set about
+# twice as fast as pip (README "Benchmarks", table 5); INSTALLER=pip uses pip alone, and pip takes over if uv
+# fails (an index only pip is configured for, say). Both compile bytecode at install, as pip always has.
 INSTALLER ?= uv
 PIP_INSTALL = $(BIN)/python -m pip install -q --disable-pip-version-check
 
 $(STAMP): pyproject.toml constraints.txt
+	@case "$(INSTALLER)" in uv|pip) ;; *) echo "INSTALLER: expected uv or pip, got '$(INSTALLER)'" >&2; exit 2;; esac
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "Installing kerasweep and its locked dependencies into $(VENV)/ with $(INSTALLER) (first time: about $(if $(filter pip,$(INSTALLER)),2 minutes,40 s)) ..."
+	@echo "Installing kerasweep and its locked dependencies into $(VENV)/ with $(INSTALLER) (first time: about $(if $(filter pip,$(INSTALLER)),90 s,40 s)) ..."
 	@if [ "$(INSTALLER)" = uv ] && $(PIP_INSTALL) -c constraints.txt uv \
 	    && $(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -c constraints.txt -e '.[test]'; then :; \
-	elif [ "$(INSTALLER)" = uv ]; then echo "uv failed (above); installing with pip instead" >&2; \
-	    $(PIP_INSTALL) --upgrade pip && $(PIP_INSTALL) -c constraints.txt -e '.[test]'; \
-	elif [ "$(INSTALLER)" = pip ]; then $(PIP_INSTALL) --upgrade pip && $(PIP_INSTALL) -c constraints.txt -e '.[test]'; \
-	else echo "INSTALLER: expected uv or pip, got '$(INSTALLER)'" >&2; exit 2; fi
+	else [ "$(INSTALLER)" = pip ] || echo "uv failed (above); installing with pip instead" >&2; \
+	    $(PIP_INSTALL) --upgrade pip && $(PIP_INSTALL) -c constraints.txt -e '.[test]'; fi
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install the locked stack (pyproject.toml + constraints.txt)

@@ -42,3 +42,14 @@ def test_a_fresh_clone_installs_and_sweeps_and_the_peer_script_runs(tmp_path: Pa
     assert float(peer.stdout.split()[-1]) > 0.5
     unknown = _bench("--installers", "conda")
     assert unknown.returncode == 2 and "--installers: unknown conda; expected uv, pip" in unknown.stderr
+
+
+def test_an_unknown_installer_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
+    made = subprocess.run(["make", "--no-print-directory", "install", "INSTALLER=conda"], cwd=clone,
+                          capture_output=True, text=True, timeout=60, check=False)
+    # Rule: one line naming the variable and what it takes, exit 2, and no .venv created
+    assert made.returncode == 2
+    assert made.stderr.splitlines()[0] == "INSTALLER: expected uv or pip, got 'conda'"
+    assert not (clone / ".venv").exists()
