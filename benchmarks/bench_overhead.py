@@ -11,7 +11,7 @@ TensorFlow import (3.6 s of a 5.1 s first trial, measured on 2026-11-27), which 
 paid before timing started; counted into the span, it made the Ray engine look 0.4 s a trial dearer
 than it is. The rest of the start-up (MLflow store, Ray) and the end (plots) show in the total. Ray runs
 one trial at a time (2 CPUs per trial on a 2-core machine) so every runner trains sequentially. Prints a
-table and writes JSON under the store.
+table and writes JSON and a PNG under the store.
 """
 
 from __future__ import annotations
@@ -132,6 +132,28 @@ def plain_ray_tune(trials: int, epochs: int, folder: Path) -> dict:
     return _timing(total, starts, max(ends))
 
 
+def plot(results: dict[str, dict], path: Path) -> None:
+    """Seconds per trial after the first, per runner, against the bare loop and the 1.05x goal."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+    fig, ax = plt.subplots(figsize=(9, 1.4 + 0.6 * len(names)))
+    ax.barh(names, [results[n]["per_trial_s"] for n in names], color="#4c72b0")
+    floor = results["bare Keras loop"]["per_trial_s"]
+    ax.axvline(floor * 1.05, color="black", linestyle="--", label="goal: 1.05x the bare loop")
+    for index, name in enumerate(names):
+        ax.text(results[name]["per_trial_s"], index, f" {results[name]['ratio']:.2f}x", va="center")
+    ax.set(xlabel="seconds per trial after the first")
+    ax.invert_yaxis()
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=10, help="at least 2: the first trial is reported apart")
@@ -177,7 +199,9 @@ def main() -> None:
                 rows)
     out = write_results(args.store, "overhead", {"trials": args.trials, "epochs": args.epochs,
                                                  "backend": keras.backend.backend(), "results": results})
-    print(f"results written to {out}")
+    png = out.with_suffix(".png")
+    plot(results, png)
+    print(f"results written to {out} and {png}")
 
 
 if __name__ == "__main__":

@@ -67,6 +67,7 @@ def test_overhead_bench(tmp_path: Path) -> None:
                             "plain Ray Tune (defaults)"}
     assert results["bare Keras loop"]["ratio"] == 1.0
     assert all(r["per_trial_s"] > 0 and r["first_trial_s"] > 0 for r in results.values())  # the first apart
+    assert (tmp_path / "bench" / "overhead.png").stat().st_size > 10_000
     unknown = _bench("bench_overhead.py", "--runners", "optuna,tpu")
     # Rule: --runners picks from a closed list (where Ray is not installed, say); a wrong name is one line, exit 2
     assert unknown.returncode == 2 and "--runners: unknown tpu; expected bare, optuna, ray, ray-tune" in unknown.stderr
