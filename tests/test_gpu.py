@@ -86,7 +86,7 @@ def test_the_default_sweep_packs_four_workers_on_the_gpu_and_production_answers_
     assert json.loads(probe.read_text().splitlines()[-1])["platform"] == "gpu"  # production trained on the GPU too
     uri = f"sqlite:///{(store / 'mlflow.db').resolve()}"
     check = f"""
-        import json, sys
+        import json
         import mlflow, numpy as np, pandas as pd
         from sklearn.datasets import load_iris
         mlflow.set_tracking_uri({uri!r})
