@@ -192,13 +192,14 @@ def main() -> None:
 
     from trainers.backend import visible_gpus
 
-    where = f"{os.cpu_count()} CPUs" + (f", GPU(s) {','.join(visible_gpus())}" if visible_gpus() else "")
+    gpus, backend = visible_gpus(), keras.backend.backend()  # visible_gpus asks nvidia-smi: once
+    where = f"{os.cpu_count()} CPUs" + (f", GPU(s) {','.join(gpus)}" if gpus else "")
     print_table(f"Per-trial overhead: {args.trials} trials x {args.epochs} epochs, cnn on digits, {where}, "
-                f"Keras on {keras.backend.backend()}",
+                f"Keras on {backend}",
                 ["runner", "total s", "first trial s", "s per trial after it", "extra s per trial", "x bare Keras"],
                 rows)
     out = write_results(args.store, "overhead", {"trials": args.trials, "epochs": args.epochs,
-                                                 "backend": keras.backend.backend(), "results": results})
+                                                 "backend": backend, "results": results})
     png = out.with_suffix(".png")
     plot(results, png)
     print(f"results written to {out} and {png}")

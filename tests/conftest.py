@@ -31,6 +31,12 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT, tim
     return subprocess.run(command, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
+def run_bench(script: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run `benchmarks/SCRIPT ARGS` as `make bench` does, with a wide table (200 columns) in its output."""
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], cwd=ROOT, capture_output=True,
+                          text=True, env={**os.environ, **QUIET_ENV, "COLUMNS": "200"}, timeout=timeout, check=False)
+
+
 def invoke_cli(*args: str) -> subprocess.CompletedProcess:
     """Run `kerasweep ARGS` in this process (click's runner): the same command, exit code and output as
     `run_cli`, without a new interpreter importing TensorFlow again. For commands that start no Ray and

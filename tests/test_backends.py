@@ -220,29 +220,11 @@ def test_a_sweep_and_its_production_training_run_across_several_devices(tmp_path
     assert "on JAX, a HyperModel's own fit trains on one device and this trial sees 4" in " ".join(own_fit.stderr.split())
 
 
-PROBE = '''
-    import json, os
-
-    import keras
-
-
-    def build(values, input_shape, n_outputs, head):
-        with open(os.environ["PROBE_FILE"], "a") as out:
-            out.write(json.dumps({"pid": os.getpid(), "backend": keras.backend.backend(),
-                                  **{k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "KERASWEEP_GPU_MEMORY_FRACTION",
-                                                                    "XLA_PYTHON_CLIENT_MEM_FRACTION")}}) + "\\n")
-        inputs = keras.Input(input_shape)
-        x = keras.layers.Dense(values["units"], activation="relu")(inputs)
-        return keras.Model(inputs, keras.layers.Dense(n_outputs, activation=head)(x))
-'''
-
-
 @pytest.mark.slow
 def test_a_jax_sweep_packs_two_workers_on_a_gpu_and_its_export_trains_on_tensorflow(tmp_path: Path) -> None:
-    (tmp_path / "probe.py").write_text(textwrap.dedent(PROBE))
     space = write_space(tmp_path, """
         name: packed
-        model: probe:build
+        model: tests.probe_model:build
         data: iris
         budget: {trials: 4, epochs: 3}
         params:
@@ -250,7 +232,7 @@ def test_a_jax_sweep_packs_two_workers_on_a_gpu_and_its_export_trains_on_tensorf
     """)
     store, probe = tmp_path / "store", tmp_path / "probe.jsonl"
     # a GPU named to the workers (CUDA_VISIBLE_DEVICES), none real: JAX on CPU ignores it, the workers' env shows it
-    proc = run_cli("sweep", str(space), "--trials-per-gpu", "2", "--store", str(store), cwd=tmp_path,
+    proc = run_cli("sweep", str(space), "--trials-per-gpu", "2", "--store", str(store),
                    env={"KERAS_BACKEND": "jax", "CUDA_VISIBLE_DEVICES": "0", "PROBE_FILE": str(probe)})
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert "2 worker(s), 2 per GPU on 1 GPU(s)" in " ".join(proc.stdout.split())  # the first line, unwrapped
@@ -266,7 +248,7 @@ def test_a_jax_sweep_packs_two_workers_on_a_gpu_and_its_export_trains_on_tensorf
     # Rule: the export of a JAX sweep trains on TensorFlow (the default backend) and says which it came from
     export = store / "exports" / "packed.yaml"
     assert yaml.safe_load(export.read_text())["provenance"]["backend"] == "jax"
-    trained = run_cli("train", str(export), "--store", str(store), cwd=tmp_path, env={"PROBE_FILE": str(probe)})
+    trained = run_cli("train", str(export), "--store", str(store), env={"PROBE_FILE": str(probe)})
     assert trained.returncode == 0, trained.stderr + trained.stdout
     assert json.loads(probe.read_text().splitlines()[-1])["backend"] == "tensorflow"
 

@@ -14,18 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import QUIET_ENV, ROOT
+from tests.conftest import QUIET_ENV, ROOT, run_bench
 
 pytestmark = pytest.mark.slow
 
 
-def _bench(script: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], cwd=ROOT, capture_output=True,
-                          text=True, env={**os.environ, **QUIET_ENV, "COLUMNS": "200"}, timeout=600)
-
-
 def test_bookkeeping_bench(tmp_path: Path) -> None:
-    proc = _bench("bench_bookkeeping.py", "--trials", "30", "--store", str(tmp_path))
+    proc = run_bench("bench_bookkeeping.py", "--trials", "30", "--store", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     document = json.loads((tmp_path / "bench" / "bookkeeping.json").read_text())
     results = document["results"]
@@ -44,7 +39,7 @@ def test_bookkeeping_bench(tmp_path: Path) -> None:
 
 def test_time_to_target_bench(tmp_path: Path) -> None:
     tools = "kerasweep optuna,Optuna TPE"
-    proc = _bench("bench_time_to_target.py", "--seeds", "1", "--budget", "30", "--target", "0.9",
+    proc = run_bench("bench_time_to_target.py", "--seeds", "1", "--budget", "30", "--target", "0.9",
                   "--tools", tools, "--store", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     document = json.loads((tmp_path / "bench" / "time_to_target.json").read_text())
@@ -59,7 +54,7 @@ def test_time_to_target_bench(tmp_path: Path) -> None:
 
 
 def test_overhead_bench(tmp_path: Path) -> None:
-    proc = _bench("bench_overhead.py", "--trials", "2", "--epochs", "1", "--store", str(tmp_path))
+    proc = run_bench("bench_overhead.py", "--trials", "2", "--epochs", "1", "--store", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     results = json.loads((tmp_path / "bench" / "overhead.json").read_text())["results"]
     # Rule: the four runners side by side, each with its ratio to the bare loop
@@ -68,7 +63,7 @@ def test_overhead_bench(tmp_path: Path) -> None:
     assert results["bare Keras loop"]["ratio"] == 1.0
     assert all(r["per_trial_s"] > 0 and r["first_trial_s"] > 0 for r in results.values())  # the first apart
     assert (tmp_path / "bench" / "overhead.png").stat().st_size > 10_000
-    unknown = _bench("bench_overhead.py", "--runners", "optuna,tpu")
+    unknown = run_bench("bench_overhead.py", "--runners", "optuna,tpu")
     # Rule: --runners picks from a closed list (where Ray is not installed, say); a wrong name is one line, exit 2
     assert unknown.returncode == 2 and "--runners: unknown tpu; expected bare, optuna, ray, ray-tune" in unknown.stderr
 
@@ -87,4 +82,3 @@ def test_gpu_bench_runs_the_same_sweep_per_packing_and_on_the_cpu(tmp_path: Path
     assert "2 worker(s), 2 per GPU" in rows[0]["first_line"] and "1 worker(s)" in rows[1]["first_line"]
     table = (tmp_path / "bench" / "gpu-cnn.md").read_text().splitlines()
     assert len([line for line in table if line.startswith("| ")]) == 3  # the header and one row per run
-

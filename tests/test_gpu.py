@@ -27,36 +27,10 @@ def _gpus() -> int:
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not _gpus(), reason="no GPU seen (nvidia-smi -L lists none)")]
 
-# a builder that says where its trial trains: the worker's GPU, its memory share and the device JAX/TF uses
-PROBE = '''
-    import json, os
-
-    import keras
-
-
-    def build(values, input_shape, n_outputs, head):
-        backend = keras.backend.backend()
-        if backend == "jax":
-            import jax
-            platform = jax.devices()[0].platform
-        else:
-            import tensorflow as tf
-            platform = "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
-        with open(os.environ["PROBE_FILE"], "a") as out:
-            out.write(json.dumps({"pid": os.getpid(), "backend": backend, "platform": platform,
-                                  **{k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "KERASWEEP_GPU_MEMORY_FRACTION")}})
-                      + "\\n")
-        inputs = keras.Input(input_shape)
-        x = keras.layers.Dense(values["units"], activation="relu")(inputs)
-        return keras.Model(inputs, keras.layers.Dense(n_outputs, activation=head)(x))
-'''
-
-
 def test_the_default_sweep_packs_four_workers_on_the_gpu_and_production_answers_raw_rows(tmp_path: Path) -> None:
-    (tmp_path / "probe.py").write_text(textwrap.dedent(PROBE))
     space = write_space(tmp_path, """
         name: ongpu
-        model: probe:build
+        model: tests.probe_model:build  # says where each trial trains
         data: iris
         budget: {trials: 8, epochs: 30}
         search: {pruner: none}
@@ -65,7 +39,7 @@ def test_the_default_sweep_packs_four_workers_on_the_gpu_and_production_answers_
           learning_rate: {type: float, low: 0.01, high: 0.05, log: true}
     """)
     store, probe = tmp_path / "store", tmp_path / "probe.jsonl"
-    proc = run_cli("sweep", str(space), "--store", str(store), cwd=tmp_path, env={"PROBE_FILE": str(probe)})
+    proc = run_cli("sweep", str(space), "--store", str(store), env={"PROBE_FILE": str(probe)})
     assert proc.returncode == 0, proc.stderr + proc.stdout
     gpus = _gpus()
     # Rule: where GPUs are seen, the default is four workers per GPU, and the first line says so
@@ -80,7 +54,7 @@ def test_the_default_sweep_packs_four_workers_on_the_gpu_and_production_answers_
     assert len(runs) == 8 and {r.info.status for r in runs} == {"FINISHED"}
     assert {r.data.tags.get("kerasweep.devices") for r in runs} == {"1"}
 
-    trained = run_cli("train", str(store / "exports" / "ongpu.yaml"), "--store", str(store), cwd=tmp_path,
+    trained = run_cli("train", str(store / "exports" / "ongpu.yaml"), "--store", str(store),
                       env={"PROBE_FILE": str(probe)})
     assert trained.returncode == 0, trained.stderr + trained.stdout
     assert json.loads(probe.read_text().splitlines()[-1])["platform"] == "gpu"  # production trained on the GPU too

@@ -13,19 +13,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import QUIET_ENV, ROOT
-
-
-def _bench(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_install.py"), *args], cwd=ROOT,
-                          capture_output=True, text=True, env={**os.environ, **QUIET_ENV, "COLUMNS": "200"},
-                          timeout=900, check=False)
+from tests.conftest import QUIET_ENV, ROOT, run_bench
 
 
 def test_a_fresh_clone_installs_and_sweeps_and_the_peer_script_runs(tmp_path: Path) -> None:
     # warm caches: CI's own `make install` just filled uv's, so this measures the path, not the network
-    proc = _bench("--installers", "uv", "--warm", "--no-peer", "--trials", "1", "--epochs", "1",
-                  "--store", str(tmp_path))
+    proc = run_bench("bench_install.py", "--installers", "uv", "--warm", "--no-peer", "--trials", "1", "--epochs",
+                     "1", "--store", str(tmp_path), timeout=900)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     document = json.loads((tmp_path / "bench" / "install.json").read_text())
     (row,) = document["results"].values()
@@ -40,7 +34,7 @@ def test_a_fresh_clone_installs_and_sweeps_and_the_peer_script_runs(tmp_path: Pa
                           check=False)
     assert peer.returncode == 0, peer.stderr
     assert float(peer.stdout.split()[-1]) > 0.5
-    unknown = _bench("--installers", "conda")
+    unknown = run_bench("bench_install.py", "--installers", "conda")
     assert unknown.returncode == 2 and "--installers: unknown conda; expected uv, pip" in unknown.stderr
 
 
