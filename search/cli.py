@@ -144,6 +144,14 @@ def sweep(space: str, engine: str, trials: int | None, epochs: int | None, minut
         f"Sweep [bold]{config.name}[/]: {parsed.model} on {parsed.data}, engine {engine}, "
         f"{parsed.budget.trials} trials x {parsed.budget.epochs} epochs, {parallel}, store {store}/"
     )
+    report = config.report
+    for line in report.lines if report else ():
+        console.print(f"  {escape(line)}", highlight=False)
+    if report and report.baseline:
+        console.print(f"  baseline {metric} {report.baseline.value:.4f}: {escape(report.baseline.predictor)} "
+                      "(what a trial must beat)", highlight=False)
+    for line in report.warnings if report else ():
+        err_console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
     with ConsoleReporter(config.name, parsed.budget.trials, metric, console) as reporter:
         result = run_sweep(config, reporter, stores_checked=True)  # checked above, before TensorFlow loaded
     console.print(counts_line(result))
@@ -164,8 +172,20 @@ def sweep(space: str, engine: str, trials: int | None, epochs: int | None, minut
         return
     console.print(summary_table(result, metric, parsed.params))
     path = export_best(config.name, store)[0]
-    console.print(f"Best {metric} {result.best.value:.4f} (trial {result.best.number}); config exported to {path}")
+    console.print(f"Best {metric} {result.best.value:.4f} (trial {result.best.number}){_against(report, result)}; "
+                  f"config exported to {path}")
+    if report and report.baseline and not report.baseline.beaten_by(result.best.value, result.direction):
+        err_console.print(f"[bold red]No trial beats the trivial predictor[/] ({escape(report.baseline.predictor)}: "
+                          f"{metric} {report.baseline.value:.4f}): this model has learnt nothing useful yet; see the "
+                          "warnings above, and README \"Tabular data\"", highlight=False)
     console.print(f"Next: [bold]make ui[/] to browse the runs, [bold]make train CONFIG={path}[/] to train it.")
+
+
+def _against(report: Any, result: Any) -> str:
+    """' against baseline 0.7200' beside a best value, or nothing where the sweep has no baseline."""
+    if report is None or report.baseline is None:
+        return ""
+    return f", baseline {report.baseline.value:.4f}"
 
 
 @main.command()

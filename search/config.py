@@ -38,3 +38,6 @@ class SweepConfig:
     deadline: float | None = None  # wall-clock time (time.time()) after which no trial starts; from budget.minutes
     tracking_uri: str | None = None  # None: the store's own MLflow file (or MLFLOW_TRACKING_URI)
     artifact_root: Path | None = None
+    # what the data is and the baseline to beat (search.data_report), made when the data was checked; None
+    # for a config read back for status or export
+    report: Any = None

@@ -29,7 +29,7 @@ from search.constraints import meeting, parse_where
 from search.errors import UserInputError
 from search.results import SweepResult, TrialResult
 from search.safe_yaml import read_yaml
-from search.space import FitArgs, TaskName, check_value, describe_errors
+from search.space import ColumnRole, FitArgs, TaskName, check_value, describe_errors
 from search.sweep import MAX_NAME, NAME_PATTERN, SweepConfig, load_config, sweep_results
 from search.trial import train_spec
 from trainers.fit import TrainSpec
@@ -54,6 +54,7 @@ def export_config(config: SweepConfig, trial: TrialResult, result: SweepResult) 
         **({"objectives": [{"metric": o.metric, "direction": o.direction, "value": v}
                            for o, v in zip(config.space.all_objectives, trial.values)]} if trial.values else {}),
         **_trained_on(config, trial),
+        **_against_baseline(config, trial, result.direction),
         "kerasweep_version": _version(),
         "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -68,6 +69,19 @@ def _trained_on(config: SweepConfig, trial: TrialResult) -> dict[str, str]:
     from search.lifecycle import tracker_of
 
     return tracker_of(config).runtime(trial.mlflow_run_id)
+
+
+def _against_baseline(config: SweepConfig, trial: TrialResult, direction: str) -> dict[str, Any]:
+    """The sweep's baseline (the trivial predictor's score, `search.data_report`) and whether the trial beat it."""
+    from search.lifecycle import tracker_of
+
+    tracker = tracker_of(config)
+    parent = config.parent_run_id or tracker.find_sweep_run(config.space.name, config.name)
+    found = tracker.sweep_baseline(parent) if parent else None
+    if found is None or trial.value is None:
+        return {}
+    return {"baseline": {"metric": found.metric, "value": found.value, "predictor": found.predictor,
+                         "beaten": found.beaten_by(trial.value, direction)}}
 
 
 def export_best(name: str, store: Path | str | None = None, output: Path | str | None = None, top: int = 1,
@@ -123,6 +137,15 @@ class ExportedObjective(_Strict):
     value: FiniteFloat | None = None
 
 
+class ExportedBaseline(_Strict):
+    """The trivial predictor's score on the sweep's validation rows, and whether the exported trial beat it."""
+
+    metric: str
+    value: FiniteFloat
+    predictor: str = Field(max_length=500)
+    beaten: bool
+
+
 class Provenance(_Strict):
     """Where an exported config came from. Names only, never paths: production names its MLflow
     experiment after `space`, and an experiment's artifacts live in a folder of that name."""
@@ -135,6 +158,7 @@ class Provenance(_Strict):
     objective: ExportedObjective | None = None
     objectives: list[ExportedObjective] | None = None  # a multi-objective sweep's: every value of the trial
     where: list[Annotated[str, StringConstraints(max_length=200)]] | None = None  # constraints it was chosen under
+    baseline: ExportedBaseline | None = None
     backend: Literal["tensorflow", "jax", "torch"] | None = None  # the Keras backend the trial trained on
     precision: Literal["float32", "mixed_float16"] | None = None  # the dtype policy it trained under
     kerasweep_version: str | None = Field(None, max_length=100)
@@ -158,6 +182,7 @@ class ExportFile(_Strict):
     code: StrictStr | None = None
     fit: FitArgs = FitArgs()
     callbacks: StrictStr | None = None
+    columns: dict[StrictStr, ColumnRole] = {}
     provenance: Provenance | None = None
 
 

@@ -69,6 +69,7 @@ def train_config(config_path: Path | str, store: Path | str = "runs", epochs: in
     run_id, version = tracker.log_production(
         f"{name}-production", config_path.stem, params, result.history, model_path, name, tags,
         example=raw_example(data), labels={"task": spec.task, "classes": [_plain(c) for c in data.classes]},
+        columns=data.plan.to_json() if data.plan is not None else None,
     )
     return ProductionResult(model_path, spec.monitor, result.best_value, result.best_epoch, run_id, name, version)
 
@@ -79,8 +80,11 @@ def _plain(value: object) -> object:
 
 
 def raw_example(data: Any) -> Any:
-    """Five raw validation rows as a user sends them: a DataFrame of named feature columns (tables), or an
-    array (images). The registered model's signature is inferred from it."""
+    """Five raw validation rows as a user sends them: a DataFrame of the table's columns as its file holds
+    them (text, ints, missing cells), of named feature columns (arrays of rows), or an array (images,
+    sequences). The registered model's signature is made from it."""
+    if data.plan is not None:
+        return data.raw_val[data.plan.used].head(5)
     if data.features is None:
         return data.x_val[:5]
     import pandas as pd

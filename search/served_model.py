@@ -2,8 +2,10 @@
 
 MLflow stores this file with every model `kerasweep train` registers ("models from code") and runs it
 when the model is loaded (`mlflow.pyfunc.load_model`, `mlflow models serve`), so it imports nothing of
-kerasweep: only MLflow, Keras, NumPy and pandas. The Keras model it wraps already holds the input
-scaling (and, for regression, the way back to the target's units); this file adds the names.
+kerasweep: only MLflow, Keras, NumPy and pandas, and, for a table, `raw_columns.py`, which MLflow stores
+beside it (`code_paths`) to encode raw rows (text, ints, missing cells) exactly as the trial did. The Keras
+model it wraps already holds the input scaling (and, for regression, the way back to the target's units);
+this file adds the names.
 """
 
 from __future__ import annotations
@@ -30,10 +32,23 @@ class LabelledModel(mlflow.pyfunc.PythonModel):
 
         self.model = keras.models.load_model(context.artifacts["keras_model"], compile=False)
         self.labels = json.loads(Path(context.artifacts["labels"]).read_text())
+        self.plan = None
+        if "columns" in context.artifacts:  # a table: its column plan encodes raw rows
+            try:
+                from raw_columns import ColumnPlan  # stored with the model (code_paths)
+            except ImportError:  # while kerasweep itself logs the model
+                from trainers.raw_columns import ColumnPlan
+            self.plan = ColumnPlan.from_json(Path(context.artifacts["columns"]).read_text())
 
-    def predict(self, context: Any, model_input: Any, params: dict | None = None) -> Any:
-        rows = model_input.to_numpy() if isinstance(model_input, pd.DataFrame) else np.asarray(model_input)
-        rows = rows.astype("float32").reshape((-1, *self.model.input_shape[1:]))
+    # the hint only tells MLflow not to validate by type hints (the signature names the columns); arrays
+    # (images, sequences) arrive too
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> Any:
+        if self.plan is not None:
+            rows = self.plan.encode(pd.DataFrame(model_input))
+        else:
+            rows = model_input.to_numpy(dtype="float32") if isinstance(model_input, pd.DataFrame) else \
+                np.asarray(model_input, dtype="float32")
+        rows = rows.reshape((-1, *self.model.input_shape[1:]))
         out = self.model.predict(rows, verbose=0)
         task, names = self.labels["task"], self.labels["classes"]
         if task == "classification":

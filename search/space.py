@@ -31,6 +31,7 @@ from search.safe_yaml import read_yaml
 from trainers import catalog
 
 Scalar = Union[StrictBool, StrictInt, FiniteFloat, StrictStr]
+ColumnRole = Literal["numeric", "categorical", "date", "identifier", "ignore"]  # trainers.raw_columns.ROLES
 TaskName = Literal["classification", "binary", "multilabel", "regression"]  # catalog.TASKS' keys (a test keeps them in step)
 MAX_PARAMS = 1000  # searched params per space; far beyond any model's, and suggesting stays quick
 #: the words a space file may use; which engine runs which (and its default) is the engine's own (`SAMPLERS`)
@@ -130,6 +131,8 @@ class Space(_Strict):
     fixed: dict[str, Any] = {}
     fit: FitArgs = FitArgs()
     callbacks: StrictStr | None = None  # package.module:function returning a list of Keras callbacks, per trial
+    # a table's column roles, where the inferred ones are wrong: {year: categorical, customer_id: ignore}
+    columns: dict[StrictStr, ColumnRole] = {}
     source: str = ""  # the file it was loaded from; set by load_space, for messages and provenance
     code: str = ""  # the folder its `module:function` imports from; set by load_space (trainers.user_code)
 
@@ -295,6 +298,10 @@ def check_space(space: Space, base_dir: Path | None = None) -> list[str]:
                         "which declares its own)")
     problems += _check_data(space.data, base_dir)
     problems += _check_fit(space)
+    for where, values in (("params", space.params), ("fixed", space.fixed)):
+        if "loss" in values and space.task != "regression":
+            problems.append(f"{where}.loss: applies to regression ({', '.join(catalog.REGRESSION_LOSSES)}); task "
+                            f"{space.task} trains with {catalog.TASKS[space.task].loss}; remove loss")
     problems += _check_acting(space)
     if space.validation is not None:
         problems += [line.replace("data:", "validation:", 1) for line in _check_data(space.validation, base_dir)]

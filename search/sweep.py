@@ -80,8 +80,12 @@ def make_config(space: Space, name: str | None = None, store: Path | str | None 
                                        for problem in problems))
     if space.search.sampler == "grid" and space.grid_size() < space.budget.trials:
         space = space.with_overrides(trials=space.grid_size())  # every config once: the grid is the budget
+    report = None
     if check_data_files:
         check_data(space)
+        from search.data_report import data_report
+
+        report = data_report(space)
     return SweepConfig(
         space=space,
         name=name,
@@ -90,6 +94,7 @@ def make_config(space: Space, name: str | None = None, store: Path | str | None 
         options=chosen,
         tracking_uri=tracking_uri_for(store_path),
         artifact_root=artifact_root_for(store_path),
+        report=report,
         **settings,
     )
 
@@ -203,6 +208,8 @@ def run_sweep(config: SweepConfig, reporter: Any | None = None, stores_checked: 
                 "debug": str(config.debug).lower(), **(config.started_from or {})}
     space_file = Path(config.space.source) if config.space.source and Path(config.space.source).exists() else None
     parent = tracker.start_sweep(config.space.name, config.name, space_file, settings)
+    if config.report is not None:
+        tracker.log_data_report(parent, config.report.text(), config.report.warnings, config.report.baseline)
     minutes = config.space.budget.minutes
     config = dataclasses.replace(config, parent_run_id=parent, tracking_uri=tracker.tracking_uri,
                                  deadline=time.time() + 60 * minutes if minutes else None)

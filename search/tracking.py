@@ -5,19 +5,22 @@ workers log side by side without a lock. The shape, which a contract test checks
 
 - experiment = the space's name; parent run named after the sweep, tags `kerasweep.sweep=<name>`,
   `kerasweep.role=sweep`, the space file as an artifact, and at the end counts, best value and trial;
+  its data report (`data/report.txt`, metric `baseline_<metric>`: the trivial predictor's score);
 - trial run `trial-<n>` with `mlflow.parentRunId`, tags `kerasweep.trial=<n>` and `kerasweep.state`,
   every resolved param, per-epoch metrics at step = epoch, run status FINISHED (complete),
-  KILLED (pruned) or FAILED (failed, with `kerasweep.error`), and `checkpoint/model.keras` when complete.
+  KILLED (pruned) or FAILED (failed, with `kerasweep.error`), and `checkpoint/model.keras` and metric
+  `objective` (the value the sweep ranks it by) when complete.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ from search.errors import UserInputError
 from search.interrupts import deferred_interrupts
 from search.results import TrialResult, TrialState
 from search.store import Store, sqlite_url
+from trainers.baselines import Baseline
 
 RUN_STATUS = {
     TrialState.COMPLETE: "FINISHED",
@@ -33,6 +37,11 @@ RUN_STATUS = {
     TrialState.RUNNING: "RUNNING",
 }
 PARAMS_TAG, VALUE_TAG, VALUES_TAG = "kerasweep.params", "kerasweep.value", "kerasweep.values"
+# on a complete trial run: the value the sweep ranks it by (its best epoch's objective, or the repeats' mean);
+# sorting the MLflow UI by this column puts the exported winner first (the last epoch's value would not)
+RANKED_METRIC = "objective"
+BASELINE_TAG = "kerasweep.baseline"  # on a parent run: the trivial predictor's score (trainers.baselines), JSON
+WARNINGS_TAG = "kerasweep.data_warnings"  # on a parent run: what the data's report warned of, one per line
 REPEAT_METRIC = "repeat_value"  # budget.repeats: each training's value of the objective, step = its number
 PARETO_TAG = "kerasweep.pareto"  # "true" on the trial runs of a multi-objective sweep's Pareto front
 SWEEP_TAG, TRIAL_TAG, STATE_TAG, ROLE_TAG, ERROR_TAG = (
@@ -123,6 +132,16 @@ def seed_if_local(tracking_uri: str) -> None:
     """`seed_new_store` for a tracking URI that names a local SQLite file; a server's is left alone."""
     if tracking_uri.startswith("sqlite:///"):
         seed_new_store(Path(tracking_uri.removeprefix("sqlite:///")))
+
+
+def raw_row_signature(example: Any) -> Any:
+    """A table's served signature: its columns by name, each of any type. MLflow's own types would refuse
+    the rows the model was trained on (an int64 column where the example had floats, a float column once a
+    cell is missing); the column plan checks each column itself, and names a missing one."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import AnyType, ColSpec, Schema
+
+    return ModelSignature(inputs=Schema([ColSpec(AnyType(), str(name)) for name in example.columns]))
 
 
 def trial_number(run: Any) -> int | None:
@@ -256,6 +275,25 @@ class Tracker:
         self.client.set_terminated(run_id, status=status)
 
     @deferred_interrupts()
+    def log_data_report(self, run_id: str, text: str, warnings: Sequence[str], baseline: Baseline | None) -> None:
+        """A sweep's data report (`search.data_report`) on its parent run: the text as `data/report.txt`, the
+        baseline as metric `baseline_<metric>` and a tag, the warnings as a tag (all searchable in the UI)."""
+        from mlflow.entities import Metric, RunTag
+
+        tags = [RunTag(WARNINGS_TAG, "\n".join(warnings)[:4000])] if warnings else []
+        metrics = []
+        if baseline is not None:
+            tags.append(RunTag(BASELINE_TAG, json.dumps(dataclasses.asdict(baseline))))
+            metrics.append(Metric(f"baseline_{baseline.metric}", baseline.value, int(time.time() * 1000), 0))
+        self.client.log_batch(run_id, metrics=metrics, tags=tags)
+        self.client.log_text(run_id, text, "data/report.txt")
+
+    def sweep_baseline(self, run_id: str) -> Baseline | None:
+        """The baseline a sweep's parent run holds, or None (a sweep logged before baselines, streamed data)."""
+        tag = self.client.get_run(run_id).data.tags.get(BASELINE_TAG)
+        return Baseline(**json.loads(tag)) if tag else None
+
+    @deferred_interrupts()
     def log_plots(self, run_id: str, folder: Path) -> None:
         """Attach the sweep's plots (PNG and HTML) to its parent run under `plots/`."""
         self.client.log_artifacts(run_id, str(folder), "plots")
@@ -263,21 +301,22 @@ class Tracker:
     # --- production training ---------------------------------------------------------------------
     def log_production(self, experiment: str, run_name: str, params: dict[str, Any], history: dict[str, list[float]],
                        model_file: Path, registered_name: str, tags: dict[str, str], example: Any,
-                       labels: dict[str, Any]) -> tuple[str, int]:
+                       labels: dict[str, Any], columns: str | None = None) -> tuple[str, int]:
         """A production run with its params and per-epoch metrics, and the model registered as a new
         version of `registered_name`; returns (run id, version).
 
         The registered model is an MLflow pyfunc (`search/served_model.py`) around the saved Keras model
         `model_file`: raw rows in, answers in the user's terms out (class names, label names, or numbers
         in the target's units), with an input example and the signature MLflow infers from it. `labels`
-        (the task and its class names, in output order) are stored with it and as the run's `labels.json`."""
+        (the task and its class names, in output order) are stored with it and as the run's `labels.json`;
+        `columns`, a table's column plan (`trainers.raw_columns`, JSON), with the module that applies it."""
         import mlflow
 
         previous = os.environ.get("MLFLOW_TRACKING_URI")  # set_tracking_uri sets it: it would steer later stores
         mlflow.set_tracking_uri(self.tracking_uri)
         try:
             return self._log_production(experiment, run_name, params, history, model_file, registered_name, tags,
-                                        example, labels)
+                                        example, labels, columns)
         finally:
             if previous is None:
                 os.environ.pop("MLFLOW_TRACKING_URI", None)
@@ -286,7 +325,7 @@ class Tracker:
 
     def _log_production(self, experiment: str, run_name: str, params: dict[str, Any], history: dict[str, list[float]],
                         model_file: Path, registered_name: str, tags: dict[str, str], example: Any,
-                        labels: dict[str, Any]) -> tuple[str, int]:
+                        labels: dict[str, Any], columns: str | None) -> tuple[str, int]:
         import tempfile
 
         import keras
@@ -304,10 +343,20 @@ class Tracker:
             labels_file = Path(folder) / "labels.json"
             labels_file.write_text(json.dumps(labels))
             self.client.log_artifact(run_id, str(labels_file))  # the user's names for the model's outputs
+            artifacts = {"keras_model": str(model_file), "labels": str(labels_file)}
+            code_paths, signature = None, None
+            if columns is not None:  # a table: raw rows are encoded by the plan, in the served model too
+                from trainers import raw_columns
+
+                columns_file = Path(folder) / "columns.json"
+                columns_file.write_text(columns)
+                self.client.log_artifact(run_id, str(columns_file))
+                artifacts["columns"] = str(columns_file)
+                code_paths, signature = [raw_columns.__file__], raw_row_signature(example)
             info = mlflow.pyfunc.log_model(
                 name="model", python_model=str(SERVED_MODEL), registered_model_name=registered_name,
-                artifacts={"keras_model": str(model_file), "labels": str(labels_file)},
-                input_example=example,  # raw rows; MLflow infers the signature by answering them
+                artifacts=artifacts, code_paths=code_paths, signature=signature,
+                input_example=example,  # raw rows; without a table's signature, MLflow infers one by answering them
                 # the backend it trained on: the saved model loads on any, this one is sure to be there
                 pip_requirements=[f"keras=={keras.__version__}", keras.backend.backend(), "pandas"],
                 model_config={"backend": keras.backend.backend()},
@@ -383,6 +432,8 @@ class Tracker:
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, 0) for k, v in (measures or {}).items()]
         metrics += [Metric(REPEAT_METRIC, float(v), now, step) for step, v in enumerate(repeats, start=1)]
+        if state is TrialState.COMPLETE and value is not None:  # what the sweep ranks: sort by it in the UI
+            metrics.append(Metric(RANKED_METRIC, float(value), now, 0))
         self.client.log_batch(run_id, tags=tags, metrics=metrics)
         if details:
             self.client.log_text(run_id, details, "error.txt")

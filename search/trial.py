@@ -75,6 +75,7 @@ def train_spec(space: Space, values: dict[str, Any]) -> TrainSpec:
         code=space.code or None,  # trials and production training import the user's module from any folder
         fit=space.fit.model_dump(exclude_defaults=True),
         callbacks=space.callbacks,
+        columns=dict(space.columns),
     )
 
 

@@ -66,7 +66,7 @@ CASES = [
     ("NaN features", lambda f: ["sweep", str(_space(f, _npz(f, x=np.full((8, 3), np.nan), y=np.arange(8) % 2)))], ["d.npz", "NaN or infinite"]),
     ("not a zip", lambda f: ["sweep", str(_space(f, str(f / "x.npz")))] if (f / "x.npz").write_text("junk") else [], ["x.npz", "not a readable .npz"]),
     ("csv without label column", lambda f: ["sweep", str(_space(f, _csv(f, "a,b\n1,2\n3,4\n")))], ["d.csv", "no target column 'label'", "target:"]),
-    ("csv with text features", lambda f: ["sweep", str(_space(f, _csv(f, "a,label\nx,0\ny,1\nz,0\nw,1\n")))], ["d.csv", "non-numeric feature column(s) a"]),
+    ("csv with only an id column", lambda f: ["sweep", str(_space(f, _csv(f, "customer_id,label\nx,0\ny,1\nz,0\nw,1\n")))], ["d.csv", "no feature column is left", "identifier: customer_id", "columns: {name: numeric}"]),
     ("empty csv", lambda f: ["sweep", str(_space(f, _csv(f, "")))], ["d.csv", "not a readable CSV"]),
     ("data with a wrong suffix", lambda f: ["sweep", str(_space(f, str(f / "d.parquet")))] if (f / "d.parquet").write_text("x") else [], ["suffix '.parquet'", ".npz or .csv"]),
     # CLI flags

@@ -229,7 +229,7 @@ def test_a_validation_file_replaces_the_split_and_must_match_the_data(tmp_path: 
     # Rule: the user's validation file is the validation part, whole; the data file is the training part, whole
     assert len(data.x_val) == len(frame) - 150 and len(data.x_train) == 150
     assert Path(spec.validation).is_absolute()
-    with pytest.raises(UserInputError, match=r"narrow.csv: features have shape \(12,\) per example, but .* has \(13,\)"):
+    with pytest.raises(UserInputError, match=r"narrow.csv: lacks column\(s\) proline that .*train.csv has"):
         make_config(load_space(write_space(tmp_path, text.format("narrow.csv"))), store=tmp_path / "store")
     with pytest.raises(UserInputError, match=r"validation: 'gone.csv' is neither"):
         load_space(write_space(tmp_path, text.format("gone.csv")))

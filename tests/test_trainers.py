@@ -85,7 +85,7 @@ def test_user_files_npz_csv_and_image_folder(tmp_path: Path) -> None:
         (lambda p: np.savez(p / "f.npz", x=np.zeros((10, 3)), y=np.zeros(10)), "at least 2 classes"),
         (lambda p: np.savez(p / "f.npz", x=np.zeros((10, 2, 2, 2, 2)), y=np.arange(10) % 2), "features have shape"),
         (lambda p: (p / "f.csv").write_text("a,b\n1,2\n"), "no target column 'label'"),
-        (lambda p: (p / "f.csv").write_text("a,label\nx,0\ny,1\n"), "non-numeric feature column(s) a"),
+        (lambda p: (p / "f.csv").write_text("a_id,label\nx,0\ny,1\nz,0\nw,1\n"), "no feature column is left"),
         (lambda p: (p / "f.npz").write_text("not a zip"), "not a readable .npz"),
     ],
 )

@@ -41,6 +41,9 @@ ACTIVATIONS: frozenset[str] = frozenset(
 #: Learning-rate schedules, applied per epoch after an optional linear warm-up.
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine", "exponential", "step", "plateau")
 
+#: Losses a regression trains with (`loss`), measured in the target's units: squared, absolute, Huber's.
+REGRESSION_LOSSES: tuple[str, ...] = ("mse", "mae", "huber")
+
 #: Params the training loop itself reads (every model accepts these).
 TRAINING_PARAMS: dict[str, str] = {
     "learning_rate": "optimizer step size (float > 0)",
@@ -59,6 +62,7 @@ TRAINING_PARAMS: dict[str, str] = {
     "patience": "EarlyStopping patience in epochs (int >= 1)",
     "min_delta": "EarlyStopping: smallest change that counts as an improvement (float >= 0)",
     "mixed_precision": "mixed_float16 on or off; default: on for models of 20M+ parameters on a GPU, else off (bool)",
+    "loss": f"regression only: one of {', '.join(REGRESSION_LOSSES)} (default mse; mae trains for the median)",
 }
 
 #: Params each bundled model builder reads, on top of TRAINING_PARAMS.
@@ -126,6 +130,7 @@ NAMED_VALUES: dict[str, frozenset[str]] = {
     "flip": frozenset({"none", "horizontal", "vertical", "horizontal_and_vertical"}),
     "backbone": frozenset(BACKBONES),
     "cell": frozenset({"lstm", "gru"}),
+    "loss": frozenset(REGRESSION_LOSSES),
 }
 
 @dataclass(frozen=True)
@@ -194,6 +199,7 @@ VALUE_RULES: dict[str, ValueRule] = {
     "patience": _POSITIVE_INT,
     "min_delta": _NON_NEGATIVE,
     "mixed_precision": ValueRule("bool", nullable=True),
+    "loss": ValueRule("name", nullable=True),
     "filters": _POSITIVE_INT,
     "blocks": _POSITIVE_INT,
     "kernel_size": _POSITIVE_INT,
@@ -285,7 +291,8 @@ TASKS: dict[str, Task] = {
     # integer or text labels, or one-hot rows: one softmax over the classes
     "classification": Task("softmax", "sparse_categorical_crossentropy", ("accuracy",), ("val_accuracy", "maximize"), True),
     # two classes: one sigmoid output
-    "binary": Task("sigmoid", "binary_crossentropy", ("accuracy", "auc"), ("val_accuracy", "maximize"), True),
+    # (pr_auc: the area under precision-recall, the honest objective for a rare positive class)
+    "binary": Task("sigmoid", "binary_crossentropy", ("accuracy", "auc", "pr_auc"), ("val_accuracy", "maximize"), True),
     # several yes/no labels per example (0/1 columns): one sigmoid per label
     "multilabel": Task("sigmoid", "binary_crossentropy", ("accuracy", "auc"), ("val_accuracy", "maximize"), False),
     # numbers (one or several target columns), predicted in the target's own units

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from trainers import catalog
+from trainers.raw_columns import ColumnError, ColumnPlan, fit_plan, infer_roles
 
 IMAGE_FOLDER_SIZE = (32, 32)  # images from a class-per-folder tree are resized to this (HxW)
 
@@ -46,6 +47,11 @@ class Dataset:
     # a data function's tf.data datasets (trainers.streams): they train, and x_*/y_* hold their first examples
     streams: tuple[Any, Any, Any] | None = None
     label_counts: tuple[int, ...] | None = None  # streams: examples per class in the training part
+    # a table (CSV, DataFrame): each raw column's role and what training taught it; x_* are its encoding
+    plan: ColumnPlan | None = None
+    raw_val: Any = field(default=None, compare=False, repr=False)  # a table's raw validation rows (a DataFrame)
+    dropped_rows: int = 0  # rows left out because their target was missing
+    notices: tuple[str, ...] = ()  # what a person should know about the data before trusting a result
 
     def class_counts(self) -> tuple[int, ...]:
         """Training examples per class (classification, binary), in the order of `classes`."""
@@ -82,10 +88,12 @@ REGRESSION_HINT_DISTINCT = 20  # more distinct numeric labels than this, and few
 
 @functools.lru_cache(maxsize=8)
 def load_arrays(data: str, validation_split: float = 0.2, seed: int = 0, task: str = "classification",
-                target: str | tuple[str, ...] = "label", validation: str | None = None) -> Dataset:
+                target: str | tuple[str, ...] = "label", validation: str | None = None,
+                columns: tuple[tuple[str, str], ...] = ()) -> Dataset:
     """Load `data` (bundled name or path) for `task`, split it by `seed` (stratified for classes), and
     fit the input scaling on the train part only. `target` names the CSV label column(s); `validation`,
-    a file of the same kind, is the validation part instead of a split.
+    a file of the same kind, is the validation part instead of a split; `columns`, a table's role
+    overrides (`trainers.raw_columns`). Rows whose target is missing are left out and counted.
 
     Cached per process: every trial of a worker reuses the same arrays.
     """
@@ -104,24 +112,129 @@ def load_arrays(data: str, validation_split: float = 0.2, seed: int = 0, task: s
         x, y, names, features = _function_arrays(data, returned)
     else:
         x, y, names, features = _read(data, targets)
-    x = _check_features(data, x, y)
+    x, y, dropped = _without_missing_targets(data, x, y)
+    if _is_table(x):
+        return _from_table(data, x, y, task, names, validation_split, seed, targets, validation, dict(columns),
+                           dropped)
+    if columns:
+        raise DataError(f"{data}: columns: only a table (a CSV, or a DataFrame from a data function) has named "
+                        "columns; remove columns:")
+    x = _check_features(data, x, y, features)
     if validation is not None:
         x_train, x_val, y_train, y_val, classes = _with_validation_file(data, validation, x, y, task, targets,
                                                                         names, features)
     else:
         y, classes, strata = _encode_labels(data, y, task, names)
-        from sklearn.model_selection import train_test_split
-
-        try:
-            x_train, x_val, y_train, y_val = train_test_split(
-                x, y, test_size=validation_split, random_state=seed, stratify=strata
-            )
-        except ValueError as exc:
-            raise DataError(f"{data}: cannot split with validation_split={validation_split}: {exc}") from None
+        x_train, x_val, y_train, y_val = _split(data, (x, y), validation_split, seed, strata)
     extra = _target_scaling(y_train) if task == "regression" else {}
     if x.ndim == 2:  # rows of named columns (files without names get x0, x1, ...)
         extra["features"] = tuple(features or (f"x{i}" for i in range(x.shape[1])))
-    return Dataset(data, x_train, y_train, x_val, y_val, classes, **_scaling(x_train), task=task, **extra)
+    return Dataset(data, x_train, y_train, x_val, y_val, classes, **_scaling(x_train), task=task,
+                   dropped_rows=dropped, **extra)
+
+
+def _split(data: str, arrays: tuple[Any, ...], validation_split: float, seed: int,
+           strata: np.ndarray | None) -> list[Any]:
+    """train_test_split of every array (or DataFrame) alike; a split it cannot make is a DataError."""
+    from sklearn.model_selection import train_test_split
+
+    try:
+        return train_test_split(*arrays, test_size=validation_split, random_state=seed, stratify=strata)
+    except ValueError as exc:
+        raise DataError(f"{data}: cannot split with validation_split={validation_split}: {exc}") from None
+
+
+def _is_table(x: Any) -> bool:
+    import pandas as pd
+
+    return isinstance(x, pd.DataFrame)
+
+
+def _without_missing_targets(data: str, x: Any, y: Any) -> tuple[Any, np.ndarray, int]:
+    """Rows whose target (any target column) is missing are left out; returns them counted, never silently."""
+    import pandas as pd
+
+    y = np.asarray(y)
+    if len(y) != len(x) or len(y) == 0:
+        return x, y, 0  # _check_features names the mismatch, or that there are no rows
+    missing = pd.isna(pd.DataFrame(y.reshape(len(y), -1))).any(axis=1).to_numpy().copy()
+    if y.dtype == object:
+        missing |= np.array([isinstance(v, str) and not v.strip() for v in y.reshape(len(y), -1)[:, 0]])
+    if not missing.any():
+        return x, y, 0
+    if missing.all():
+        raise DataError(f"{data}: every row's target is missing; name the label column(s) with target:")
+    keep = ~missing
+    kept = x[keep] if _is_table(x) else np.asarray(x)[keep]
+    if _is_table(kept):
+        kept = kept.reset_index(drop=True)
+    labels = y[keep]
+    if labels.dtype == object and all(isinstance(v, (int, float, np.number)) for v in labels.ravel()):
+        labels = labels.astype("float64")
+    return kept, labels, int(missing.sum())
+
+
+def _from_table(data: str, frame: Any, y: np.ndarray, task: str, names: tuple[str, ...] | None,
+                validation_split: float, seed: int, targets: tuple[str, ...], validation: str | None,
+                columns: dict[str, str], dropped: int) -> Dataset:
+    """A table's columns get roles (`trainers.raw_columns`), the rows are split, the plan is fitted on the
+    training rows only and encodes both parts; the model then scales what the plan gives."""
+    if len(frame) == 0:
+        raise DataError(f"{data}: no examples; expected at least one row per class")
+    try:
+        roles = infer_roles(frame, columns)
+    except ColumnError as exc:
+        raise DataError(f"{data}: {exc}") from None
+    if all(role in ("identifier", "ignore") for role, _ in roles.values()):
+        shown = "; ".join(f"{role}: {name}" for name, (role, _) in roles.items())
+        raise DataError(f"{data}: no feature column is left ({shown}); set a column's role with columns: "
+                        "{name: numeric} in the space file")
+    if validation is not None:
+        val_frame, y_val_raw, _, _ = _read(validation, targets)
+        if not _is_table(val_frame):
+            raise DataError(f"{validation}: the validation file must be a table of the same columns as {data}")
+        val_frame, y_val_raw, _ = _without_missing_targets(validation, val_frame, y_val_raw)
+        absent = [c for c in frame.columns if c not in val_frame.columns and roles[str(c)][0] not in ("identifier",
+                                                                                                      "ignore")]
+        if absent:
+            raise DataError(f"{validation}: lacks column(s) {', '.join(map(str, absent))} that {data} has; the "
+                            "validation file must hold the same columns")
+        train_frame = frame
+        y_train, y_val, classes = _encode_both(data, y, y_val_raw, task, names, validation, data)
+    else:
+        encoded, classes, strata = _encode_labels(data, y, task, names)
+        train_frame, val_frame, y_train, y_val = _split(data, (frame, encoded), validation_split, seed, strata)
+    plan = fit_plan(train_frame, roles, dropped)
+    notices = [*_identifier_notices(plan), *_monotone_notices(frame, plan)]
+    try:
+        x_train, x_val = plan.encode(train_frame), plan.encode(val_frame)
+    except ColumnError as exc:
+        raise DataError(f"{data}: {exc}") from None
+    extra = _target_scaling(y_train) if task == "regression" else {}
+    return Dataset(data, x_train, y_train, x_val, y_val, classes, **_scaling(x_train), task=task,
+                   features=tuple(plan.used), plan=plan, raw_val=val_frame.reset_index(drop=True),
+                   dropped_rows=dropped, notices=tuple(notices), **extra)
+
+
+def _identifier_notices(plan: ColumnPlan) -> list[str]:
+    return [f"column {c.name} is left out: an identifier ({c.reason}); set columns: {{{c.name}: numeric}} (or "
+            "categorical) if it is a real feature" for c in plan.columns if c.role == "identifier"]
+
+
+def _monotone_notices(frame: Any, plan: ColumnPlan) -> list[str]:
+    """A kept number that grows row by row (a row number, a time) leaks where the file is sorted by its target."""
+    import pandas as pd
+
+    found = []
+    for column in plan.columns:
+        if column.role != "numeric" or len(frame) <= 20:
+            continue
+        values = pd.to_numeric(frame[column.name], errors="coerce")
+        if values.notna().all() and (values.is_monotonic_increasing or values.is_monotonic_decreasing) \
+                and values.nunique() == len(values):
+            found.append(f"column {column.name} grows row by row (a row number, a time?): where the file is sorted, "
+                         f"it gives the order away; set columns: {{{column.name}: ignore}} unless it is a real feature")
+    return found
 
 
 def _from_streams(ref: str, train: Any, validation: Any, features: Any, task: str) -> Dataset:
@@ -160,7 +273,8 @@ def _with_validation_file(data: str, validation: str, x: np.ndarray, y: np.ndarr
                           features: tuple[str, ...] | None) -> tuple[Any, ...]:
     """The user's own validation file: same kind, same columns, labels encoded with the training data's."""
     x_val, y_val, _, val_features = _read(validation, targets)
-    x_val = _check_features(validation, x_val, y_val)
+    x_val, y_val, _ = _without_missing_targets(validation, x_val, y_val)
+    x_val = _check_features(validation, x_val, y_val, val_features)
     if x_val.shape[1:] != x.shape[1:]:
         raise DataError(f"{validation}: features have shape {x_val.shape[1:]} per example, but {data} has "
                         f"{x.shape[1:]}; the validation file must hold the same columns")
@@ -296,11 +410,14 @@ def _function_arrays(ref: str, returned: Any) -> tuple[np.ndarray, np.ndarray, N
     else:
         raise DataError(f"{ref}: the function returned {type(returned).__name__}; expected (x, y), a mapping with "
                         "'x', 'y' and optionally 'features', or tf.data datasets {'train': ..., 'validation': ...}")
+    import pandas as pd
+
+    if isinstance(x, pd.DataFrame):  # a table: its columns get roles as a CSV's do
+        return x.reset_index(drop=True), np.asarray(y), None, tuple(map(str, x.columns))
     x, y = np.asarray(x), np.asarray(y)
-    if x.dtype == object or y.dtype == object and not all(isinstance(v, str) for v in y.ravel()):
-        raise DataError(f"{ref}: x must hold numbers and y numbers or text; got {x.dtype} and {y.dtype}")
-    if x.ndim == 3:  # grayscale images without a channel axis
-        x = x[..., np.newaxis]
+    if x.dtype == object or y.dtype == object and not all(isinstance(v, str) or v is None for v in y.ravel()):
+        raise DataError(f"{ref}: x must hold numbers (or be a pandas DataFrame) and y numbers or text; got {x.dtype} "
+                        f"and {y.dtype}")
     return x, y, None, tuple(map(str, features)) if features is not None else None
 
 
@@ -316,9 +433,7 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
         x, y = arrays["x"], arrays["y"]
     except ValueError as exc:  # object arrays (pickled Python objects) are refused: loading them runs code
         raise DataError(f"{path}: {exc}; save plain numeric arrays (x as numbers, y as numbers or strings)") from None
-    if x.ndim == 3:  # grayscale images without a channel axis
-        x = x[..., np.newaxis]
-    return x, y
+    return x, y  # (n, a, b): sequences of steps (a grayscale image's rows to an rnn; the cnn adds a channel)
 
 
 def _read_csv(path: Path, target: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None,
@@ -334,12 +449,8 @@ def _read_csv(path: Path, target: tuple[str, ...]) -> tuple[np.ndarray, np.ndarr
         raise DataError(f"{path}: no target column {', '.join(map(repr, missing))}; name the label column(s) with "
                         f"`target:` in the space file; the file has {', '.join(map(str, frame.columns))}")
     features = frame.drop(columns=list(target))
-    bad = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
-    if bad:
-        raise DataError(f"{path}: non-numeric feature column(s) {', '.join(map(str, bad))}; encode them as numbers first")
     labels = frame[target[0]].to_numpy() if len(target) == 1 else frame[list(target)].to_numpy()
-    return (features.to_numpy(dtype="float32"), labels, target if len(target) > 1 else None,
-            tuple(map(str, features.columns)))
+    return features, labels, target if len(target) > 1 else None, tuple(map(str, features.columns))
 
 
 def _read_image_folder(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -360,19 +471,28 @@ def _read_image_folder(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(images), np.asarray(labels)
 
 
-def _check_features(data: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def _check_features(data: str, x: np.ndarray, y: np.ndarray, features: tuple[str, ...] | None = None) -> np.ndarray:
     if len(x) == 0:
         raise DataError(f"{data}: no examples; expected at least one row per class")
-    if x.ndim not in (2, 4):
-        raise DataError(f"{data}: features have shape {x.shape}; expected (n, features) or (n, height, width[, channels])")
+    if x.ndim not in (2, 3, 4):
+        raise DataError(f"{data}: features have shape {x.shape}; expected (n, features), (n, steps, features) or "
+                        "(n, height, width[, channels])")
     y = np.asarray(y)
     if y.ndim not in (1, 2) or len(y) != len(x):
         raise DataError(f"{data}: labels have shape {y.shape}; expected ({len(x)},) or ({len(x)}, columns), one row per example")
     if not np.issubdtype(x.dtype, np.number):
         raise DataError(f"{data}: features are {x.dtype}, not numbers; encode them as numbers first")
     x = x.astype("float32")
-    if not np.all(np.isfinite(x)):
-        raise DataError(f"{data}: features hold NaN or infinite values; clean or impute them first")
+    finite = np.isfinite(x)
+    if not finite.all():
+        rows = int((~finite).reshape(len(x), -1).any(axis=1).sum())
+        where = ""
+        if x.ndim == 2:
+            bad = np.flatnonzero((~finite).any(axis=0))
+            names = [features[i] if features else f"x{i}" for i in bad[:5]]
+            where = f" in column(s) {', '.join(names)}{' and more' if len(bad) > 5 else ''}"
+        raise DataError(f"{data}: features hold NaN or infinite values{where}, {rows} of {len(x)} rows; arrays must be "
+                        "complete: save the table as a CSV (kerasweep imputes missing cells there) or impute them first")
     return x
 
 
@@ -380,6 +500,8 @@ def _encode_labels(data: str, y: np.ndarray, task: str,
                    names: tuple[str, ...] | None) -> tuple[np.ndarray, tuple[Any, ...], np.ndarray | None]:
     """Labels as the task trains on them, the class names (or label/target names), and the strata."""
     y = np.asarray(y)
+    if y.dtype == object and task in ("classification", "binary"):  # text, or text mixed with numbers: names
+        y = y.astype(str)
     numeric = np.issubdtype(y.dtype, np.number) or y.dtype == bool
     if task == "regression":
         if not numeric:
@@ -420,9 +542,11 @@ def _encode_labels(data: str, y: np.ndarray, task: str,
 
 
 def _scaling(x_train: np.ndarray) -> dict[str, Any]:
-    """Standardise per feature (tabular) or divide by the maximum (images), fitted on the train part only."""
-    if x_train.ndim == 2:
-        return _standardize(x_train.mean(axis=0), x_train.std(axis=0))
+    """Standardise per feature (tables; sequences per feature over all steps) or divide by the maximum
+    (images, four axes), fitted on the train part only."""
+    if x_train.ndim in (2, 3):
+        axes = tuple(range(x_train.ndim - 1))
+        return _standardize(x_train.mean(axis=axes), x_train.std(axis=axes))
     return {"peak": float(x_train.max()) or 1.0}
 
 

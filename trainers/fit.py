@@ -40,6 +40,7 @@ TRAINING_DEFAULTS = {
     "patience": 5,  # EarlyStopping: epochs without improvement before a trial ends itself
     "min_delta": 0.0,
     "mixed_precision": None,  # None: mixed_float16 for big models on a GPU only (trainers.backend.precision)
+    "loss": None,  # None: the task's (mean squared error for regression)
 }
 
 
@@ -65,6 +66,7 @@ class TrainSpec:
     code: str | None = None  # the folder the user's `module:function` imports from (trainers.user_code)
     fit: Mapping[str, Any] = field(default_factory=dict)  # Keras fit arguments: class_weight, shuffle
     callbacks: str | None = None  # the user's `module:function` returning a list of Keras callbacks
+    columns: Mapping[str, str] = field(default_factory=dict)  # a table's column roles set by hand (raw_columns.ROLES)
 
 
 @dataclass
@@ -293,7 +295,8 @@ def load_data(spec: TrainSpec) -> Any:
 
     make_importable(spec.code)  # a data function or builder of a sweep run in another folder
     target = spec.target if isinstance(spec.target, str) else tuple(spec.target)  # hashable: the arrays are cached
-    return load_arrays(spec.data, spec.validation_split, spec.seed, spec.task, target, spec.validation)
+    columns = tuple(sorted(dict(spec.columns).items()))
+    return load_arrays(spec.data, spec.validation_split, spec.seed, spec.task, target, spec.validation, columns)
 
 
 def with_input_scaling(network: Any, data: Any) -> Any:
@@ -324,8 +327,30 @@ def task_metrics(task: str) -> list[Any]:
 
     made = {"accuracy": "accuracy", "mae": keras.metrics.MeanAbsoluteError(name="mae"),
             "rmse": keras.metrics.RootMeanSquaredError(name="rmse"),
-            "auc": keras.metrics.AUC(name="auc", multi_label=task == "multilabel")}
+            "auc": keras.metrics.AUC(name="auc", multi_label=task == "multilabel"),
+            "pr_auc": keras.metrics.AUC(name="pr_auc", curve="PR")}
     return [made[name] for name in catalog.TASKS[task].metrics]
+
+
+def task_loss(task: str, name: str | None, y_std: np.ndarray | None) -> tuple[Any, float | None]:
+    """The loss a shipped builder's model compiles with, and its weight. Regression takes `loss` (mse, mae,
+    huber), computed in the target's units (the model answers in them) and weighted as if the targets were
+    standardised, so one learning rate suits any units; Huber's bend sits at one standard deviation."""
+    import keras
+
+    if task != "regression":
+        if name is not None:
+            raise ValueError(f"loss: {name!r} applies to regression; task {task} trains with {catalog.TASKS[task].loss}")
+        return catalog.TASKS[task].loss, None
+    spread = float(np.mean(y_std)) if y_std is not None else 1.0
+    name = name or "mse"
+    if name not in catalog.REGRESSION_LOSSES:
+        raise ValueError(f"loss: unknown loss {name!r}; expected one of {', '.join(catalog.REGRESSION_LOSSES)}")
+    if name == "mae":
+        return "mean_absolute_error", 1.0 / spread
+    if name == "huber":
+        return keras.losses.Huber(delta=spread), 1.0 / spread**2
+    return "mean_squared_error", float(1.0 / np.mean(np.square(y_std))) if y_std is not None else None
 
 
 def _wants_one_hot(model: Any) -> bool:
@@ -405,6 +430,9 @@ def check_own_compile(network: Any, params: Mapping[str, Any]) -> None:
         "weight_decay": getattr(optimizer, "weight_decay", None),
         "clipnorm": getattr(optimizer, "clipnorm", None),
     }
+    if params.get("loss") is not None:
+        raise ValueError(f"the model builder compiles its own loss, so loss={params['loss']!r} from the space would "
+                         "not act; compile with the loss in the builder, or remove loss from the space")
     for name in OPTIMIZER_PARAMS:
         if name not in params:
             continue
@@ -514,9 +542,8 @@ def train(
                 model.compile_from_config(network.get_compile_config())
                 model.run_eagerly = run_eagerly
             else:
-                # regression: the loss in standardised units (as if the targets were scaled), metrics in units
-                weight = float(1.0 / np.mean(np.square(data.y_std))) if data.y_std is not None else None
-                model.compile(optimizer=make_optimizer(values), loss=task.loss, loss_weights=weight,
+                loss, weight = task_loss(spec.task, values.get("loss"), data.y_std)
+                model.compile(optimizer=make_optimizer(values), loss=loss, loss_weights=weight,
                               metrics=task_metrics(spec.task), run_eagerly=run_eagerly)  # eager: step through a builder
         one_hot = spec.task == "classification" and _wants_one_hot(model)  # the builder compiled a one-hot loss
         whole_batches_only = devices > 1 and not backend.keeps_uneven_last_batch()  # JAX across several devices

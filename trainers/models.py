@@ -53,7 +53,8 @@ def build_cnn(values: Mapping[str, Any], input_shape: tuple[int, ...], n_outputs
     v = {**CNN_DEFAULTS, **values}
     reg = _penalty(v)
     inputs = keras.Input(shape=input_shape)
-    x = augmentation(v)(inputs) if v["augment"] else inputs
+    x = layers.Reshape((*input_shape, 1))(inputs) if len(input_shape) == 2 else inputs  # (h, w): one channel
+    x = augmentation(v)(x) if v["augment"] else x
     pooling = {"max": layers.MaxPooling2D, "avg": layers.AveragePooling2D}.get(v["pooling"])
     for block in range(int(v["blocks"])):
         x = layers.Conv2D(int(v["filters"]) * 2**block, int(v["kernel_size"]), padding="same", kernel_regularizer=reg)(x)
@@ -122,8 +123,9 @@ def build_transfer(values: Mapping[str, Any], input_shape: tuple[int, ...], n_ou
     v = {**TRANSFER_DEFAULTS, **values}
     size = int(v["image_size"])
     inputs = keras.Input(shape=input_shape)
-    x = layers.Resizing(size, size)(inputs)
-    if input_shape[-1] == 1:  # grayscale -> the three channels the backbones expect
+    x = layers.Reshape((*input_shape, 1))(inputs) if len(input_shape) == 2 else inputs  # (h, w): one channel
+    x = layers.Resizing(size, size)(x)
+    if len(input_shape) == 2 or input_shape[-1] == 1:  # grayscale -> the three channels the backbones expect
         x = layers.Concatenate()([x, x, x])
     backbone = getattr(keras.applications, catalog.BACKBONES[v["backbone"]])(
         input_shape=(size, size, 3), include_top=False, weights=None, pooling="avg"
