@@ -23,6 +23,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
 
@@ -39,6 +40,17 @@ SAMPLERS = ("tpe", "random", "cmaes", "qmc", "nsga2", "grid", "hyperband", "baye
 MAX_GRID = 100_000  # configs in a grid search; far beyond any budget of trials
 PRUNERS = ("hyperband", "median", "successive_halving", "none")
 PROJECT_SPACES = Path(__file__).resolve().parents[1] / "spaces"
+
+
+CHECKED = "kerasweep.checked"  # validation context: the space's rules were checked already (see Space._semantics)
+
+
+class SpaceProblems(UserInputError):
+    """A space built in Python breaks the rules a space file must keep; one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(f"space: {line}" for line in problems))
 
 
 class _Strict(BaseModel):
@@ -148,6 +160,18 @@ class Space(_Strict):
             return {**data, "objective": data["objective"][0], "objectives": data["objective"]}
         return data
 
+    @model_validator(mode="after")
+    def _semantics(self, info: ValidationInfo) -> Space:
+        """Every rule `load_space` applies holds for a space built in Python too (a dict, `Space(...)`): a
+        misspelt param would otherwise be sampled, logged and exported while nothing reads it. A space that
+        was checked already (re-read from a sweep's record, overridden from the CLI) is not checked again."""
+        if not (info.context or {}).get(CHECKED):
+            base = Path(self.source).parent if self.source else None
+            problems = check_space(self, base_dir=base, files=False)
+            if problems:
+                raise SpaceProblems(problems)
+        return self
+
     @property
     def all_objectives(self) -> tuple[Objective, ...]:
         """Every objective, the first first."""
@@ -230,7 +254,7 @@ class Space(_Strict):
                 continue
             section = "budget" if key in ("trials", "epochs", "minutes") else "search"
             data[section][key] = value
-        return Space.model_validate(data)
+        return Space.model_validate(data, context={CHECKED: True})
 
 
 def resolve_space_path(space: str | os.PathLike[str]) -> Path:
@@ -261,7 +285,7 @@ def load_space(space: str | os.PathLike[str]) -> Space:
     if family_problems:
         raise UserInputError("\n".join(f"{path}: {line}" for line in family_problems))
     try:
-        parsed = Space.model_validate({**raw, "source": str(path)})
+        parsed = Space.model_validate({**raw, "source": str(path)}, context={CHECKED: True})
     except ValidationError as exc:
         raise UserInputError("\n".join(f"{path}: {line}" for line in describe_errors(exc))) from None
     problems = check_space(parsed, base_dir=path.parent)
@@ -283,8 +307,9 @@ def resolve_data_path(data: str, base_dir: Path | None = None) -> Path | None:
     return Path(data)
 
 
-def check_space(space: Space, base_dir: Path | None = None) -> list[str]:
-    """Rules across fields that a schema cannot say; one message per problem, in file order."""
+def check_space(space: Space, base_dir: Path | None = None, files: bool = True) -> list[str]:
+    """Rules across fields that a schema cannot say; one message per problem, in file order. `files=False`
+    leaves out whether the data files exist (a space built in Python may name them relative to elsewhere)."""
     problems: list[str] = []
     style = "values"
     if catalog.is_user_builder(space.model):
@@ -296,14 +321,14 @@ def check_space(space: Space, base_dir: Path | None = None) -> list[str]:
     if not space.params and style == "values":
         problems.append("params: declare at least one param to search (or use a builder of `trial` or `hp`, "
                         "which declares its own)")
-    problems += _check_data(space.data, base_dir)
+    problems += _check_data(space.data, base_dir) if files else []
     problems += _check_fit(space)
     for where, values in (("params", space.params), ("fixed", space.fixed)):
         if "loss" in values and space.task != "regression":
             problems.append(f"{where}.loss: applies to regression ({', '.join(catalog.REGRESSION_LOSSES)}); task "
                             f"{space.task} trains with {catalog.TASKS[space.task].loss}; remove loss")
     problems += _check_acting(space)
-    if space.validation is not None:
+    if space.validation is not None and files:
         problems += [line.replace("data:", "validation:", 1) for line in _check_data(space.validation, base_dir)]
     logged = catalog.task_metrics(space.task)
     if space.objective.metric not in logged:

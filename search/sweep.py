@@ -22,7 +22,7 @@ from search.errors import KerasweepError, UserInputError
 from search.interrupts import clear_interrupt
 from search.lifecycle import tracker_of
 from search.results import SweepResult
-from search.space import Space
+from search.space import CHECKED, Space
 from search.store import Store, check_store
 from search.tracking import TRIAL_TAG, Tracker, artifact_root_for, tracking_uri_for
 from trainers import catalog
@@ -155,7 +155,7 @@ def load_config(name: str, store: Path | str | None = None) -> SweepConfig:
         raise UserInputError(f"sweep {name!r} not found in store {store_path}/; known sweeps: {', '.join(known) or 'none'}")
     record = _read_record(path)
     try:
-        space = Space.model_validate(record["space"])
+        space = Space.model_validate(record["space"], context={CHECKED: True})  # checked when it ran
     except ValidationError as exc:
         raise UserInputError(f"{path}: space: not a valid space ({str(exc).splitlines()[0]}); "
                              "restore the file, or re-run the sweep from its space file to rewrite it") from None

@@ -136,8 +136,9 @@ def seed_if_local(tracking_uri: str) -> None:
 
 def raw_row_signature(example: Any) -> Any:
     """A table's served signature: its columns by name, each of any type. MLflow's own types would refuse
-    the rows the model was trained on (an int64 column where the example had floats, a float column once a
-    cell is missing); the column plan checks each column itself, and names a missing one."""
+    the rows the model was trained on (int64 columns of the very CSV: "Can not safely convert int64 to
+    float64"; a float column once a cell is missing); the served model converts them itself, and MLflow
+    still names a missing column."""
     from mlflow.models import ModelSignature
     from mlflow.types.schema import AnyType, ColSpec, Schema
 
@@ -344,7 +345,7 @@ class Tracker:
             labels_file.write_text(json.dumps(labels))
             self.client.log_artifact(run_id, str(labels_file))  # the user's names for the model's outputs
             artifacts = {"keras_model": str(model_file), "labels": str(labels_file)}
-            code_paths, signature = None, None
+            code_paths = None
             if columns is not None:  # a table: raw rows are encoded by the plan, in the served model too
                 from trainers import raw_columns
 
@@ -352,11 +353,12 @@ class Tracker:
                 columns_file.write_text(columns)
                 self.client.log_artifact(run_id, str(columns_file))
                 artifacts["columns"] = str(columns_file)
-                code_paths, signature = [raw_columns.__file__], raw_row_signature(example)
+                code_paths = [raw_columns.__file__]
+            signature = raw_row_signature(example) if hasattr(example, "columns") else None
             info = mlflow.pyfunc.log_model(
                 name="model", python_model=str(SERVED_MODEL), registered_model_name=registered_name,
                 artifacts=artifacts, code_paths=code_paths, signature=signature,
-                input_example=example,  # raw rows; without a table's signature, MLflow infers one by answering them
+                input_example=example,  # raw rows; for arrays, MLflow infers the signature by answering them
                 # the backend it trained on: the saved model loads on any, this one is sure to be there
                 pip_requirements=[f"keras=={keras.__version__}", keras.backend.backend(), "pandas"],
                 model_config={"backend": keras.backend.backend()},
@@ -451,6 +453,10 @@ class Tracker:
                  for m in self.client.get_metric_history(source_run_id, key) if 1 <= m.step <= epochs]
         for start in range(0, len(batch), 1000):  # MLflow's limit per batch
             self.client.log_batch(run_id, metrics=batch[start:start + 1000])
+
+    def trial_params(self, run_id: str) -> dict[str, Any]:
+        """A trial run's typed values (`kerasweep.params`), as export reads them."""
+        return json.loads(self.client.get_run(run_id).data.tags.get(PARAMS_TAG, "{}"))
 
     def metric_history(self, run_id: str, key: str) -> dict[int, float]:
         """A run's values of one metric by step (epoch)."""

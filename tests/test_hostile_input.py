@@ -114,7 +114,7 @@ def test_keras_tuner_refuses_mixed_types_for_a_builders_own_param() -> None:
     from search.engines import keras_tuner
     from search.space import Space
 
-    space = Space.model_validate({"name": "m", "model": "pkg.mod:build", "data": "iris",
+    space = Space.model_validate({"name": "m", "model": "examples.custom_model:build", "data": "iris",
                                   "params": {"width": {"type": "categorical", "choices": [8, "16"]}}})
     # Rule: KerasTuner's Choice takes one type; a builder's own param is checked by the engine that needs it
     assert any("one type" in problem for problem in keras_tuner.check(space, keras_tuner.Options()))

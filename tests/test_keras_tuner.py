@@ -213,3 +213,31 @@ def test_crashed_trial_is_retried_from_its_last_saved_epoch(tmp_path: Path) -> N
     copied = {m.step: m.value for m in client.get_metric_history(retry.info.run_id, "val_accuracy") if m.step <= saved}
     assert copied == {e: before[e] for e in range(1, saved + 1)}
     assert sum(r.data.tags[STATE_TAG] in ("complete", "pruned") for r in runs) == 3
+
+
+@pytest.mark.parametrize("builder", ["user", "shipped"])
+def test_a_continued_round_that_ranks_first_exports_its_values_and_trains_them(builder: str, tmp_path: Path) -> None:
+    import keras
+    import yaml
+
+    # Hyperband with 3 epochs: three 1-epoch rounds (pruned), then the best continues to 3 epochs, the one complete
+    text = SPACE.replace("budget: {trials: 4, epochs: 2}", "budget: {trials: 4, epochs: 3}") if builder == "shipped" \
+        else "name: kt\nmodel: examples.keras_tuner_getting_started:build_model\ndata: digits\nbudget: {trials: 4, epochs: 3}\n"
+    write_space(tmp_path, text)
+    store = tmp_path / "store"
+    swept = invoke_cli("sweep", str(tmp_path / "space.yaml"), "--engine", "keras-tuner", "--store", str(store))
+    assert swept.returncode == 0, swept.stderr + swept.stdout
+    _, runs = sweep_runs(mlflow_client(store), "kt", "kt")
+    by_id = {r.data.tags[KT_ID_TAG]: r for r in runs}
+    (winner,) = [r for r in runs if r.data.tags[STATE_TAG] == "complete"]
+    parent = by_id[winner.data.tags[CONTINUES_TAG]]
+    logged = json.loads(winner.data.tags["kerasweep.params"])
+    # Rule: a continued round logs the values it trains with: its parent's (never an empty set)
+    assert logged and logged == json.loads(parent.data.tags["kerasweep.params"])
+    export = store / "exports" / "kt.yaml"
+    assert yaml.safe_load(export.read_text())["params"] == logged
+    trained = run_cli("train", str(export), "--store", str(store), "--epochs", "1")
+    assert trained.returncode == 0, trained.stderr + trained.stdout
+    rate = float(keras.ops.convert_to_numpy(keras.models.load_model(store / "models" / "kt.keras").optimizer.learning_rate))
+    # Rule: production trains the winner's learning rate, the one its trial logged
+    assert rate == pytest.approx(logged["lr" if builder == "user" else "learning_rate"], rel=1e-6)

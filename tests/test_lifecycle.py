@@ -17,7 +17,8 @@ from search.store import Store
 from search.trial import TrialFiles, TrialOutcome
 from trainers.fit import BackupPolicy, ResumePoint
 
-SPACE = Space.model_validate({"name": "s", "model": "mlp", "data": "iris", "budget": {"trials": 3, "epochs": 4}})
+SPACE = Space.model_validate({"name": "s", "model": "mlp", "data": "iris", "budget": {"trials": 3, "epochs": 4},
+                              "params": {"units": {"type": "int", "low": 8, "high": 16}}})
 
 
 class FakeTracker:

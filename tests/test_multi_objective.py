@@ -46,7 +46,7 @@ def test_the_pareto_front_is_every_complete_trial_no_other_dominates() -> None:
 
 
 def test_several_objectives_are_checked_and_refused_where_an_engine_cannot() -> None:
-    from search.space import Space, check_space
+    from search.space import Space, SpaceProblems
     from search.sweep import make_config
 
     data = yaml.safe_load(SPACE.replace("\n    ", "\n"))
@@ -54,11 +54,14 @@ def test_several_objectives_are_checked_and_refused_where_an_engine_cannot() -> 
     assert space.multi_objective and [o.metric for o in space.all_objectives] == ["val_accuracy", "model_params"]
     assert space.objective.metric == "val_accuracy"
     # Rule: the first objective picks the best epoch, so it must be a metric training logs
-    swapped = Space.model_validate({**data, "objective": data["objective"][::-1]})
-    assert any(p.startswith("objective[0].metric:") and "picks each trial's best epoch" in p for p in check_space(swapped))
-    unknown = Space.model_validate({**data, "objective": [data["objective"][0], {"metric": "size"}]})
+    with pytest.raises(SpaceProblems) as swapped:  # a space built in Python is checked as a file is
+        Space.model_validate({**data, "objective": data["objective"][::-1]})
+    assert any(p.startswith("objective[0].metric:") and "picks each trial's best epoch" in p
+               for p in swapped.value.problems)
+    with pytest.raises(SpaceProblems) as unknown:
+        Space.model_validate({**data, "objective": [data["objective"][0], {"metric": "size"}]})
     assert any(p.startswith("objective[1].metric:") and "model_params, model_bytes, latency_ms" in p
-               for p in check_space(unknown))
+               for p in unknown.value.problems)
     # Rule: the keras-tuner engine refuses with one line naming the engines that can
     with pytest.raises(UserInputError, match=r"objective: several objectives run on engine optuna and ray"):
         make_config(space, engine="keras-tuner")

@@ -170,3 +170,19 @@ def test_start_up_leaves_a_finished_trial_a_live_command_is_closing(tmp_path: Pa
     assert runs[closing].info.status == "RUNNING" and config.store.checkpoint("w", closing).exists()
     # Rule: the crashed command's run is closed as Optuna recorded the trial
     assert runs[crashed].info.status == "FINISHED" and runs[crashed].data.tags["kerasweep.state"] == "complete"
+
+
+def test_opening_the_storage_warns_of_no_deprecated_optuna_argument(tmp_path: Path) -> None:
+    import warnings
+
+    from search.engines.optuna import make_storage
+    from search.space import load_space
+    from search.sweep import make_config
+
+    config = make_config(load_space("mlp"), store=tmp_path / "store", check_data_files=False)
+    config.store.root.mkdir(parents=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        make_storage(config)
+    # Rule: kerasweep's own calls use Optuna's current arguments (failed_trial_callback goes in Optuna 6.0)
+    assert not [w for w in caught if issubclass(w.category, FutureWarning)], [str(w.message) for w in caught]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from search.cli import main
@@ -212,3 +213,23 @@ def test_a_user_builder_may_read_what_the_shipped_models_would_not(tmp_path: Pat
     space = load_space(write_space(tmp_path, "name: own\nmodel: examples.custom_model:build\ndata: digits\nparams:\n"
                                              "  momentum: {type: float, low: 0.5, high: 0.9}\n"))
     assert "momentum" in space.params
+
+
+def test_a_space_built_in_python_is_refused_as_its_file_would_be(tmp_path: Path) -> None:
+    from search.space import Space, SpaceProblems, load_space
+
+    document = {"name": "typo", "model": "mlp", "data": "iris",
+                "params": {"learnin_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+                           "units": {"type": "int", "low": 64, "high": 8}}}
+    with pytest.raises(SpaceProblems) as built:
+        Space.model_validate(document)
+    (tmp_path / "typo.yaml").write_text(yaml.safe_dump(document))
+    with pytest.raises(UserInputError) as read:
+        load_space(tmp_path / "typo.yaml")
+    # Rule: a misspelt param and low > high are refused in Python with the YAML path's lines (a dict, Space(...))
+    from_file = [line.split(": ", 1)[1] for line in str(read.value).splitlines()]
+    assert built.value.problems == from_file
+    assert any("unknown param 'learnin_rate' (did you mean 'learning_rate'?)" in p for p in built.value.problems)
+    assert any(p.startswith("params.units.low: low < high must hold") for p in built.value.problems)
+    with pytest.raises(SpaceProblems):
+        Space(**document)

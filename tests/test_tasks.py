@@ -255,3 +255,37 @@ def test_the_task_names_a_file_accepts_are_the_catalogs() -> None:
 
     # Rule: space and export files accept exactly the tasks the trainers implement
     assert get_args(TaskName) == tuple(catalog.TASKS)
+
+
+def test_the_registered_model_takes_the_shapes_and_types_it_trained_on(tmp_path: Path, monkeypatch) -> None:
+    import mlflow
+    import pandas as pd
+
+    from search.production import train_config
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(120, 10, 1)).astype("float32")  # a window of 10 steps of one series
+    np.savez(tmp_path / "seq.npz", x=x, y=(x[:, -3:, 0].sum(axis=1) > 0).astype(int))
+    (tmp_path / "seq.yaml").write_text(f"model: rnn\ndata: {tmp_path / 'seq.npz'}\nepochs: 2\n"
+                                       "params: {units: 4}\nprovenance: {space: seq}\n")
+    store = tmp_path / "store"
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        seq = train_config(tmp_path / "seq.yaml", store)
+    # Rule: registering the model raises none of MLflow's warnings about the served model's type hints
+    assert not [str(w.message) for w in caught if "Type hint" in str(w.message) or "type hints" in str(w.message)]
+    frame = pd.DataFrame({"a": rng.integers(0, 100, 200), "b": rng.normal(size=200), "label": rng.integers(0, 2, 200)})
+    frame.to_csv(tmp_path / "ints.csv", index=False)
+    (tmp_path / "ints.yaml").write_text(f"model: mlp\ndata: {tmp_path / 'ints.csv'}\nepochs: 1\n"
+                                        "params: {units: 4}\nprovenance: {space: ints}\n")
+    ints = train_config(tmp_path / "ints.yaml", store)
+    mlflow.set_tracking_uri(mlflow_client(store).tracking_uri)
+    # Rule: a sequence model answers the (n, steps, features) arrays it trained on (no image channel added)
+    assert len(mlflow.pyfunc.load_model(f"models:/seq/{seq.version}").predict(x[:7])) == 7
+    rows = pd.read_csv(tmp_path / "ints.csv").drop(columns=["label"]).head(6)
+    assert rows["a"].dtype == "int64"
+    # Rule: a table's model takes the int64 columns of the very CSV it trained on
+    assert len(mlflow.pyfunc.load_model(f"models:/ints/{ints.version}").predict(rows)) == 6

@@ -104,8 +104,9 @@ def test_a_warm_started_sweep_begins_with_the_old_best_and_runs_its_own_budget(t
 
 
 def _evidence_space() -> Space:
-    return Space.model_validate({"name": "e", "model": "mlp", "data": "iris", "budget": {"trials": 20},
-                                 "params": {"x": {"type": "float", "low": 0.0, "high": 1.0}}})
+    # a user builder's own param (`x`): a space of one float, checked as its sampler sees it
+    return Space.model_validate({"name": "e", "model": "examples.custom_model:build", "data": "iris",
+                                 "budget": {"trials": 20}, "params": {"x": {"type": "float", "low": 0.0, "high": 1.0}}})
 
 
 def test_evidence_steers_the_sampler_from_its_first_trial_and_stays_out_of_the_study() -> None:

@@ -237,6 +237,11 @@ def _tuner_class() -> type:
             values = dict(space.fixed) if by_running else resolve_values(space, sampled_values(space, hp_values))
             stop_at = int(hp_values.get("tuner/epochs", space.budget.epochs))
             start = self.start_of(trial, values, stop_at)
+            if by_running and start.resume is not None and start.source_run:
+                # its model is loaded, not built: the builder asks for nothing, so the values are the ones
+                # the run it continues trained with (a promoted round's parent, a retry's failed attempt)
+                inherited = self.life.tracker.trial_params(start.source_run)
+                start = dataclasses.replace(start, values={**inherited, **values})
             run_id = self.life.open(start)
             self.current_run, self.run_of[trial.trial_id] = run_id, (start.number, run_id)
             files = TrialFiles(checkpoint=self.checkpoint(trial.trial_id),

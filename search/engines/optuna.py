@@ -160,7 +160,7 @@ def make_storage(sweep: SweepConfig) -> optuna.storages.BaseStorage:
     try:
         return optuna.storages.RDBStorage(
             url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-            failed_trial_callback=functools.partial(_stale_trial_failed, sweep),
+            heartbeat_stale_trial_callback=functools.partial(_stale_trial_failed, sweep),
         )
     except Exception as exc:  # noqa: BLE001 - bad URLs surface as many different driver errors
         raise UserInputError(f"--storage: cannot open {url!r}: {str(exc).splitlines()[0]}") from None
