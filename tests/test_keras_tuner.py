@@ -215,7 +215,7 @@ def test_crashed_trial_is_retried_from_its_last_saved_epoch(tmp_path: Path) -> N
     assert sum(r.data.tags[STATE_TAG] in ("complete", "pruned") for r in runs) == 3
 
 
-@pytest.mark.parametrize("builder", ["user", "shipped"])
+@pytest.mark.parametrize("builder", ["user", pytest.param("shipped", marks=pytest.mark.slow)])
 def test_a_continued_round_that_ranks_first_exports_its_values_and_trains_them(builder: str, tmp_path: Path) -> None:
     import keras
     import yaml

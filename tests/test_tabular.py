@@ -220,3 +220,24 @@ def test_a_sweep_that_cannot_beat_the_trivial_predictor_says_so(tmp_path: Path) 
 
     exported = yaml.safe_load((store / "exports" / "rare.yaml").read_text())["provenance"]["baseline"]
     assert exported["beaten"] is False and exported["metric"] == "val_accuracy"
+
+
+def test_a_data_function_returning_a_dataframe_is_a_table() -> None:
+    data = load_arrays("tests.user_data:messy_table")
+    # Rule: a DataFrame from a data function gets column roles as a CSV does
+    assert data.plan is not None and "island" in data.plan.used and np.isfinite(data.x_train).all()
+    with pytest.raises(DataError, match="columns: only a table"):
+        load_arrays("iris", columns=(("petal", "numeric"),))
+
+
+def test_a_fifo_as_data_is_refused_at_once(tmp_path: Path) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "pipe.csv")
+    # Rule: anything that is not a regular file or folder is refused before a read could hang (issue 32, item 8)
+    with pytest.raises(DataError, match="pipe.csv: not a regular file or folder"):
+        load_arrays(str(tmp_path / "pipe.csv"))
+    (tmp_path / "images" / "cat").mkdir(parents=True)
+    os.mkfifo(tmp_path / "images" / "cat" / "pipe.png")
+    with pytest.raises(DataError, match="no images found"):
+        load_arrays(str(tmp_path / "images"))

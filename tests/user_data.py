@@ -91,3 +91,11 @@ def streamed_float_labels() -> tuple[Any, Any]:
     y = y.astype("float32")
     return (tf.data.Dataset.from_tensor_slices((x[:450], y[:450])),
             tf.data.Dataset.from_tensor_slices((x[450:], y[450:])))
+
+
+def messy_table() -> tuple[Any, Any]:
+    """A pandas DataFrame as `x` (text, true/false and missing cells), labels as text: a table, as a CSV is."""
+    from tests.messy_table import messy_frame
+
+    frame = messy_frame(rows=300)
+    return frame.drop(columns=["label"]), frame["label"].to_numpy()

@@ -377,6 +377,8 @@ def _read(data: str, target: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, t
     path = Path(data)
     if not path.exists():
         raise DataError(f"{data}: no such file or folder; pass a bundled name ({', '.join(catalog.BUNDLED_DATASETS)}) or an existing path")
+    if not path.is_dir() and not path.is_file():  # a FIFO or a device would hang the read, before any output
+        raise DataError(f"{data}: not a regular file or folder; point data: at a saved file")
     if path.is_dir():
         return (*_read_image_folder(path), None, None)
     if path.suffix == ".npz":
@@ -460,6 +462,8 @@ def _read_image_folder(path: Path) -> tuple[np.ndarray, np.ndarray]:
     class_dirs = sorted(p for p in path.iterdir() if p.is_dir())
     for class_dir in class_dirs:
         for file in sorted(class_dir.iterdir()):
+            if not file.is_file():  # a FIFO would hang the read; sub-folders are not images either
+                continue
             try:
                 with Image.open(file) as img:
                     images.append(np.asarray(img.convert("RGB").resize(IMAGE_FOLDER_SIZE), dtype="float32"))
