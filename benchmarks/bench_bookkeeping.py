@@ -46,8 +46,8 @@ params:
 
 def stub_run_trial(space: Any, values: dict[str, Any], hooks: Any = (), **_: Any) -> Any:
     """Training that costs nothing: three epochs of made-up metrics through the engine's hooks."""
-    from search.results import TrialState
-    from search.trial import TrialOutcome
+    from kerasweep.search.results import TrialState
+    from kerasweep.search.trial import TrialOutcome
 
     value = 0.0
     for epoch in (1, 2, 3):
@@ -74,7 +74,7 @@ def kerasweep_optuna(trials: int, storage: str | None, mlflow: bool, folder: Pat
                      name: str) -> tuple[list[tuple[float, float]], int]:
     """Run the engine's worker loop with the stub trainer; returns each trial's (start, end) times and how
     many trial runs MLflow holds (0 with MLflow off)."""
-    import search.engines.optuna as engine
+    import kerasweep.search.engines.optuna as engine
 
     kept = engine.TrialLife, engine.run_trial
     try:
@@ -87,10 +87,10 @@ def _kerasweep_optuna(trials: int, storage: str | None, mlflow: bool, folder: Pa
                       name: str) -> tuple[list[tuple[float, float]], int]:
     import optuna
 
-    import search.engines.optuna as engine
-    from search.lifecycle import TrialLife, tracker_of
-    from search.space import load_space
-    from search.sweep import make_config
+    import kerasweep.search.engines.optuna as engine
+    from kerasweep.search.lifecycle import TrialLife, tracker_of
+    from kerasweep.search.space import load_space
+    from kerasweep.search.sweep import make_config
 
     space_file = folder / "book.yaml"
     space_file.write_text(SPACE.format(trials=trials))
@@ -115,7 +115,7 @@ def peer_optuna_mlflow_callback(trials: int, folder: Path) -> list[tuple[float, 
     import optuna
     from optuna_integration.mlflow import MLflowCallback
 
-    from search.tracking import tracking_uri_for
+    from kerasweep.search.tracking import tracking_uri_for
 
     callback = MLflowCallback(tracking_uri=tracking_uri_for(folder / "store"), metric_name="val_accuracy")
     study = optuna.create_study(storage=f"sqlite:///{folder / 'peer.db'}", direction="maximize",
@@ -181,7 +181,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--store", type=Path, default=Path(os.environ.get("KERASWEEP_STORE", "runs")))
     args = parser.parse_args()
-    from search.quiet import import_keras_quietly, silence
+    from kerasweep.search.quiet import import_keras_quietly, silence
 
     silence()
     import_keras_quietly()  # the engine sets up TensorFlow's threads before its first trial

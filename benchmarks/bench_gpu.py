@@ -79,7 +79,7 @@ def run(space: str, store: Path, label: str, flags: list[str], env: dict[str, st
         trials: int | None, timeout: float) -> dict[str, Any]:
     shutil.rmtree(store, ignore_errors=True)
     store.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "search.cli", "sweep", space, "--store", str(store), "--name", "bench",
+    command = [sys.executable, "-m", "kerasweep.search.cli", "sweep", space, "--store", str(store), "--name", "bench",
                *(["--trials", str(trials)] if trials else []), *flags]
     started = time.time()
     timed_out = False

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import print_table, write_results  # noqa: E402
-from search.quiet import import_keras_quietly, silence  # noqa: E402
+from kerasweep.search.quiet import import_keras_quietly, silence  # noqa: E402
 
 RUNNERS = ("bare", "optuna", "ray", "ray-tune")
 CONFIG = {"learning_rate": 1e-3, "optimizer": "adam", "batch_size": 64, "filters": 32, "dropout": 0.2}
@@ -44,9 +44,9 @@ def bare_keras(trials: int, epochs: int) -> dict:
     """The floor: what a hand-written loop costs per trial."""
     import keras
 
-    from trainers.data import load_arrays, make_pipeline
-    from trainers.fit import configure_runtime, make_optimizer
-    from trainers.models import build
+    from kerasweep.trainers.data import load_arrays, make_pipeline
+    from kerasweep.trainers.fit import configure_runtime, make_optimizer
+    from kerasweep.trainers.models import build
 
     configure_runtime()
     data = load_arrays("digits", 0.2, 0)
@@ -73,8 +73,8 @@ def _space_file(folder: Path, trials: int, epochs: int) -> Path:
 
 def kerasweep_engine(engine: str, trials: int, epochs: int, folder: Path) -> dict:
     """A kerasweep sweep of a one-point space: every trial trains the same config."""
-    from search.space import load_space
-    from search.sweep import make_config, run_sweep
+    from kerasweep.search.space import load_space
+    from kerasweep.search.sweep import make_config, run_sweep
 
     space = load_space(_space_file(folder, trials, epochs))
     # one trial at a time on every runner: all the cores per Ray trial, one optuna worker even where GPUs are seen
@@ -83,7 +83,7 @@ def kerasweep_engine(engine: str, trials: int, epochs: int, folder: Path) -> dic
     started = time.perf_counter()
     result = run_sweep(config)
     total = time.perf_counter() - started
-    from search.lifecycle import tracker_of
+    from kerasweep.search.lifecycle import tracker_of
 
     tracker = tracker_of(config)
     runs = tracker.trial_runs(tracker.find_sweep_run("bench", config.name))
@@ -97,13 +97,13 @@ def plain_ray_tune(trials: int, epochs: int, folder: Path) -> dict:
     from ray import tune
 
     def trainable(config: dict) -> None:
-        from search.quiet import import_keras_quietly as quiet_tf
+        from kerasweep.search.quiet import import_keras_quietly as quiet_tf
 
         quiet_tf()
 
-        from trainers.data import load_arrays, make_pipeline
-        from trainers.fit import make_optimizer
-        from trainers.models import build
+        from kerasweep.trainers.data import load_arrays, make_pipeline
+        from kerasweep.trainers.fit import make_optimizer
+        from kerasweep.trainers.models import build
 
         data = load_arrays("digits", 0.2, 0)
         model = build("cnn", config, data.input_shape, data.n_classes)
@@ -190,7 +190,7 @@ def main() -> None:
                      f"{r['extra_s_per_trial']:+.2f}", f"{r['ratio']:.2f}"])
     import keras
 
-    from trainers.backend import visible_gpus
+    from kerasweep.trainers.backend import visible_gpus
 
     gpus, backend = visible_gpus(), keras.backend.backend()  # visible_gpus asks nvidia-smi: once
     where = f"{os.cpu_count()} CPUs" + (f", GPU(s) {','.join(gpus)}" if gpus else "")

@@ -46,7 +46,7 @@ QUIET = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore", "RAY_DEDUP_LOG
 
 # --- the peers, as users write them (run in a child process: --child NAME) --------------------------
 def _space() -> Any:
-    from search.space import load_space
+    from kerasweep.search.space import load_space
 
     return load_space(ROOT / "spaces" / "cnn.yaml")
 
@@ -56,8 +56,8 @@ def _train(values: dict[str, Any], seed: int, log: Path, callbacks: list[Any], e
     """One trial on the shared trainer; appends each epoch's value to the log; returns the best value."""
     import keras
 
-    from search.trial import resolve_values
-    from trainers.fit import TrainSpec, train
+    from kerasweep.search.trial import resolve_values
+    from kerasweep.trainers.fit import TrainSpec, train
 
     space = _space()
 
@@ -83,11 +83,11 @@ def keras_tuner_peer(name: str, seed: int, log: Path, folder: Path) -> None:
     import keras
     import keras_tuner as kt
 
-    from search.engines.keras_tuner import hyperparameters, sampled_values
-    from search.trial import resolve_values
-    from trainers.data import load_arrays, make_pipeline
-    from trainers.fit import TRAINING_DEFAULTS, make_optimizer
-    from trainers.models import build
+    from kerasweep.search.engines.keras_tuner import hyperparameters, sampled_values
+    from kerasweep.search.trial import resolve_values
+    from kerasweep.trainers.data import load_arrays, make_pipeline
+    from kerasweep.trainers.fit import TRAINING_DEFAULTS, make_optimizer
+    from kerasweep.trainers.models import build
 
     space = _space()
     data = load_arrays(space.data, space.validation_split, seed)
@@ -131,7 +131,7 @@ def optuna_peer(name: str, seed: int, log: Path) -> None:
     import keras
     import optuna
 
-    from search.engines._optuna_space import suggest
+    from kerasweep.search.engines._optuna_space import suggest
 
     space = _space()
     pruned = "pruner" in name
@@ -170,7 +170,7 @@ def ray_peer(name: str, seed: int, log: Path, folder: Path, deadline: float) -> 
     def trainable(config: dict[str, Any]) -> None:
         import keras
 
-        from search.quiet import import_keras_quietly
+        from kerasweep.search.quiet import import_keras_quietly
 
         import_keras_quietly()
 
@@ -206,7 +206,7 @@ def ray_peer(name: str, seed: int, log: Path, folder: Path, deadline: float) -> 
 
 def _define_by_run(trial: Any, space: Any) -> None:
     """OptunaSearch's define-by-run space (a module-level function: Tune pickles its searcher)."""
-    from search.engines._optuna_space import suggest
+    from kerasweep.search.engines._optuna_space import suggest
 
     suggest(trial, space)
 
@@ -214,7 +214,7 @@ def _define_by_run(trial: Any, space: Any) -> None:
 def _ray_domain(param: Any) -> Any:
     from ray import tune
 
-    from search.space import CategoricalParam, FloatParam
+    from kerasweep.search.space import CategoricalParam, FloatParam
 
     if isinstance(param, CategoricalParam):
         return tune.choice(param.choices)
@@ -224,7 +224,7 @@ def _ray_domain(param: Any) -> Any:
 
 
 def child(name: str, seed: int, log: Path, folder: Path, deadline: float) -> None:
-    from search.quiet import import_keras_quietly, silence
+    from kerasweep.search.quiet import import_keras_quietly, silence
 
     silence()
     import_keras_quietly()
@@ -265,7 +265,7 @@ def run_kerasweep(flags: list[str], seed: int, budget: float, folder: Path) -> t
     """`kerasweep sweep cnn FLAGS` with its defaults, as a user types it; epochs read back from MLflow."""
     from mlflow import MlflowClient
 
-    from search.tracking import tracking_uri_for
+    from kerasweep.search.tracking import tracking_uri_for
 
     store = folder / "store"
     spawned = _spawn([str(Path(sys.executable).with_name("kerasweep")), "sweep", "cnn", *flags,

@@ -50,7 +50,7 @@ def nodes_of(store: Path, space: str, sweep: str) -> dict[int, str]:
     """Trial number -> Ray node id, as the driver recorded them in MLflow."""
     from mlflow.tracking import MlflowClient
 
-    from search.store import Store
+    from kerasweep.search.store import Store
 
     client = MlflowClient(tracking_uri=f"sqlite:///{Store(store).mlflow_db.resolve()}")
     experiment = client.get_experiment_by_name(space)

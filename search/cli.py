@@ -16,11 +16,11 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from search.engines import ENGINES
-from search.errors import KerasweepError, UserInputError
-from search.interrupts import stop_on_sigterm, terminated
-from search.quiet import silence
-from search.space import PRUNERS, SAMPLERS
+from kerasweep.search.engines import ENGINES
+from kerasweep.search.errors import KerasweepError, UserInputError
+from kerasweep.search.interrupts import stop_on_sigterm, terminated
+from kerasweep.search.quiet import silence
+from kerasweep.search.space import PRUNERS, SAMPLERS
 
 console = Console()
 err_console = Console(stderr=True)
@@ -107,10 +107,10 @@ def sweep(space: str, engine: str, trials: int | None, epochs: int | None, minut
     """Run (or resume) a sweep of SPACE: a name under spaces/ or a path to a YAML file."""
     verbose = verbose or debug
     silence(verbose)
-    from search.lifecycle import tracker_of
-    from search.space import load_space
-    from search.sweep import check_stores_agree, make_config
-    from search.warm_start import warm_start
+    from kerasweep.search.lifecycle import tracker_of
+    from kerasweep.search.space import load_space
+    from kerasweep.search.sweep import check_stores_agree, make_config
+    from kerasweep.search.warm_start import warm_start
 
     trials = 1 if debug else trials
     parsed = load_space(space).with_overrides(trials=trials, epochs=epochs, minutes=minutes, sampler=sampler,
@@ -132,12 +132,12 @@ def sweep(space: str, engine: str, trials: int | None, epochs: int | None, minut
 
     # Keras and its backend load where trials train (this process, or each worker's: a parent of several
     # workers never imports them, and its workers' imports overlap instead of following its own)
-    from search.export import export_best
-    from search.progress import ConsoleReporter, counts_line, summary_table
-    from search.sweep import run_sweep
+    from kerasweep.search.export import export_best
+    from kerasweep.search.progress import ConsoleReporter, counts_line, summary_table
+    from kerasweep.search.sweep import run_sweep
 
     metric = parsed.objective.metric
-    from search.engines import get_engine
+    from kerasweep.search.engines import get_engine
 
     parallel = get_engine(engine).describe(config.options)
     console.print(
@@ -162,7 +162,7 @@ def sweep(space: str, engine: str, trials: int | None, epochs: int | None, minut
         console.print("No trial completed: nothing to export. Check failures with: kerasweep status " + config.name)
         return
     if parsed.multi_objective:
-        from search.progress import pareto_table
+        from kerasweep.search.progress import pareto_table
 
         console.print(pareto_table(result, [o.metric for o in parsed.all_objectives], parsed.params))
         paths = export_best(config.name, store)
@@ -197,8 +197,8 @@ def status(name: str | None, store: Path) -> None:
     silence()
     from rich.table import Table
 
-    from search.progress import summary_table
-    from search.sweep import list_sweeps, load_config, sweep_results
+    from kerasweep.search.progress import summary_table
+    from kerasweep.search.sweep import list_sweeps, load_config, sweep_results
 
     names = [name] if name else list_sweeps(store)
     if not names:
@@ -221,7 +221,7 @@ def status(name: str | None, store: Path) -> None:
     if name:
         config, result = results[0]
         if config.space.multi_objective:
-            from search.progress import pareto_table
+            from kerasweep.search.progress import pareto_table
 
             console.print(pareto_table(result, [o.metric for o in config.space.all_objectives], config.space.params))
         else:
@@ -240,7 +240,7 @@ def status(name: str | None, store: Path) -> None:
 def export(name: str, output: Path | None, top: int, store: Path, where: tuple[str, ...]) -> None:
     """Write the best trial of sweep NAME as a config that `kerasweep train` takes as it is."""
     silence()
-    from search.export import export_best
+    from kerasweep.search.export import export_best
 
     for path in export_best(name, store, output, top, where):
         console.print(f"Exported {path}")
@@ -256,18 +256,18 @@ def export(name: str, output: Path | None, top: int, store: Path, where: tuple[s
 def train(config: Path, epochs: int | None, output: Path | None, store: Path, verbose: bool) -> None:
     """Train an exported CONFIG with the sweep's own trainer; log, register and save the best model."""
     silence(verbose)
-    from search.export import load_export
+    from kerasweep.search.export import load_export
 
     spec = load_export(config)  # fail on a bad file, store or tracking store before TensorFlow loads
-    from search.store import check_store
-    from search.tracking import Tracker
+    from kerasweep.search.store import check_store
+    from kerasweep.search.tracking import Tracker
 
     check_store(store)
     tracker = Tracker.for_store(store)
-    from search.quiet import import_keras_quietly
+    from kerasweep.search.quiet import import_keras_quietly
 
     import_keras_quietly()
-    from search.production import train_config
+    from kerasweep.search.production import train_config
 
     console.print(f"Training {spec.model} on {spec.data} for up to {epochs or spec.epochs} epochs ...")
     result = train_config(config, store, epochs, output, verbose, tracker)
@@ -286,7 +286,7 @@ port_option = functools.partial(click.option, "--port", type=click.IntRange(1, 6
 @reports_errors
 def ui(port: int, store: Path) -> None:
     """Serve the MLflow UI over the store's tracking data on 127.0.0.1."""
-    from search.servers import serve, ui_command
+    from kerasweep.search.servers import serve, ui_command
 
     console.print(f"MLflow UI on http://127.0.0.1:{port} (tracking store in {store}/); Ctrl-C to stop.")
     sys.exit(serve(ui_command(store, port)))
@@ -299,7 +299,7 @@ def ui(port: int, store: Path) -> None:
 @reports_errors
 def tensorboard(name: str, port: int, store: Path) -> None:
     """Serve TensorBoard over the per-trial logs of sweep NAME on 127.0.0.1."""
-    from search.servers import serve, tensorboard_command
+    from kerasweep.search.servers import serve, tensorboard_command
 
     command = tensorboard_command(name, store, port)
     console.print(f"TensorBoard on http://127.0.0.1:{port} ({command[2]}); Ctrl-C to stop.")
@@ -313,7 +313,7 @@ def tensorboard(name: str, port: int, store: Path) -> None:
 @reports_errors
 def dashboard(name: str, port: int, store: Path) -> None:
     """Serve optuna-dashboard over the Optuna storage of sweep NAME on 127.0.0.1."""
-    from search.servers import dashboard_command, serve
+    from kerasweep.search.servers import dashboard_command, serve
 
     command = dashboard_command(name, store, port)
     console.print(f"optuna-dashboard on http://127.0.0.1:{port}; Ctrl-C to stop.")

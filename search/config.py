@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from search.space import Space
-from search.store import Store
+from kerasweep.search.space import Space
+from kerasweep.search.store import Store
 
 DEFAULT_STORE = Path(os.environ.get("KERASWEEP_STORE", "runs"))
 

@@ -14,9 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from search.errors import UserInputError
-from search.results import TrialResult
-from trainers.catalog import MEASURES, task_metrics
+from kerasweep.search.errors import UserInputError
+from kerasweep.search.results import TrialResult
+from kerasweep.trainers.catalog import MEASURES, task_metrics
 
 PATTERN = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*")
 OPERATORS: dict[str, Callable[[float, float], bool]] = {"<": operator.lt, "<=": operator.le, ">": operator.gt,

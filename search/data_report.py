@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from search.space import Space
-from trainers.baselines import Baseline, baseline
+from kerasweep.search.space import Space
+from kerasweep.trainers.baselines import Baseline, baseline
 
 RARE_SHARE = 0.10  # a class below this share of the training rows makes accuracy a poor objective
 
@@ -33,9 +33,9 @@ class DataReport:
 
 def data_report(space: Space) -> DataReport:
     """Load the space's data as its trials will and describe it (see the module docstring)."""
-    from search.trial import train_spec
-    from trainers.fit import load_data
-    from trainers.leaks import leak_warnings
+    from kerasweep.search.trial import train_spec
+    from kerasweep.trainers.fit import load_data
+    from kerasweep.trainers.leaks import leak_warnings
 
     data = load_data(train_spec(space, {}))
     if data.streams is not None:

@@ -4,7 +4,7 @@ The file holds exactly the trainer's `TrainSpec` fields plus provenance, so it r
 without the space file, the store or kerasweep itself:
 
     import yaml, keras
-    from trainers.models import build
+    from kerasweep.trainers.models import build
     cfg = yaml.safe_load(open("runs/exports/cnn.yaml"))
     model = build(cfg["model"], cfg["params"], input_shape=(8, 8, 1), n_classes=10)
 
@@ -25,14 +25,14 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, StrictInt, StrictStr, StringConstraints, ValidationError
 
-from search.constraints import meeting, parse_where
-from search.errors import UserInputError
-from search.results import SweepResult, TrialResult
-from search.safe_yaml import read_yaml
-from search.space import ColumnRole, FitArgs, TaskName, check_value, describe_errors
-from search.sweep import MAX_NAME, NAME_PATTERN, SweepConfig, load_config, sweep_results
-from search.trial import train_spec
-from trainers.fit import TrainSpec
+from kerasweep.search.constraints import meeting, parse_where
+from kerasweep.search.errors import UserInputError
+from kerasweep.search.results import SweepResult, TrialResult
+from kerasweep.search.safe_yaml import read_yaml
+from kerasweep.search.space import ColumnRole, FitArgs, TaskName, check_value, describe_errors
+from kerasweep.search.sweep import MAX_NAME, NAME_PATTERN, SweepConfig, load_config, sweep_results
+from kerasweep.search.trial import train_spec
+from kerasweep.trainers.fit import TrainSpec
 
 EXPORT_KEYS = {f.name for f in dataclasses.fields(TrainSpec)} | {"provenance"}
 NAME_RULE = f"^{NAME_PATTERN.pattern}$"
@@ -66,14 +66,14 @@ def _trained_on(config: SweepConfig, trial: TrialResult) -> dict[str, str]:
     on the backend it runs on (`KERAS_BACKEND`), which may be another; the saved model loads on any."""
     if not trial.mlflow_run_id:
         return {}
-    from search.lifecycle import tracker_of
+    from kerasweep.search.lifecycle import tracker_of
 
     return tracker_of(config).runtime(trial.mlflow_run_id)
 
 
 def _against_baseline(config: SweepConfig, trial: TrialResult, direction: str) -> dict[str, Any]:
     """The sweep's baseline (the trivial predictor's score, `search.data_report`) and whether the trial beat it."""
-    from search.lifecycle import tracker_of
+    from kerasweep.search.lifecycle import tracker_of
 
     tracker = tracker_of(config)
     parent = config.parent_run_id or tracker.find_sweep_run(config.space.name, config.name)
@@ -101,7 +101,7 @@ def export_best(name: str, store: Path | str | None = None, output: Path | str |
     if not ranked:
         raise UserInputError(f"sweep {name!r} has no completed trial yet ({result.done} done); run it first: make sweep")
     if constraints:
-        from search.lifecycle import tracker_of
+        from kerasweep.search.lifecycle import tracker_of
 
         ranked = meeting(ranked, constraints, tracker_of(config), result.direction == "maximize", name,
                          config.space.objective.metric)
@@ -194,7 +194,7 @@ def load_export(path: Path | str) -> TrainSpec:
 def read_export(path: Path | str) -> tuple[TrainSpec, Provenance]:
     """An exported config, checked as strictly as a space file before any work: every field's type and
     range, every param against what the model reads, the data present; one line per problem."""
-    from trainers import catalog
+    from kerasweep.trainers import catalog
 
     path = Path(path)
     if not path.is_file():

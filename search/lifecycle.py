@@ -26,17 +26,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search.errors import SweepAborted
-from search.interrupts import deferred_interrupts, stop_reason
-from search.results import SweepResult, TrialState, failure_streak
-from search.tracking import DEBUG_TAG, ORPHAN_REASON, RESUMED_TAG, RETRY_TAG, TRIAL_TAG, Tracker, tracking_uri_for
-from search.trial import EpochHook, TrialFiles, TrialOutcome
-from trainers.catalog import ALL_METRICS
-from trainers.fit import BackupPolicy, ResumePoint
+from kerasweep.search.errors import SweepAborted
+from kerasweep.search.interrupts import deferred_interrupts, stop_reason
+from kerasweep.search.results import SweepResult, TrialState, failure_streak
+from kerasweep.search.tracking import DEBUG_TAG, ORPHAN_REASON, RESUMED_TAG, RETRY_TAG, TRIAL_TAG, Tracker, tracking_uri_for
+from kerasweep.search.trial import EpochHook, TrialFiles, TrialOutcome
+from kerasweep.trainers.catalog import ALL_METRICS
+from kerasweep.trainers.fit import BackupPolicy, ResumePoint
 
 if TYPE_CHECKING:
-    from search.config import SweepConfig
-    from trainers.suggest import Suggestions
+    from kerasweep.search.config import SweepConfig
+    from kerasweep.trainers.suggest import Suggestions
 
 __all__ = [
     "ORPHAN_REASON", "FailureStreak", "Progress", "TrialFiles", "TrialLife", "TrialStart", "out_of_time",

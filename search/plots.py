@@ -13,9 +13,9 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState as OptunaState
 
-from search.engines._optuna_space import distributions
-from search.results import SweepResult, TrialState
-from search.space import Space
+from kerasweep.search.engines._optuna_space import distributions
+from kerasweep.search.results import SweepResult, TrialState
+from kerasweep.search.space import Space
 
 PLOTS = ("optimization_history", "param_importances", "parallel_coordinate", "intermediate_values")
 _STATES = {TrialState.COMPLETE: OptunaState.COMPLETE, TrialState.PRUNED: OptunaState.PRUNED,

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from search.errors import UserInputError
-from search.export import read_export
-from search.store import Store, check_store
-from search.tracking import Tracker
-from search.trial import runtime_tags
-from trainers.backend import backend_problem
+from kerasweep.search.errors import UserInputError
+from kerasweep.search.export import read_export
+from kerasweep.search.store import Store, check_store
+from kerasweep.search.tracking import Tracker
+from kerasweep.search.trial import runtime_tags
+from kerasweep.trainers.backend import backend_problem
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def train_config(config_path: Path | str, store: Path | str = "runs", epochs: in
 
     `tracker`: the store's, when the caller opened it already (the CLI does, before TensorFlow loads).
     """
-    from trainers.fit import load_data, tensorboard_callback, train
+    from kerasweep.trainers.fit import load_data, tensorboard_callback, train
 
     config_path, store = Path(config_path), Path(store)
     problem = backend_problem()

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from search.results import SweepResult, TrialState
+from kerasweep.search.results import SweepResult, TrialState
 
 
 class ConsoleReporter:

@@ -49,8 +49,8 @@ def import_keras_quietly() -> None:
     """
     import sys
 
-    from search.interrupts import deferred_interrupts
-    from trainers.backend import prepare_environment, wanted
+    from kerasweep.search.interrupts import deferred_interrupts
+    from kerasweep.trainers.backend import prepare_environment, wanted
 
     prepare_environment()  # --verbose too: the backend then loads later, with its logs
     if ("tensorflow" if wanted() == "tensorflow" else "keras") in sys.modules or \

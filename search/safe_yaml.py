@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from search.errors import UserInputError, yaml_problem
+from kerasweep.search.errors import UserInputError, yaml_problem
 
 MAX_FILE_BYTES = 1_000_000  # a space or export file is a page of text; a megabyte is far beyond any
 MAX_VALUES = 100_000  # YAML values once every alias is expanded; the biggest shipped space has about 150

@@ -37,7 +37,7 @@ class LabelledModel(mlflow.pyfunc.PythonModel):
             try:
                 from raw_columns import ColumnPlan  # stored with the model (code_paths)
             except ImportError:  # while kerasweep itself logs the model
-                from trainers.raw_columns import ColumnPlan
+                from kerasweep.trainers.raw_columns import ColumnPlan
             self.plan = ColumnPlan.from_json(Path(context.artifacts["columns"]).read_text())
 
     # the hint only tells MLflow not to validate by type hints (the signature names the columns); arrays

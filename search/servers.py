@@ -12,9 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from search.errors import UserInputError
-from search.store import Store
-from search.tracking import seed_if_local, tracking_uri_for
+from kerasweep.search.errors import UserInputError
+from kerasweep.search.store import Store
+from kerasweep.search.tracking import seed_if_local, tracking_uri_for
 
 HOST = "127.0.0.1"
 
@@ -44,8 +44,8 @@ def tensorboard_command(name: str, store: Path, port: int = 6006) -> list[str]:
 
 def dashboard_command(name: str, store: Path, port: int = 8080) -> list[str]:
     """optuna-dashboard over the Optuna storage a sweep was run on (an engine that keeps one says where)."""
-    from search.engines import get_engine
-    from search.sweep import load_config
+    from kerasweep.search.engines import get_engine
+    from kerasweep.search.sweep import load_config
 
     config = load_config(name, store)
     storage_url = getattr(get_engine(config.engine), "storage_url", None)

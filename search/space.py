@@ -27,9 +27,9 @@ from pydantic import (
     model_validator,
 )
 
-from search.errors import UserInputError
-from search.safe_yaml import read_yaml
-from trainers import catalog
+from kerasweep.search.errors import UserInputError
+from kerasweep.search.safe_yaml import read_yaml
+from kerasweep.trainers import catalog
 
 Scalar = Union[StrictBool, StrictInt, FiniteFloat, StrictStr]
 ColumnRole = Literal["numeric", "categorical", "date", "identifier", "ignore"]  # trainers.raw_columns.ROLES
@@ -291,7 +291,7 @@ def load_space(space: str | os.PathLike[str]) -> Space:
     problems = check_space(parsed, base_dir=path.parent)
     if problems:
         raise UserInputError("\n".join(f"{path}: {line}" for line in problems))
-    from trainers.user_code import code_folder
+    from kerasweep.trainers.user_code import code_folder
 
     return parsed.model_copy(update={"code": code_folder(parsed.model, parsed.data, parsed.callbacks or "") or ""})
 
@@ -368,11 +368,11 @@ def check_space(space: Space, base_dir: Path | None = None, files: bool = True) 
 def _check_user_builder(model: str) -> tuple[list[str], str]:
     """Import a user's builder (this runs the user's module, as the README says) to fail before compute;
     returns the problems and the builder's style ("values", "trial" or "hp")."""
-    from search.quiet import import_keras_quietly
+    from kerasweep.search.quiet import import_keras_quietly
 
     import_keras_quietly()
-    from trainers.models import resolve_builder
-    from trainers.suggest import builder_style
+    from kerasweep.trainers.models import resolve_builder
+    from kerasweep.trainers.suggest import builder_style
 
     try:
         return [], builder_style(resolve_builder(model))

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from search.errors import UserInputError
+from kerasweep.search.errors import UserInputError
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 URL_UNSAFE = "?#%"  # would end or re-encode the path inside an SQLite URL (MLflow and Optuna parse it)

@@ -16,17 +16,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from search.config import DEFAULT_STORE, SweepConfig
-from search.engines import ENGINES, engines_taking, get_engine
-from search.errors import KerasweepError, UserInputError
-from search.interrupts import clear_interrupt
-from search.lifecycle import tracker_of
-from search.results import SweepResult
-from search.space import CHECKED, Space
-from search.store import Store, check_store
-from search.tracking import TRIAL_TAG, Tracker, artifact_root_for, tracking_uri_for
-from trainers import catalog
-from trainers.backend import backend_problem
+from kerasweep.search.config import DEFAULT_STORE, SweepConfig
+from kerasweep.search.engines import ENGINES, engines_taking, get_engine
+from kerasweep.search.errors import KerasweepError, UserInputError
+from kerasweep.search.interrupts import clear_interrupt
+from kerasweep.search.lifecycle import tracker_of
+from kerasweep.search.results import SweepResult
+from kerasweep.search.space import CHECKED, Space
+from kerasweep.search.store import Store, check_store
+from kerasweep.search.tracking import TRIAL_TAG, Tracker, artifact_root_for, tracking_uri_for
+from kerasweep.trainers import catalog
+from kerasweep.trainers.backend import backend_problem
 
 __all__ = ["DEFAULT_STORE", "SweepConfig", "load_config", "make_config", "run_sweep", "sweep_results"]
 
@@ -83,7 +83,7 @@ def make_config(space: Space, name: str | None = None, store: Path | str | None 
     report = None
     if check_data_files:
         check_data(space)
-        from search.data_report import data_report
+        from kerasweep.search.data_report import data_report
 
         report = data_report(space)
     return SweepConfig(
@@ -110,10 +110,10 @@ def check_name(name: str) -> None:
 
 def check_data(space: Space) -> None:
     """Load the space's data once (NumPy only), as its trials will, so that bad files fail before any training."""
-    from search.trial import builder_style, resolve_values, train_spec
-    from trainers.data import DataError
-    from trainers.fit import UnreadValues, check_builder_reads, load_data
-    from trainers.fit_options import FitOptionError, class_weights, user_callbacks
+    from kerasweep.search.trial import builder_style, resolve_values, train_spec
+    from kerasweep.trainers.data import DataError
+    from kerasweep.trainers.fit import UnreadValues, check_builder_reads, load_data
+    from kerasweep.trainers.fit_options import FitOptionError, class_weights, user_callbacks
 
     try:
         data = load_data(train_spec(space, {}))
@@ -270,13 +270,13 @@ def _finish(config: SweepConfig, tracker: Tracker, result: SweepResult | None, s
             result = SweepResult(config.name, config.engine, config.space.objective.direction,
                                  config.space.budget.trials, ())
     if result.trials:
-        from search.plots import write_plots
+        from kerasweep.search.plots import write_plots
 
         with tempfile.TemporaryDirectory() as folder:
             if write_plots(result, config.space, Path(folder)):
                 tracker.log_plots(config.parent_run_id, Path(folder))
     if config.space.multi_objective:  # the front's trials, findable in the UI by tag
-        from search.tracking import PARETO_TAG
+        from kerasweep.search.tracking import PARETO_TAG
 
         for trial in result.pareto_front():
             if trial.mlflow_run_id:

@@ -24,11 +24,11 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from search.errors import UserInputError
-from search.interrupts import deferred_interrupts
-from search.results import TrialResult, TrialState
-from search.store import Store, sqlite_url
-from trainers.baselines import Baseline
+from kerasweep.search.errors import UserInputError
+from kerasweep.search.interrupts import deferred_interrupts
+from kerasweep.search.results import TrialResult, TrialState
+from kerasweep.search.store import Store, sqlite_url
+from kerasweep.trainers.baselines import Baseline
 
 RUN_STATUS = {
     TrialState.COMPLETE: "FINISHED",
@@ -347,7 +347,7 @@ class Tracker:
             artifacts = {"keras_model": str(model_file), "labels": str(labels_file)}
             code_paths = None
             if columns is not None:  # a table: raw rows are encoded by the plan, in the served model too
-                from trainers import raw_columns
+                from kerasweep.trainers import raw_columns
 
                 columns_file = Path(folder) / "columns.json"
                 columns_file.write_text(columns)

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from search.interrupts import raise_if_interrupted
-from search.results import TrialState
-from search.space import Space, resolve_data_path
-from search.tracking import BACKEND_TAG, DEVICES_TAG, PRECISION_TAG
-from trainers.fit import BackupPolicy, ResumePoint, TrainSpec
+from kerasweep.search.interrupts import raise_if_interrupted
+from kerasweep.search.results import TrialState
+from kerasweep.search.space import Space, resolve_data_path
+from kerasweep.search.tracking import BACKEND_TAG, DEVICES_TAG, PRECISION_TAG
+from kerasweep.trainers.fit import BackupPolicy, ResumePoint, TrainSpec
 
 EpochHook = Callable[[int, dict[str, float]], bool]
 
@@ -109,7 +109,7 @@ def run_trial(space: Space, values: dict[str, Any], hooks: Sequence[EpochHook] =
     count from the start of the whole plan. `files.backup` keeps a resumable copy of the model while it
     trains, for a retry after a crash or failure.
     """
-    from trainers.fit import TrainingDiverged, tensorboard_callback, train
+    from kerasweep.trainers.fit import TrainingDiverged, tensorboard_callback, train
 
     files = files or TrialFiles()
     reporter = _epoch_callback(hooks)
@@ -160,7 +160,7 @@ def current_runtime() -> dict[str, str]:
     """The same tags for the trial training in this process now (Ray's per-epoch report)."""
     import keras
 
-    from trainers import backend
+    from kerasweep.trainers import backend
 
     return {BACKEND_TAG: keras.backend.backend(), PRECISION_TAG: keras.mixed_precision.global_policy().name,
             DEVICES_TAG: str(backend.devices_in_use())}
@@ -171,8 +171,8 @@ def _repeated(space: Space, values: dict[str, Any], suggestions: Any, stop_at: i
     """`budget.repeats`: train the same config again from scratch (seed + k, same split, same epochs as
     the first training) and average. The first training is the one that reported each epoch (pruning,
     the logged curve) and whose model is the checkpoint: the one production training reproduces."""
-    from trainers.fit import train
-    from trainers.suggest import Suggestions
+    from kerasweep.trainers.fit import train
+    from kerasweep.trainers.suggest import Suggestions
 
     spec = train_spec(space, values)
     asked = Suggestions.replay({**values, **suggestions.values}) if suggestions is not None else None
@@ -199,11 +199,11 @@ def objective_values(space: Space, history: dict[str, list[float]], best_epoch: 
 def builder_style(space: Space) -> str:
     """"values" for the shipped builders and `(values, input_shape, n_outputs)` functions; "trial" or "hp"
     for a define-by-run builder, which declares its own space by running (this imports the user's module)."""
-    from trainers import catalog
+    from kerasweep.trainers import catalog
 
     if not catalog.is_user_builder(space.model):
         return "values"
-    from trainers.models import resolve_builder
-    from trainers.suggest import builder_style as style_of
+    from kerasweep.trainers.models import resolve_builder
+    from kerasweep.trainers.suggest import builder_style as style_of
 
     return style_of(resolve_builder(space.model))

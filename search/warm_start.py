@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from search.errors import UserInputError
-from search.results import TrialState
-from search.safe_yaml import read_yaml
-from search.space import CategoricalParam, FloatParam, Space
+from kerasweep.search.errors import UserInputError
+from kerasweep.search.results import TrialState
+from kerasweep.search.safe_yaml import read_yaml
+from kerasweep.search.space import CategoricalParam, FloatParam, Space
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def from_file(space: Space, path: Path) -> WarmStart:
 
 def from_sweep(space: Space, sweep: str, store: Path | str | None) -> WarmStart:
     """The best complete trial of `sweep` (same store, any engine) as the first trial."""
-    from search.sweep import load_config, sweep_results
+    from kerasweep.search.sweep import load_config, sweep_results
 
     old = load_config(sweep, store)
     if (old.space.objective.metric, old.space.objective.direction) != (space.objective.metric,

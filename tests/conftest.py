@@ -43,7 +43,7 @@ def invoke_cli(*args: str) -> subprocess.CompletedProcess:
     where the process boundary is not what a test checks."""
     from click.testing import CliRunner
 
-    from search.cli import main
+    from kerasweep.search.cli import main
 
     saved = os.environ.pop("MLFLOW_TRACKING_URI", None)  # the store's own tracking file, as run_cli gives
     try:
@@ -102,7 +102,7 @@ def mlflow_client(store: Path, *, read_only: bool = False):
     """A client on the store's own MLflow SQLite file (`read_only` while a sweep may still create it)."""
     from mlflow.tracking import MlflowClient
 
-    from search.store import sqlite_url
+    from kerasweep.search.store import sqlite_url
 
     db = store / "mlflow.db"
     return MlflowClient(tracking_uri=read_only_url(db) if read_only else sqlite_url(db))
@@ -120,7 +120,7 @@ def sweep_runs(client, experiment: str, sweep: str) -> tuple[list, list]:
 def optuna_trials(store: Path, study: str):
     import optuna
 
-    from search.store import sqlite_url
+    from kerasweep.search.store import sqlite_url
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = sqlite_url(store / "optuna.db")

@@ -10,7 +10,7 @@ from typing import Any
 
 import keras
 
-from trainers.backend import gpu_count
+from kerasweep.trainers.backend import gpu_count
 
 ENVIRONMENT = ("CUDA_VISIBLE_DEVICES", "KERASWEEP_GPU_MEMORY_FRACTION", "XLA_PYTHON_CLIENT_MEM_FRACTION")
 

@@ -9,10 +9,10 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from search.interrupts import stop_reason
-from search.lifecycle import FailureStreak, Progress, TrialLife, TrialStart, out_of_time, results_from_mlflow
-from search.space import CategoricalParam, FloatParam, Space
-from search.trial import builder_style, resolve_values, run_trial
+from kerasweep.search.interrupts import stop_reason
+from kerasweep.search.lifecycle import FailureStreak, Progress, TrialLife, TrialStart, out_of_time, results_from_mlflow
+from kerasweep.search.space import CategoricalParam, FloatParam, Space
+from kerasweep.search.trial import builder_style, resolve_values, run_trial
 
 SAMPLERS = ("random",)
 DEFAULT_PRUNER = None  # every trial trains its whole budget

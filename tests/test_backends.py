@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import yaml
 
-from search.engines.optuna import Options, Placement, describe, placement
+from kerasweep.search.engines.optuna import Options, Placement, describe, placement
 from tests.conftest import ROOT, invoke_cli, mlflow_client, run_cli, sweep_runs, write_space
-from trainers import backend
+from kerasweep.trainers import backend
 
 
 def test_trials_per_gpu_places_k_workers_on_each_visible_gpu(monkeypatch) -> None:
@@ -84,7 +84,7 @@ def test_a_backend_chosen_in_keras_json_is_the_one_checked(tmp_path: Path, monke
 
 
 def test_array_batches_serve_every_row_once_per_epoch_reshuffled_from_the_seed() -> None:
-    from trainers.data import array_batches
+    from kerasweep.trainers.data import array_batches
 
     x, y = np.arange(10, dtype="float32")[:, None], np.arange(10)
     first = array_batches(x, y, 4, shuffle=True, seed=3)
@@ -101,7 +101,7 @@ def test_array_batches_serve_every_row_once_per_epoch_reshuffled_from_the_seed()
 
 
 def test_batches_for_several_devices_are_whole_and_split_evenly() -> None:
-    from trainers.data import array_batches
+    from kerasweep.trainers.data import array_batches
 
     x, y = np.arange(10, dtype="float32")[:, None], np.arange(10)
     whole = array_batches(x, y, 4, shuffle=True, seed=3, shards=2)
@@ -132,9 +132,9 @@ ACROSS_DEVICES = '''
     import keras
     import numpy as np
 
-    from trainers import backend
-    from trainers.data import make_pipeline
-    from trainers.fit import undistributed_validation
+    from kerasweep.trainers import backend
+    from kerasweep.trainers.data import make_pipeline
+    from kerasweep.trainers.fit import undistributed_validation
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(141, 4)).astype("float32")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from search.cli import main
+from kerasweep.search.cli import main
 
 
 def _space(folder: Path, data: str) -> Path:

@@ -10,13 +10,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from search.errors import UserInputError
+from kerasweep.search.errors import UserInputError
 from tests.conftest import mlflow_client, sweep_runs, write_space
 
 
 def _sweep(tmp_path: Path, text: str, name: str, engine: str = "optuna"):
-    from search.space import load_space
-    from search.sweep import make_config, run_sweep
+    from kerasweep.search.space import load_space
+    from kerasweep.search.sweep import make_config, run_sweep
 
     config = make_config(load_space(write_space(tmp_path, text)), store=tmp_path / "store", engine=engine)
     result = run_sweep(config)
@@ -80,7 +80,7 @@ def test_optunas_keras_example_runs_with_the_space_narrowing_it(tmp_path: Path, 
 
 
 def test_a_builder_whose_signature_fits_no_style_is_one_line_before_any_trial(tmp_path: Path, monkeypatch) -> None:
-    from search.space import load_space
+    from kerasweep.search.space import load_space
 
     monkeypatch.chdir(tmp_path)  # the user's folder: its modules are importable
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -93,8 +93,8 @@ def test_a_builder_whose_signature_fits_no_style_is_one_line_before_any_trial(tm
 
 
 def test_define_by_run_builders_are_refused_where_the_engine_cannot_run_them(tmp_path: Path, monkeypatch) -> None:
-    from search.space import load_space
-    from search.sweep import make_config
+    from kerasweep.search.space import load_space
+    from kerasweep.search.sweep import make_config
 
     monkeypatch.chdir(Path(__file__).resolve().parents[1])
     space = load_space(write_space(tmp_path, "name: o\nmodel: examples.optuna_keras:create_model\ndata: digits\n"))
@@ -103,7 +103,7 @@ def test_define_by_run_builders_are_refused_where_the_engine_cannot_run_them(tmp
 
 
 def test_replaying_an_export_rebuilds_the_model_the_trial_asked_for() -> None:
-    from trainers.suggest import Suggestions
+    from kerasweep.trainers.suggest import Suggestions
 
     asked = Suggestions.replay({"n_layers": 1, "n_units_l0": 7, "dropout_l0": 0.3, "learning_rate": 0.01})
     from examples.optuna_keras import create_model
@@ -151,7 +151,7 @@ def test_keras_tuners_getting_started_model_runs_on_the_ray_engine(tmp_path: Pat
 
 @pytest.mark.parametrize("engine", ["optuna", "keras-tuner"])
 def test_a_hypermodels_own_fit_trains_and_its_params_are_logged(tmp_path: Path, monkeypatch, engine: str) -> None:
-    from trainers.fit import TrainSpec, train
+    from kerasweep.trainers.fit import TrainSpec, train
 
     monkeypatch.chdir(Path(__file__).resolve().parents[1])  # examples/ is importable from the project folder
     _, runs = _sweep(tmp_path, """
@@ -179,8 +179,8 @@ def test_a_hypermodels_own_fit_trains_and_its_params_are_logged(tmp_path: Path, 
 
 
 def test_the_ray_engine_refuses_a_hypermodels_own_fit_before_any_work(tmp_path: Path, monkeypatch) -> None:
-    from search.space import load_space
-    from search.sweep import make_config
+    from kerasweep.search.space import load_space
+    from kerasweep.search.sweep import make_config
 
     monkeypatch.chdir(Path(__file__).resolve().parents[1])
     space = load_space(write_space(tmp_path, "name: kthm\nmodel: examples.keras_tuner_hypermodel:MyHyperModel\n"

@@ -8,8 +8,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from search.constraints import Constraint, parse_where
-from search.errors import UserInputError
+from kerasweep.search.constraints import Constraint, parse_where
+from kerasweep.search.errors import UserInputError
 from tests.conftest import write_space
 
 
@@ -30,8 +30,8 @@ def fitted(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Four complete trials of an mlp on iris, two widths: 4 units (35 weights) and 64 (515)."""
     import os
 
-    from search.space import load_space
-    from search.sweep import make_config, run_sweep
+    from kerasweep.search.space import load_space
+    from kerasweep.search.sweep import make_config, run_sweep
 
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     folder = tmp_path_factory.mktemp("fits")
@@ -52,7 +52,7 @@ def fitted(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def test_the_export_is_the_best_trial_that_meets_every_constraint(fitted: dict) -> None:
-    from search.export import export_best
+    from kerasweep.search.export import export_best
 
     result = fitted["result"]
     small = [t for t in result.ranked() if t.params["units"] == 4]
@@ -69,7 +69,7 @@ def test_the_export_is_the_best_trial_that_meets_every_constraint(fitted: dict) 
 
 
 def test_no_trial_meeting_the_constraints_is_bad_input_naming_the_closest(fitted: dict) -> None:
-    from search.cli import main
+    from kerasweep.search.cli import main
 
     small = [t for t in fitted["result"].ranked() if t.params["units"] == 4]
     answer = CliRunner().invoke(main, ["export", "fits", "--store", str(fitted["store"]), "--where", "model_params < 10"])
@@ -85,8 +85,8 @@ def test_no_trial_meeting_the_constraints_is_bad_input_naming_the_closest(fitted
 
 
 def test_a_training_metric_is_read_at_the_best_epoch_of_the_runs_own_curve_when_the_trial_has_none() -> None:
-    from search.constraints import measured
-    from search.results import TrialResult, TrialState
+    from kerasweep.search.constraints import measured
+    from kerasweep.search.results import TrialResult, TrialState
 
     class Tracker:  # a fake: the trial run's logged curves
         def __init__(self) -> None:

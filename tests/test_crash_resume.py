@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from search.store import Store
+from kerasweep.search.store import Store
 from tests.conftest import mlflow_client, read_only_url, run_cli, start_cli, sweep_runs, wait_or_kill
 
 TRIALS = 6
@@ -81,7 +81,7 @@ def _running_backup(store: Path) -> tuple[int, int] | None:
     """The running trial's number and the epochs its backup holds, once it has one."""
     import optuna
 
-    from trainers.fit import latest_backup
+    from kerasweep.trainers.fit import latest_backup
 
     try:
         study = optuna.load_study(study_name="crashy", storage=read_only_url(store / "optuna.db"))
@@ -151,8 +151,8 @@ def test_crashes_at_the_narrowest_moments_are_repaired_on_rerun(tmp_path: Path) 
     no MLflow run) and while logging (Optuna told, the MLflow run not yet closed)."""
     import optuna
 
-    from search.engines.optuna import RUN_ATTR
-    from search.tracking import Tracker, tracking_uri_for
+    from kerasweep.search.engines.optuna import RUN_ATTR
+    from kerasweep.search.tracking import Tracker, tracking_uri_for
 
     store = tmp_path / "store"
     first = run_cli("sweep", *ARGS, "--trials", "1", "--store", str(store))
@@ -181,10 +181,10 @@ def test_crashes_at_the_narrowest_moments_are_repaired_on_rerun(tmp_path: Path) 
 
 def test_a_retry_takes_over_the_copy_it_continues_from(tmp_path: Path) -> None:
     """A retry killed before saving a copy of its own must still find the one it continued from."""
-    from search.engines.optuna import _take_over_backup
-    from search.space import load_space
-    from search.sweep import make_config
-    from trainers.fit import ResumePoint, latest_backup
+    from kerasweep.search.engines.optuna import _take_over_backup
+    from kerasweep.search.space import load_space
+    from kerasweep.search.sweep import make_config
+    from kerasweep.trainers.fit import ResumePoint, latest_backup
 
     config = make_config(load_space("mlp"), name="crashy", store=tmp_path / "store")
     store = config.store

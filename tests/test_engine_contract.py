@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from search.engines import ENGINES as REGISTRY
-from search.tracking import PARAMS_TAG, STATE_TAG
+from kerasweep.search.engines import ENGINES as REGISTRY
+from kerasweep.search.tracking import PARAMS_TAG, STATE_TAG
 from tests.conftest import invoke_cli, mlflow_client, run_cli, sweep_runs, write_space
 
 ENGINES = list(REGISTRY)  # every registered engine: the three shipped ones and the tests' random engine
@@ -98,9 +98,9 @@ def test_mlflow_shape(swept: dict) -> None:
 def test_the_engines_trial_record_is_what_mlflow_holds(swept: dict) -> None:
     """The optuna engine reads its trials from the study (what its workers share), the others from
     MLflow: whichever the source, a user sees the same trials (status, export and plots read them)."""
-    from search.engines import get_engine
-    from search.lifecycle import results_from_mlflow
-    from search.sweep import load_config
+    from kerasweep.search.engines import get_engine
+    from kerasweep.search.lifecycle import results_from_mlflow
+    from kerasweep.search.sweep import load_config
 
     config = load_config("contract", swept["store"])
     own, logged = get_engine(swept["engine"]).results(config), results_from_mlflow(config)
@@ -117,7 +117,7 @@ def test_the_engines_trial_record_is_what_mlflow_holds(swept: dict) -> None:
 def test_checkpoint_scores_the_logged_value(swept: dict) -> None:
     import keras
 
-    from trainers.data import load_arrays
+    from kerasweep.trainers.data import load_arrays
 
     client = mlflow_client(swept["store"])
     _, runs = _runs(swept)

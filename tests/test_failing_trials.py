@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from search.engines import ENGINES
-from search.tracking import ERROR_TAG, STATE_TAG
+from kerasweep.search.engines import ENGINES
+from kerasweep.search.tracking import ERROR_TAG, STATE_TAG
 from tests.conftest import invoke_cli, mlflow_client, optuna_trials, run_cli, sweep_runs, write_space
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from search.errors import UserInputError
+from kerasweep.search.errors import UserInputError
 from tests.conftest import write_space
 
 SPACE = """
@@ -21,7 +21,7 @@ SPACE = """
 
 
 def test_a_family_writes_out_one_param_per_layer_with_its_condition(tmp_path: Path) -> None:
-    from search.space import load_space
+    from kerasweep.search.space import load_space
 
     family = "units_{i}: {type: int, low: 8, high: 64, step: 8, per: layers, start: 2}"
     space = load_space(write_space(tmp_path, SPACE.format(family=family)))
@@ -33,8 +33,8 @@ def test_a_family_writes_out_one_param_per_layer_with_its_condition(tmp_path: Pa
 
 
 def test_a_family_runs_on_optuna(tmp_path: Path, monkeypatch) -> None:
-    from search.space import load_space
-    from search.sweep import make_config, run_sweep
+    from kerasweep.search.space import load_space
+    from kerasweep.search.sweep import make_config, run_sweep
     from tests.conftest import mlflow_client, sweep_runs
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -55,7 +55,7 @@ def test_a_family_runs_on_optuna(tmp_path: Path, monkeypatch) -> None:
     ("units_{i}: {type: int, low: 8, high: 64, per: layers, when: {layers: 2}}", "params.units_{i}.when: a family's members"),
 ])
 def test_a_family_that_cannot_be_written_out_is_bad_input(tmp_path: Path, family: str, said: str) -> None:
-    from search.space import load_space
+    from kerasweep.search.space import load_space
 
     with pytest.raises(UserInputError, match="space.yaml: ") as caught:
         load_space(write_space(tmp_path, SPACE.format(family=family)))

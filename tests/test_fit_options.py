@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from search.errors import UserInputError
+from kerasweep.search.errors import UserInputError
 from tests.conftest import write_space
-from trainers.fit_options import FitOptionError, class_weights
+from kerasweep.trainers.fit_options import FitOptionError, class_weights
 
 SPACE = """
     name: weighed
@@ -34,7 +34,7 @@ def test_class_weights_by_name_and_balanced() -> None:
 
 
 def test_a_class_weight_acts_on_training() -> None:
-    from trainers.fit import TrainSpec, load_data, train
+    from kerasweep.trainers.fit import TrainSpec, load_data, train
 
     spec = TrainSpec(model="mlp", data="breast_cancer", task="binary", epochs=3, params={"units": 8})
     data = load_data(spec)
@@ -46,9 +46,9 @@ def test_a_class_weight_acts_on_training() -> None:
 
 
 def test_the_users_callbacks_run_in_trials_and_fit_options_reach_the_export(tmp_path: Path, monkeypatch) -> None:
-    from search.export import export_best, read_export
-    from search.space import load_space
-    from search.sweep import make_config, run_sweep
+    from kerasweep.search.export import export_best, read_export
+    from kerasweep.search.space import load_space
+    from kerasweep.search.sweep import make_config, run_sweep
     from tests import user_data
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -71,8 +71,8 @@ def test_the_users_callbacks_run_in_trials_and_fit_options_reach_the_export(tmp_
     ("callbacks: tests.user_data:nowhere", "callbacks: cannot load 'tests.user_data:nowhere'"),
 ])
 def test_fit_options_that_cannot_act_are_bad_input(tmp_path: Path, extra: str, said: str) -> None:
-    from search.space import load_space
-    from search.sweep import make_config
+    from kerasweep.search.space import load_space
+    from kerasweep.search.sweep import make_config
 
     store = tmp_path / "store"
     text = SPACE.format(extra=extra)

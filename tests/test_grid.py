@@ -37,7 +37,7 @@ def test_a_grid_runs_each_config_once_and_that_is_the_budget(tmp_path: Path, eng
 
 
 def test_a_grid_refused_where_it_cannot_run(tmp_path: Path) -> None:
-    from search.cli import main
+    from kerasweep.search.cli import main
 
     store = tmp_path / "store"
     loose = write_space(tmp_path, SPACE.replace("units: {type: int, low: 4, high: 8, step: 4}",

@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from search.errors import UserInputError
-from search.lifecycle import tracker_of
+from kerasweep.search.errors import UserInputError
+from kerasweep.search.lifecycle import tracker_of
 from tests.conftest import run_cli, write_space
 
 MLP = "name: m\nmodel: mlp\ndata: iris\nparams:\n  units: {type: int, low: 8, high: 16}\n"
 
 
 def _load(folder: Path, text: str):
-    from search.space import load_space
+    from kerasweep.search.space import load_space
 
     return load_space(write_space(folder, text))
 
@@ -48,11 +48,11 @@ def test_an_alias_bomb_fails_at_once_with_one_line(tmp_path: Path, where: str) -
 
 
 def test_a_huge_file_and_too_many_params_are_refused(tmp_path: Path) -> None:
-    from search.space import MAX_PARAMS
+    from kerasweep.search.space import MAX_PARAMS
 
     big = tmp_path / "big.yaml"
     big.write_text(MLP + "# " + "x" * 1_100_000 + "\n")
-    from search.space import load_space
+    from kerasweep.search.space import load_space
 
     with pytest.raises(UserInputError, match="at most 1000000"):
         load_space(big)
@@ -94,7 +94,7 @@ def test_fixed_values_are_checked_against_what_the_model_reads(tmp_path: Path, f
 
 
 def test_every_known_param_has_a_value_rule() -> None:
-    from trainers import catalog
+    from kerasweep.trainers import catalog
 
     known = set(catalog.TRAINING_PARAMS).union(*catalog.MODEL_PARAMS.values())
     # Rule: no param the models read escapes the type check; named values are checked against their list
@@ -103,7 +103,7 @@ def test_every_known_param_has_a_value_rule() -> None:
 
 
 def test_a_user_builder_still_gets_the_training_loops_rules(tmp_path: Path) -> None:
-    from search.space import check_value
+    from kerasweep.search.space import check_value
 
     # Rule: batch size, optimizer, ... are read by the training loop whatever the builder; its own params are its own
     assert check_value("fixed.batch_size", "batch_size", "big", "pkg.mod:build")
@@ -111,8 +111,8 @@ def test_a_user_builder_still_gets_the_training_loops_rules(tmp_path: Path) -> N
 
 
 def test_keras_tuner_refuses_mixed_types_for_a_builders_own_param() -> None:
-    from search.engines import keras_tuner
-    from search.space import Space
+    from kerasweep.search.engines import keras_tuner
+    from kerasweep.search.space import Space
 
     space = Space.model_validate({"name": "m", "model": "examples.custom_model:build", "data": "iris",
                                   "params": {"width": {"type": "categorical", "choices": [8, "16"]}}})
@@ -121,7 +121,7 @@ def test_keras_tuner_refuses_mixed_types_for_a_builders_own_param() -> None:
 
 
 def test_error_lines_keep_their_brackets() -> None:
-    from search.cli import main
+    from kerasweep.search.cli import main
 
     result = CliRunner().invoke(main, ["sweep", str(Path(__file__).parent / "nonexistent[low, high].yaml")])
     # Rule: text in square brackets inside an error is printed, not swallowed as console markup
@@ -132,14 +132,14 @@ def test_error_lines_keep_their_brackets() -> None:
 @pytest.mark.parametrize("name, fragment", [("nl\n", "not a valid sweep name"), ("a" * 300, "at most 100 characters"),
                                             (".hidden", "not a valid sweep name")])
 def test_names_that_would_break_the_store_are_refused(name: str, fragment: str) -> None:
-    from search.sweep import check_name
+    from kerasweep.search.sweep import check_name
 
     with pytest.raises(UserInputError, match=fragment):
         check_name(name)
 
 
 def test_store_paths_that_cannot_work_are_refused_before_anything_is_created(tmp_path: Path, monkeypatch) -> None:
-    from search.store import check_store
+    from kerasweep.search.store import check_store
 
     (tmp_path / "file").write_text("x")
     cases = {
@@ -158,8 +158,8 @@ def test_store_paths_that_cannot_work_are_refused_before_anything_is_created(tmp
 
 
 def test_damaged_databases_are_one_line_naming_the_file(tmp_path: Path) -> None:
-    from search.store import check_store
-    from search.tracking import Tracker
+    from kerasweep.search.store import check_store
+    from kerasweep.search.tracking import Tracker
 
     store = tmp_path / "store"
     store.mkdir()
@@ -174,7 +174,7 @@ def test_damaged_databases_are_one_line_naming_the_file(tmp_path: Path) -> None:
 
 
 def test_a_truncated_sweep_record_is_one_line(tmp_path: Path) -> None:
-    from search.sweep import load_config
+    from kerasweep.search.sweep import load_config
 
     (tmp_path / "sweeps").mkdir(parents=True)
     (tmp_path / "sweeps" / "s.json").write_text('{"name": "s", "engi')
@@ -183,7 +183,7 @@ def test_a_truncated_sweep_record_is_one_line(tmp_path: Path) -> None:
 
 
 def test_an_object_array_npz_is_a_data_error(tmp_path: Path) -> None:
-    from trainers.data import DataError, load_arrays
+    from kerasweep.trainers.data import DataError, load_arrays
 
     path = tmp_path / "obj.npz"
     np.savez(path, x=np.zeros((4, 2)), y=np.array([{"a": 1}, None, 1, 2], dtype=object))
@@ -194,8 +194,8 @@ def test_an_object_array_npz_is_a_data_error(tmp_path: Path) -> None:
 # --- the stores vouch for each other --------------------------------------------------------------
 def _sweep_with_runs(store: Path, engine: str = "optuna", trials: int = 2):
     """A sweep as a finished run leaves it in MLflow (parent + trial runs), without training."""
-    from search.space import load_space
-    from search.sweep import make_config
+    from kerasweep.search.space import load_space
+    from kerasweep.search.sweep import make_config
 
     config = make_config(load_space("mlp"), name="vouch", store=store, engine=engine)
     tracker = tracker_of(config)
@@ -207,7 +207,7 @@ def _sweep_with_runs(store: Path, engine: str = "optuna", trials: int = 2):
 
 
 def _state(name: str):
-    from search.results import TrialState
+    from kerasweep.search.results import TrialState
 
     return TrialState(name)
 
@@ -218,7 +218,7 @@ def _state(name: str):
     ("keras-tuner", "the KerasTuner oracle folder"),
 ])
 def test_a_reset_engine_store_is_refused_and_the_parent_stays_closed(tmp_path: Path, engine: str, fragment: str) -> None:
-    from search.sweep import run_sweep
+    from kerasweep.search.sweep import run_sweep
 
     config, tracker, parent = _sweep_with_runs(tmp_path / "store", engine)
     # the engine's own state is gone (a reset optuna.db, a removed Ray or KerasTuner folder)
@@ -233,9 +233,9 @@ def test_a_reset_engine_store_is_refused_and_the_parent_stays_closed(tmp_path: P
 def test_optuna_trials_whose_mlflow_runs_are_gone_are_refused(tmp_path: Path) -> None:
     import optuna
 
-    from search.engines.optuna import RUN_ATTR, make_storage
-    from search.space import load_space
-    from search.sweep import check_stores_agree, make_config
+    from kerasweep.search.engines.optuna import RUN_ATTR, make_storage
+    from kerasweep.search.space import load_space
+    from kerasweep.search.sweep import check_stores_agree, make_config
 
     (tmp_path / "store").mkdir()
     config = make_config(load_space("mlp"), name="vouch", store=tmp_path / "store")
@@ -266,7 +266,7 @@ GOOD_EXPORT = ("model: mlp\ndata: iris\nparams: {units: 8, batch_size: 16, optim
     (("epochs: 1", "epochs: 1.5"), "epochs: Input should be a valid integer"),
 ])
 def test_exports_are_checked_as_strictly_as_spaces(tmp_path: Path, change: tuple[str, str], fragment: str) -> None:
-    from search.export import read_export
+    from kerasweep.search.export import read_export
 
     path = tmp_path / "e.yaml"
     path.write_text(GOOD_EXPORT.replace(*change))

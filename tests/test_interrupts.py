@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from search.interrupts import deferred_interrupts, interruptible
+from kerasweep.search.interrupts import deferred_interrupts, interruptible
 
 
 def _ctrl_c_after(seconds: float) -> threading.Timer:
@@ -132,8 +132,8 @@ def test_a_ctrl_c_the_interpreter_drops_is_raised_at_the_next_epoch(monkeypatch:
     its end: 1 Ctrl-C in 15, by hand)."""
     import weakref
 
-    from search.interrupts import clear_interrupt, raise_if_interrupted, stop_on_sigterm
-    from search.trial import _epoch_callback
+    from kerasweep.search.interrupts import clear_interrupt, raise_if_interrupted, stop_on_sigterm
+    from kerasweep.search.trial import _epoch_callback
 
     saved = signal.getsignal(signal.SIGTERM)
     try:

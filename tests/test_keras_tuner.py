@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from search.engines.keras_tuner import CONTINUES_TAG, KT_ID_TAG, make_oracle
-from search.lifecycle import ORPHAN_REASON
-from search.space import load_space
-from search.tracking import ERROR_TAG, RETRY_TAG, STATE_TAG
+from kerasweep.search.engines.keras_tuner import CONTINUES_TAG, KT_ID_TAG, make_oracle
+from kerasweep.search.lifecycle import ORPHAN_REASON
+from kerasweep.search.space import load_space
+from kerasweep.search.tracking import ERROR_TAG, RETRY_TAG, STATE_TAG
 from tests.conftest import invoke_cli, mlflow_client, run_cli, start_cli, sweep_runs, write_space
 
 SPACE = """
@@ -173,8 +173,8 @@ def test_sigkill_mid_bracket_then_rerun_resumes_the_bracket(tmp_path: Path) -> N
 
 @pytest.mark.slow  # about a minute; CI runs it with make test-slow
 def test_crashed_trial_is_retried_from_its_last_saved_epoch(tmp_path: Path) -> None:
-    from search.store import Store
-    from trainers.fit import latest_backup
+    from kerasweep.search.store import Store
+    from kerasweep.trainers.fit import latest_backup
 
     space = write_space(tmp_path, """
         name: ktresume

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, invoke_cli, mlflow_client, run_cli, sweep_runs
-from trainers import catalog
+from kerasweep.trainers import catalog
 
 OPTIONS = [
     {"optimizer": "nadam", "clipnorm": 1.0},
@@ -27,7 +27,7 @@ OPTIONS = [
 
 @pytest.mark.parametrize("values", OPTIONS, ids=[",".join(f"{k}={v}" for k, v in o.items()) for o in OPTIONS])
 def test_each_option_builds_and_trains(values: dict) -> None:
-    from trainers.fit import TrainSpec, train
+    from kerasweep.trainers.fit import TrainSpec, train
 
     result = train(TrainSpec(model="cnn", data="digits", params=values, epochs=2))
     # Rule: the option trains (finite loss) and produces the objective every epoch
@@ -44,8 +44,8 @@ def test_each_option_builds_and_trains(values: dict) -> None:
 
 @pytest.mark.parametrize("backbone", ["mobilenet_v3_small", pytest.param("efficientnet_b0", marks=pytest.mark.slow)])
 def test_transfer_model_freezes_and_loads_local_weights(backbone: str, tmp_path: Path) -> None:
-    from trainers.fit import TrainSpec, train
-    from trainers.models import build
+    from kerasweep.trainers.fit import TrainSpec, train
+    from kerasweep.trainers.models import build
 
     donor = build("transfer", {"backbone": backbone}, (8, 8, 1), 10).get_layer(index=3)
     weights = tmp_path / "backbone.weights.h5"
@@ -63,7 +63,7 @@ def test_transfer_model_freezes_and_loads_local_weights(backbone: str, tmp_path:
 
 
 def test_learning_rate_schedule_values() -> None:
-    from trainers.fit import TRAINING_DEFAULTS, learning_rate_at
+    from kerasweep.trainers.fit import TRAINING_DEFAULTS, learning_rate_at
 
     values = {**TRAINING_DEFAULTS, "learning_rate": 0.1, "warmup_epochs": 1, "lr_schedule": "cosine"}
     # Rule: linear warm-up, then cosine from the base rate down towards 0
@@ -75,7 +75,7 @@ def test_learning_rate_schedule_values() -> None:
 
 
 def test_scheduled_rate_is_what_the_optimizer_used() -> None:
-    from trainers.fit import TrainSpec, train
+    from kerasweep.trainers.fit import TrainSpec, train
 
     values = {"learning_rate": 0.01, "lr_schedule": "exponential", "decay_rate": 0.5}
     result = train(TrainSpec(model="mlp", data="iris", params=values, epochs=3))
@@ -129,7 +129,7 @@ def test_debug_runs_one_trial_eagerly_with_keras_logs(tmp_path: Path) -> None:
 
 
 def test_mlp_layer_widths_and_l1_penalty() -> None:
-    from trainers.fit import TrainSpec, train
+    from kerasweep.trainers.fit import TrainSpec, train
 
     values = {"layers": 3, "units": 16, "units_2": 32, "units_3": 8, "l1": 1e-4, "l2": 0.0}
     result = train(TrainSpec(model="mlp", data="wine", params=values, epochs=1))
@@ -143,7 +143,7 @@ def test_mlp_layer_widths_and_l1_penalty() -> None:
 
 
 def test_mixed_precision_override_stays_with_its_trial() -> None:
-    from trainers.fit import TrainSpec, train
+    from kerasweep.trainers.fit import TrainSpec, train
 
     forced = train(TrainSpec(model="mlp", data="iris", params={"mixed_precision": True}, epochs=1))
     after = train(TrainSpec(model="mlp", data="iris", params={}, epochs=1))

@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ENGINE_MODULES = {"search.engines.optuna", "search.engines.ray", "search.engines.keras_tuner"}
+ENGINE_MODULES = {"kerasweep.search.engines.optuna", "kerasweep.search.engines.ray", "kerasweep.search.engines.keras_tuner"}
 
 
 def _imports() -> dict[str, set[str]]:
@@ -15,7 +15,7 @@ def _imports() -> dict[str, set[str]]:
     modules = {}
     for package in ("search", "trainers"):
         for path in (ROOT / package).rglob("*.py"):
-            name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+            name = "kerasweep." + ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
             modules[name] = path
     graph: dict[str, set[str]] = {name: set() for name in modules}
     for name, path in modules.items():
@@ -71,13 +71,13 @@ def test_only_engines_know_engines() -> None:
     graph = _imports()
     # Rule: space, sweep, cli, servers and plots reach an engine only through the registry
     leaks = {module: sorted(targets & ENGINE_MODULES) for module, targets in graph.items()
-             if targets & ENGINE_MODULES and not module.startswith("search.engines.")}
+             if targets & ENGINE_MODULES and not module.startswith("kerasweep.search.engines.")}
     assert leaks == {}
 
 
 def test_trainers_import_nothing_of_search() -> None:
     graph = _imports()
     # Rule: trainers/ stands alone for production training
-    assert {module: sorted(t for t in targets if t.startswith("search"))
+    assert {module: sorted(t for t in targets if t.startswith("kerasweep.search"))
             for module, targets in graph.items()
-            if module.startswith("trainers") and any(t.startswith("search") for t in targets)} == {}
+            if module.startswith("kerasweep.trainers") and any(t.startswith("kerasweep.search") for t in targets)} == {}

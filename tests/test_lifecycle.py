@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from search.config import SweepConfig
-from search.errors import SweepAborted
-from search.lifecycle import FailureStreak, Progress, TrialLife, TrialStart
-from search.results import SweepResult, TrialResult, TrialState
-from search.space import Space
-from search.store import Store
-from search.trial import TrialFiles, TrialOutcome
-from trainers.fit import BackupPolicy, ResumePoint
+from kerasweep.search.config import SweepConfig
+from kerasweep.search.errors import SweepAborted
+from kerasweep.search.lifecycle import FailureStreak, Progress, TrialLife, TrialStart
+from kerasweep.search.results import SweepResult, TrialResult, TrialState
+from kerasweep.search.space import Space
+from kerasweep.search.store import Store
+from kerasweep.search.trial import TrialFiles, TrialOutcome
+from kerasweep.trainers.fit import BackupPolicy, ResumePoint
 
 SPACE = Space.model_validate({"name": "s", "model": "mlp", "data": "iris", "budget": {"trials": 3, "epochs": 4},
                               "params": {"units": {"type": "int", "low": 8, "high": 16}}})
@@ -142,7 +142,7 @@ def test_close_records_the_outcome_then_tidies_the_trials_files(tmp_path: Path, 
 
 
 def test_close_keeps_a_checkpoint_another_round_continues_and_logs_what_a_builder_asked(tmp_path: Path) -> None:
-    from trainers.suggest import Suggestions
+    from kerasweep.trainers.suggest import Suggestions
 
     life, tracker = _life(tmp_path)
     files = TrialFiles(checkpoint=tmp_path / "round" / "model.keras", backup=BackupPolicy(tmp_path / "round" / "resume"))
@@ -202,7 +202,7 @@ def test_the_streak_read_back_from_a_sweeps_trials_follows_trial_order() -> None
 
 
 def test_progress_reads_the_trials_at_most_every_interval(monkeypatch: pytest.MonkeyPatch) -> None:
-    from search import lifecycle
+    from kerasweep.search import lifecycle
 
     now = [100.0]
     monkeypatch.setattr(lifecycle.time, "monotonic", lambda: now[0])
@@ -222,7 +222,7 @@ def test_the_ray_budget_searcher_counts_only_trials_without_error_and_stops_on_a
     pytest.importorskip("ray")
     from ray.tune.search import Searcher
 
-    from search.engines.ray import _budget_searcher_class
+    from kerasweep.search.engines.ray import _budget_searcher_class
 
     class Fake(Searcher):
         def __init__(self) -> None:
@@ -259,7 +259,7 @@ def test_ray_trials_are_numbered_in_the_order_tune_added_them_not_the_order_they
     pytest.importorskip("ray")
     from types import SimpleNamespace
 
-    from search.engines.ray import _tune_callback_class
+    from kerasweep.search.engines.ray import _tune_callback_class
 
     life, tracker = _life(tmp_path)
     callback = _tune_callback_class()(life.sweep)

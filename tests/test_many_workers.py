@@ -8,7 +8,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from search.store import Store
+from kerasweep.search.store import Store
 from tests.conftest import mlflow_client, read_only_url, run_cli, start_cli, sweep_runs, wait_or_kill, write_space
 
 TRIALS = 8
@@ -70,7 +70,7 @@ def test_a_worker_that_dies_is_replaced_and_its_trial_continues(tmp_path: Path) 
     import signal
     import time
 
-    from trainers.fit import latest_backup
+    from kerasweep.trainers.fit import latest_backup
 
     store = tmp_path / "store"
     space = write_space(tmp_path, SPACE.replace("epochs: 2", "epochs: 30").replace(f"trials: {TRIALS}", "trials: 4"))
@@ -129,8 +129,8 @@ def test_a_worker_that_stops_beating_is_found_stale_by_the_others(tmp_path: Path
     import subprocess
     import time
 
-    from search.engines.optuna import GRACE_S, HEARTBEAT_S, STALE_REASON
-    from trainers.fit import latest_backup
+    from kerasweep.search.engines.optuna import GRACE_S, HEARTBEAT_S, STALE_REASON
+    from kerasweep.trainers.fit import latest_backup
 
     store = tmp_path / "store"
     # every trial trains all 30 epochs (no early stop): the trial picked as the victim is still training

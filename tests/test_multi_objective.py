@@ -9,8 +9,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from search.errors import UserInputError
-from search.results import SweepResult, TrialResult, TrialState
+from kerasweep.search.errors import UserInputError
+from kerasweep.search.results import SweepResult, TrialResult, TrialState
 from tests.conftest import mlflow_client, run_cli, sweep_runs, write_space
 
 SPACE = """
@@ -46,8 +46,8 @@ def test_the_pareto_front_is_every_complete_trial_no_other_dominates() -> None:
 
 
 def test_several_objectives_are_checked_and_refused_where_an_engine_cannot() -> None:
-    from search.space import Space, SpaceProblems
-    from search.sweep import make_config
+    from kerasweep.search.space import Space, SpaceProblems
+    from kerasweep.search.sweep import make_config
 
     data = yaml.safe_load(SPACE.replace("\n    ", "\n"))
     space = Space.model_validate(data)
@@ -91,10 +91,10 @@ def _check_front(store: Path, name: str) -> None:
 def test_a_two_objective_sweep_exports_exactly_its_pareto_front_on_optuna(tmp_path: Path) -> None:
     import os
 
-    from search.cli import main
-    from search.export import export_best
-    from search.space import load_space
-    from search.sweep import make_config, run_sweep
+    from kerasweep.search.cli import main
+    from kerasweep.search.export import export_best
+    from kerasweep.search.space import load_space
+    from kerasweep.search.sweep import make_config, run_sweep
 
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     store = tmp_path / "store"

@@ -22,8 +22,8 @@ TRIALS = 4
 
 def _stub_trial(space: Any, values: dict[str, Any], hooks: Any = (), **_: Any) -> Any:
     """Three epochs of made-up metrics through the engine's hooks, as the training loop reports them."""
-    from search.results import TrialState
-    from search.trial import TrialOutcome
+    from kerasweep.search.results import TrialState
+    from kerasweep.search.trial import TrialOutcome
 
     for epoch in (1, 2, 3):
         value = 0.1 * epoch
@@ -34,9 +34,9 @@ def _stub_trial(space: Any, values: dict[str, Any], hooks: Any = (), **_: Any) -
 
 def _sweep(tmp_path: Path, pruner: str = "none") -> tuple[Any, Any, str]:
     """A sweep of the worker space with its MLflow parent run open: (config, tracker, parent run id)."""
-    from search.lifecycle import tracker_of
-    from search.space import load_space
-    from search.sweep import make_config
+    from kerasweep.search.lifecycle import tracker_of
+    from kerasweep.search.space import load_space
+    from kerasweep.search.sweep import make_config
 
     space_file = tmp_path / "worker.yaml"
     space_file.write_text(SPACE.format(trials=TRIALS, pruner=pruner))
@@ -51,7 +51,7 @@ def _opened(study: optuna.Study, tracker: Any, parent: str, owner: str) -> optun
     """A trial asked by the command with pid `owner` on this machine, its MLflow run opened and recorded."""
     import socket
 
-    import search.engines.optuna as engine
+    import kerasweep.search.engines.optuna as engine
 
     trial = study.ask()
     trial.set_user_attr(engine.OWNER_ATTR, f"{socket.gethostname()}:{owner}")
@@ -71,7 +71,7 @@ def _dead_pid() -> str:
 @pytest.mark.parametrize("pruner", ["none", "hyperband"])
 def test_a_worker_opens_its_storage_once_records_each_epoch_and_asks_only_a_pruner_that_prunes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pruner: str) -> None:
-    import search.engines.optuna as engine
+    import kerasweep.search.engines.optuna as engine
 
     config, tracker, parent = _sweep(tmp_path, pruner)
 
@@ -99,7 +99,7 @@ def test_start_up_fails_a_dead_process_trial_and_keeps_one_another_command_opens
     failed as "worker process died", the first command still training it)."""
     import os
 
-    import search.engines.optuna as engine
+    import kerasweep.search.engines.optuna as engine
 
     config, tracker, parent = _sweep(tmp_path)
     study = engine._study(config, engine.make_storage(config))
@@ -129,7 +129,7 @@ def test_the_store_check_passes_a_run_another_command_opened_after_mlflow_was_re
     """Two commands on one storage: the second's start-up check read MLflow, then the first opened a run and
     recorded it in Optuna before the check read Optuna (CI saw the second refuse to start). A run id that
     this MLflow store does not hold is still named lost."""
-    import search.engines.optuna as engine
+    import kerasweep.search.engines.optuna as engine
 
     config, tracker, parent = _sweep(tmp_path)
     study = engine._study(config, engine.make_storage(config))
@@ -150,7 +150,7 @@ def test_start_up_leaves_a_finished_trial_a_live_command_is_closing(tmp_path: Pa
     One whose owner is gone is still closed as Optuna recorded it."""
     import os
 
-    import search.engines.optuna as engine
+    import kerasweep.search.engines.optuna as engine
 
     config, tracker, parent = _sweep(tmp_path)
     study = engine._study(config, engine.make_storage(config))
@@ -175,9 +175,9 @@ def test_start_up_leaves_a_finished_trial_a_live_command_is_closing(tmp_path: Pa
 def test_opening_the_storage_warns_of_no_deprecated_optuna_argument(tmp_path: Path) -> None:
     import warnings
 
-    from search.engines.optuna import make_storage
-    from search.space import load_space
-    from search.sweep import make_config
+    from kerasweep.search.engines.optuna import make_storage
+    from kerasweep.search.space import load_space
+    from kerasweep.search.sweep import make_config
 
     config = make_config(load_space("mlp"), store=tmp_path / "store", check_data_files=False)
     config.store.root.mkdir(parents=True)

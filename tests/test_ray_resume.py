@@ -60,8 +60,8 @@ def test_truncated_ray_state_is_a_clear_error(tmp_path: Path) -> None:
 
 def _trial_checkpoint_epochs(store: Path, name: str) -> list[int]:
     """Epochs of the resumable copies Tune holds as checkpoints, from Ray's own files."""
-    from search.store import Store
-    from trainers.fit import latest_backup
+    from kerasweep.search.store import Store
+    from kerasweep.trainers.fit import latest_backup
 
     found = [latest_backup(p) for p in Store(store).ray_experiment(name).glob("trainable_*/checkpoint_*")]
     return [f.epoch for f in found if f is not None]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from search.engines import ENGINES
+from kerasweep.search.engines import ENGINES
 from tests.conftest import mlflow_client, sweep_runs, write_space
 
 SPACE = """
@@ -24,8 +24,8 @@ SPACE = """
 
 @pytest.mark.parametrize("engine", [e if e != "ray" else pytest.param(e, marks=pytest.mark.slow) for e in ENGINES])
 def test_each_trial_trains_repeats_times_and_reports_the_mean(engine: str, tmp_path: Path, monkeypatch) -> None:
-    from search.space import load_space
-    from search.sweep import make_config, run_sweep
+    from kerasweep.search.space import load_space
+    from kerasweep.search.sweep import make_config, run_sweep
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     text = SPACE if engine == "optuna" else SPACE.replace("    search: {pruner: none}\n", "")

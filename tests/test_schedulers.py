@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from search.space import load_space
+from kerasweep.search.space import load_space
 
 
 @pytest.mark.parametrize("pruner, expected", [
@@ -12,7 +12,7 @@ from search.space import load_space
     ("median", "MedianPruner"), ("none", "NopPruner"),
 ])
 def test_optuna_pruners(pruner: str | None, expected: str) -> None:
-    from search.engines.optuna import make_pruner
+    from kerasweep.search.engines.optuna import make_pruner
 
     space = load_space("mlp").with_overrides(pruner=pruner)
     assert type(make_pruner(space)).__name__ == expected
@@ -26,7 +26,7 @@ def test_optuna_pruners(pruner: str | None, expected: str) -> None:
     ("none", "FIFOScheduler", None),
 ])
 def test_ray_schedulers(pruner: str | None, expected: str, brackets: int | None) -> None:
-    from search.engines.ray import make_scheduler
+    from kerasweep.search.engines.ray import make_scheduler
 
     space = load_space("mlp").with_overrides(pruner=pruner)
     scheduler = make_scheduler(space)

@@ -21,7 +21,7 @@ def test_mlflow_models_serve_answers_raw_rows_with_class_names(tmp_path: Path, m
     import mlflow
     from sklearn.datasets import load_wine
 
-    from search.production import train_config
+    from kerasweep.search.production import train_config
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     bunch = load_wine(as_frame=True)

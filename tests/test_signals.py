@@ -108,9 +108,9 @@ def _create_dashboard_sweep(store: Path) -> None:
     """A recorded optuna sweep with its study, as `kerasweep dashboard` needs, without training."""
     import optuna
 
-    from search.engines.optuna import make_storage
-    from search.space import load_space
-    from search.sweep import _write_record, make_config
+    from kerasweep.search.engines.optuna import make_storage
+    from kerasweep.search.space import load_space
+    from kerasweep.search.sweep import _write_record, make_config
 
     store.mkdir(parents=True)
     config = make_config(load_space("mlp"), name="dash", store=store)

@@ -8,8 +8,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from search.cli import main
-from search.errors import UserInputError
+from kerasweep.search.cli import main
+from kerasweep.search.errors import UserInputError
 from tests.conftest import run_cli, write_space
 
 GOOD = """
@@ -131,9 +131,9 @@ params:
 def test_conditions_on_an_int_parent(tmp_path: Path) -> None:
     import optuna
 
-    from search.engines._optuna_space import suggest
-    from search.engines.keras_tuner import hyperparameters
-    from search.space import load_space
+    from kerasweep.search.engines._optuna_space import suggest
+    from kerasweep.search.engines.keras_tuner import hyperparameters
+    from kerasweep.search.space import load_space
 
     space = load_space(write_space(tmp_path, INT_PARENT))
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
@@ -151,7 +151,7 @@ def test_conditions_on_an_int_parent(tmp_path: Path) -> None:
 
 
 def test_a_grid_is_every_combination_and_needs_steps_for_floats() -> None:
-    from search.space import Space
+    from kerasweep.search.space import Space
 
     space = Space.model_validate({"name": "g", "model": "mlp", "data": "iris", "search": {"sampler": "grid"},
                                   "params": {"units": {"type": "int", "low": 8, "high": 32, "step": 8},
@@ -185,8 +185,8 @@ def test_a_grid_is_every_combination_and_needs_steps_for_floats() -> None:
      "fixed.decay_rate: acts only when lr_schedule is exponential or step, but lr_schedule is 'cosine' (fixed)"),
 ])
 def test_a_param_that_would_not_act_is_refused_with_the_when_it_needs(tmp_path: Path, text: str, said: str) -> None:
-    from search.errors import UserInputError
-    from search.space import load_space
+    from kerasweep.search.errors import UserInputError
+    from kerasweep.search.space import load_space
 
     with pytest.raises(UserInputError) as caught:
         load_space(write_space(tmp_path, "name: idle\ndata: iris\n" + text if "data:" not in text else
@@ -196,7 +196,7 @@ def test_a_param_that_would_not_act_is_refused_with_the_when_it_needs(tmp_path: 
 
 
 def test_a_param_conditioned_on_its_parent_is_accepted(tmp_path: Path) -> None:
-    from search.space import load_space
+    from kerasweep.search.space import load_space
 
     space = load_space(write_space(tmp_path, "name: fine\nmodel: mlp\ndata: iris\nparams:\n"
                                              "  optimizer: {type: categorical, choices: [adam, sgd, rmsprop]}\n"
@@ -206,7 +206,7 @@ def test_a_param_conditioned_on_its_parent_is_accepted(tmp_path: Path) -> None:
 
 
 def test_a_user_builder_may_read_what_the_shipped_models_would_not(tmp_path: Path, monkeypatch) -> None:
-    from search.space import load_space
+    from kerasweep.search.space import load_space
 
     monkeypatch.chdir(Path(__file__).resolve().parents[1])
     # Rule: a builder that compiles its own SGD may read momentum; its reads are checked when it builds
@@ -216,7 +216,7 @@ def test_a_user_builder_may_read_what_the_shipped_models_would_not(tmp_path: Pat
 
 
 def test_a_space_built_in_python_is_refused_as_its_file_would_be(tmp_path: Path) -> None:
-    from search.space import Space, SpaceProblems, load_space
+    from kerasweep.search.space import Space, SpaceProblems, load_space
 
     document = {"name": "typo", "model": "mlp", "data": "iris",
                 "params": {"learnin_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},

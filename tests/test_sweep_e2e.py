@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from search.tracking import STATE_TAG
+from kerasweep.search.tracking import STATE_TAG
 from tests.conftest import (
     EPOCHS,
     ROOT,
@@ -95,7 +95,7 @@ def test_per_epoch_metric_history(swept: dict) -> None:
 def test_checkpoints_load_and_score_what_was_logged(swept: dict) -> None:
     import keras
 
-    from trainers.data import load_arrays
+    from kerasweep.trainers.data import load_arrays
 
     client = mlflow_client(swept["store"])
     _, trial_runs = sweep_runs(client, "cnn", "tiny")
@@ -118,7 +118,7 @@ def test_checkpoints_load_and_score_what_was_logged(swept: dict) -> None:
 
 
 def test_export_round_trips(swept: dict) -> None:
-    from search.export import load_export
+    from kerasweep.search.export import load_export
 
     store = swept["store"]
     exported = store / "exports" / "tiny.yaml"
@@ -208,8 +208,8 @@ def test_pruning_stops_hopeless_trials(tmp_path: Path) -> None:
 def test_train_from_export_registers_a_model_that_scores_what_was_logged(swept: dict, monkeypatch) -> None:
     import mlflow
 
-    from search.export import load_export
-    from trainers.data import load_arrays
+    from kerasweep.search.export import load_export
+    from kerasweep.trainers.data import load_arrays
 
     store = swept["store"]
     exported = store / "exports" / "tiny.yaml"
@@ -264,7 +264,7 @@ def test_readme_example_uses_the_export_without_kerasweep(swept: dict) -> None:
     code_lines = [line for line in snippet.strip().splitlines() if line.strip() and not line.startswith("#")]
     # Rule: the README promises a five-line example
     assert len(code_lines) == 5, code_lines
-    from trainers.data import load_arrays
+    from kerasweep.trainers.data import load_arrays
 
     data = load_arrays("digits", 0.2, 0)
     model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])

@@ -15,8 +15,8 @@ import pytest
 
 from tests.conftest import QUIET_ENV, ROOT, invoke_cli, mlflow_client, sweep_runs, write_space
 from tests.messy_table import messy_frame, write_messy_csv
-from trainers.data import DataError, load_arrays
-from trainers.raw_columns import ColumnError, ColumnPlan, fit_plan, infer_roles
+from kerasweep.trainers.data import DataError, load_arrays
+from kerasweep.trainers.raw_columns import ColumnError, ColumnPlan, fit_plan, infer_roles
 
 
 def test_column_roles_are_inferred_with_reasons_and_overridable() -> None:
@@ -82,7 +82,7 @@ def test_rows_without_a_target_are_left_out_and_counted(tmp_path: Path) -> None:
 def test_baselines_are_the_trivial_predictors_scores() -> None:
     from types import SimpleNamespace
 
-    from trainers.baselines import baseline
+    from kerasweep.trainers.baselines import baseline
 
     classes = SimpleNamespace(streams=None, task="binary", classes=("no", "yes"), y_train=np.array([0, 0, 0, 1]),
                               y_val=np.array([0, 0, 1, 1]), class_counts=lambda: (3, 1))
@@ -98,8 +98,8 @@ def test_baselines_are_the_trivial_predictors_scores() -> None:
 
 
 def test_a_planted_leak_and_a_rare_class_are_warned_before_training(tmp_path: Path) -> None:
-    from search.data_report import data_report
-    from search.space import load_space
+    from kerasweep.search.data_report import data_report
+    from kerasweep.search.space import load_space
 
     frame = messy_frame(rows=800, rare=0.05)
     frame["copy"] = (frame["label"] == "yes").astype(float) * 3.5 + 1.0  # the label again, as a number
@@ -121,7 +121,7 @@ def test_a_planted_leak_and_a_rare_class_are_warned_before_training(tmp_path: Pa
 
 
 def test_a_regression_loss_is_the_one_compiled() -> None:
-    from trainers.fit import TrainSpec, train
+    from kerasweep.trainers.fit import TrainSpec, train
 
     result = train(TrainSpec(model="mlp", data="diabetes", task="regression", monitor="val_mae", direction="minimize",
                              params={"loss": "mae", "units": 8, "layers": 1}, epochs=1))
@@ -132,8 +132,8 @@ def test_a_regression_loss_is_the_one_compiled() -> None:
 
 
 def test_a_messy_csv_sweeps_and_the_registered_model_answers_raw_rows_as_the_trial(tmp_path: Path) -> None:
-    from search.production import train_config
-    from search.tracking import RANKED_METRIC
+    from kerasweep.search.production import train_config
+    from kerasweep.search.tracking import RANKED_METRIC
 
     write_messy_csv(tmp_path / "messy.csv", rows=500)
     write_space(tmp_path, """

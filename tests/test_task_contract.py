@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from search.engines import ENGINES
+from kerasweep.search.engines import ENGINES
 from tests.conftest import mlflow_client, run_cli, sweep_runs, write_space
-from trainers.backend import wanted
+from kerasweep.trainers.backend import wanted
 
 SPACE = """
     name: {task}
@@ -98,10 +98,10 @@ def test_each_task_runs_end_to_end_on_each_engine(engine: str, task: str, backen
                                                   monkeypatch) -> None:
     import mlflow
 
-    from search.export import export_best
-    from search.production import train_config
-    from search.space import load_space
-    from search.sweep import make_config, run_sweep
+    from kerasweep.search.export import export_best
+    from kerasweep.search.production import train_config
+    from kerasweep.search.space import load_space
+    from kerasweep.search.sweep import make_config, run_sweep
 
     make_data, score, lowest, metric = TASKS[task]
     frame, target = make_data()
@@ -156,10 +156,10 @@ def test_each_task_runs_end_to_end_on_each_engine(engine: str, task: str, backen
 
 
 def test_a_sweep_whose_trials_were_all_pruned_says_so_at_export(tmp_path: Path, monkeypatch) -> None:
-    from search.errors import UserInputError
-    from search.export import export_best
-    from search.space import load_space
-    from search.sweep import make_config, run_sweep
+    from kerasweep.search.errors import UserInputError
+    from kerasweep.search.export import export_best
+    from kerasweep.search.space import load_space
+    from kerasweep.search.sweep import make_config, run_sweep
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     frame, _ = _classification()

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from search.errors import UserInputError
+from kerasweep.search.errors import UserInputError
 from tests.conftest import invoke_cli, mlflow_client, run_cli, write_space
-from trainers.data import DataError, load_arrays
+from kerasweep.trainers.data import DataError, load_arrays
 
 
 def _held_back(frame: pd.DataFrame, folder: Path, name: str, share: float = 0.2) -> tuple[Path, pd.DataFrame]:
@@ -76,10 +76,10 @@ def test_regression_on_a_csv_with_its_own_target_column_answers_raw_rows_in_its_
 def test_text_class_names_in_a_named_column_come_back_with_the_model(tmp_path: Path, monkeypatch) -> None:
     from sklearn.datasets import load_wine
 
-    from search.export import export_best
-    from search.production import train_config
-    from search.space import load_space
-    from search.sweep import make_config, run_sweep
+    from kerasweep.search.export import export_best
+    from kerasweep.search.production import train_config
+    from kerasweep.search.space import load_space
+    from kerasweep.search.sweep import make_config, run_sweep
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # this store's own tracking file, whatever ran before
     bunch = load_wine(as_frame=True)
@@ -118,7 +118,7 @@ def test_text_class_names_in_a_named_column_come_back_with_the_model(tmp_path: P
                                                    ("multilabel", 3, {"auc", "val_accuracy"}),
                                                    ("regression", 2, {"mae", "rmse", "val_mae", "val_rmse"})])
 def test_each_task_trains_with_its_head_loss_and_metrics(tmp_path: Path, task: str, outputs: int, logged: set) -> None:
-    from trainers.fit import TrainSpec, train
+    from kerasweep.trainers.fit import TrainSpec, train
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(120, 4)).astype("float32")
@@ -144,8 +144,8 @@ def test_each_task_trains_with_its_head_loss_and_metrics(tmp_path: Path, task: s
     ("data: d.csv\ntarget: cultivar\n", "no target column 'cultivar'"),
 ])
 def test_data_that_does_not_fit_the_task_is_refused_with_the_fix(tmp_path: Path, space: str, fragment: str) -> None:
-    from search.space import load_space
-    from search.sweep import make_config
+    from kerasweep.search.space import load_space
+    from kerasweep.search.sweep import make_config
 
     (tmp_path / "d.csv").write_text("a,b,label\n1,2,x\n3,4,y\n5,6,x\n7,8,y\n")
     path = write_space(tmp_path, "name: m\nmodel: mlp\n" + space + "params:\n  units: {type: int, low: 8, high: 16}\n")
@@ -169,7 +169,7 @@ def test_one_hot_labels_are_classes(tmp_path: Path) -> None:
 def test_a_user_head_that_does_not_fit_the_task_fails_the_trial_with_the_fix() -> None:
     import keras
 
-    from trainers.fit import check_head
+    from kerasweep.trainers.fit import check_head
 
     softmax = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
     with pytest.raises(ValueError, match="task regression needs linear"):
@@ -181,7 +181,7 @@ def test_a_user_head_that_does_not_fit_the_task_fails_the_trial_with_the_fix() -
 def test_a_builders_own_compile_is_kept_and_a_value_it_ignores_is_refused(tmp_path: Path) -> None:
     import keras
 
-    from trainers.fit import TrainSpec, train
+    from kerasweep.trainers.fit import TrainSpec, train
 
     spec = TrainSpec(model="tests.compiled_model:uses_the_space", data="iris", epochs=1,
                      params={"learning_rate": 0.0123, "optimizer": "rmsprop"})
@@ -199,7 +199,7 @@ def test_a_builders_own_compile_is_kept_and_a_value_it_ignores_is_refused(tmp_pa
 @pytest.mark.parametrize("params", [{"cell": "gru", "layers": 2, "bidirectional": True},
                                     {"cell": "lstm", "recurrent_dropout": 0.1}])
 def test_the_rnn_builder_reads_sequences(tmp_path: Path, params: dict) -> None:
-    from trainers.fit import TrainSpec, train
+    from kerasweep.trainers.fit import TrainSpec, train
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(90, 6, 3)).astype("float32")  # (examples, steps, features)
@@ -214,9 +214,9 @@ def test_the_rnn_builder_reads_sequences(tmp_path: Path, params: dict) -> None:
 def test_a_validation_file_replaces_the_split_and_must_match_the_data(tmp_path: Path) -> None:
     from sklearn.datasets import load_wine
 
-    from search.space import load_space
-    from search.sweep import make_config
-    from search.trial import train_spec
+    from kerasweep.search.space import load_space
+    from kerasweep.search.sweep import make_config
+    from kerasweep.search.trial import train_spec
 
     frame = load_wine(as_frame=True).frame.rename(columns={"target": "cultivar"})
     frame.iloc[:150].to_csv(tmp_path / "train.csv", index=False)
@@ -236,7 +236,7 @@ def test_a_validation_file_replaces_the_split_and_must_match_the_data(tmp_path: 
 
 
 def test_a_value_the_builder_never_reads_fails_the_trial_naming_it() -> None:
-    from trainers.fit import TrainSpec, train
+    from kerasweep.trainers.fit import TrainSpec, train
 
     spec = TrainSpec(model="tests.compiled_model:reads_width_only", data="iris", epochs=1,
                      params={"width": 8, "depth": 3, "learning_rate": 0.01})
@@ -250,8 +250,8 @@ def test_a_value_the_builder_never_reads_fails_the_trial_naming_it() -> None:
 def test_the_task_names_a_file_accepts_are_the_catalogs() -> None:
     from typing import get_args
 
-    from search.space import TaskName
-    from trainers import catalog
+    from kerasweep.search.space import TaskName
+    from kerasweep.trainers import catalog
 
     # Rule: space and export files accept exactly the tasks the trainers implement
     assert get_args(TaskName) == tuple(catalog.TASKS)
@@ -261,7 +261,7 @@ def test_the_registered_model_takes_the_shapes_and_types_it_trained_on(tmp_path:
     import mlflow
     import pandas as pd
 
-    from search.production import train_config
+    from kerasweep.search.production import train_config
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     rng = np.random.default_rng(1)

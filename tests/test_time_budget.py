@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from search.engines import ENGINES
+from kerasweep.search.engines import ENGINES
 from tests.conftest import invoke_cli, mlflow_client, run_cli, sweep_runs, write_space
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from search.tracking import Tracker, seed_new_store, tracking_uri_for
+from kerasweep.search.tracking import Tracker, seed_new_store, tracking_uri_for
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_a_seeded_store_works_and_is_never_overwritten(tmp_path: Path, cache: Pa
     assert {e.name for e in again.client.search_experiments()} == {"Default", "digits-cnn"}
 
 
-OPEN_STORE = "import sys; from pathlib import Path; from search.tracking import Tracker; Tracker.for_store(Path(sys.argv[1])).experiment_id('x')"
+OPEN_STORE = "import sys; from pathlib import Path; from kerasweep.search.tracking import Tracker; Tracker.for_store(Path(sys.argv[1])).experiment_id('x')"
 
 
 def test_commands_opening_one_new_store_at_once_all_start(tmp_path: Path) -> None:
@@ -93,7 +93,7 @@ def test_opening_a_store_another_program_is_creating_waits_for_it(tmp_path: Path
 
 
 def test_the_ui_on_a_new_store_creates_it_whole_before_its_server_starts(tmp_path: Path, cache: Path) -> None:
-    from search.servers import ui_command
+    from kerasweep.search.servers import ui_command
 
     store = tmp_path / "store"
     command = ui_command(store, 5999)

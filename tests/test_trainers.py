@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT
-from trainers import catalog
-from trainers.data import DataError, load_arrays
+from kerasweep.trainers import catalog
+from kerasweep.trainers.data import DataError, load_arrays
 
 
 @pytest.mark.parametrize("name, shape, classes", [("digits", (8, 8, 1), 10), ("breast_cancer", (30,), 2),
@@ -47,7 +47,7 @@ def test_scaling_is_fitted_on_the_training_part_only() -> None:
 def test_a_saved_model_answers_raw_inputs_as_its_trial_did(tmp_path: Path, data: str, model: str) -> None:
     import keras
 
-    from trainers.fit import TrainSpec, train
+    from kerasweep.trainers.fit import TrainSpec, train
 
     spec = TrainSpec(model=model, data=data, params={"units": 16, "filters": 8, "batch_size": 64}, epochs=2)
     result = train(spec, checkpoint_path=tmp_path / "model.keras")
@@ -99,8 +99,8 @@ def test_bad_data_files_raise_a_clear_error(tmp_path: Path, make, message: str) 
 
 
 def test_catalog_matches_the_builders() -> None:
-    from trainers.fit import TRAINING_DEFAULTS
-    from trainers.models import BUILDERS, CNN_DEFAULTS, MLP_DEFAULTS, TRANSFER_DEFAULTS
+    from kerasweep.trainers.fit import TRAINING_DEFAULTS
+    from kerasweep.trainers.models import BUILDERS, CNN_DEFAULTS, MLP_DEFAULTS, TRANSFER_DEFAULTS
 
     # Rule: the names validation accepts are exactly the values the code reads
     assert set(BUILDERS) == set(catalog.MODEL_PARAMS)
@@ -119,7 +119,7 @@ def test_catalog_matches_the_builders() -> None:
 @pytest.mark.parametrize("model, data", [("cnn", "digits"), ("mlp", "wine")])
 @pytest.mark.parametrize("batch_norm", [False, True])
 def test_builders_train_one_epoch(model: str, data: str, batch_norm: bool, tmp_path: Path) -> None:
-    from trainers.fit import TrainSpec, train
+    from kerasweep.trainers.fit import TrainSpec, train
 
     spec = TrainSpec(model=model, data=data, epochs=1, params={"batch_norm": batch_norm, "l2": 1e-4,
                                                                  "optimizer": "adamw", "activation": "gelu"})
@@ -133,8 +133,9 @@ def test_builders_train_one_epoch(model: str, data: str, batch_norm: bool, tmp_p
 
 
 def test_trainers_never_import_search() -> None:
-    code = ("import sys, trainers.fit, trainers.models, trainers.data, trainers.catalog; "
-            "bad = [m for m in sys.modules if m == 'search' or m.startswith('search.')]; "
+    code = ("import sys, kerasweep.trainers.fit, kerasweep.trainers.models, kerasweep.trainers.data, "
+            "kerasweep.trainers.catalog; "
+            "bad = [m for m in sys.modules if m == 'kerasweep.search' or m.startswith('kerasweep.search.')]; "
             "print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     # Rule: trainers/ stands alone for production training (DESIGN.md)
@@ -144,7 +145,7 @@ def test_trainers_never_import_search() -> None:
 def test_backups_keep_the_latest_epoch_and_a_resumed_run_continues_it(tmp_path: Path) -> None:
     import keras
 
-    from trainers.fit import BackupPolicy, TrainSpec, latest_backup, train
+    from kerasweep.trainers.fit import BackupPolicy, TrainSpec, latest_backup, train
 
     spec = TrainSpec(model="mlp", data="iris", epochs=4, params={"patience": 10})
     train(spec, backup=BackupPolicy(tmp_path / "often", every_s=0))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from search.errors import UserInputError
+from kerasweep.search.errors import UserInputError
 from tests.conftest import write_space
 
 SPACE = """
@@ -22,9 +22,9 @@ SPACE = """
 def test_a_data_function_trains_and_its_names_come_back_with_the_model(tmp_path: Path) -> None:
     import os
 
-    from search.space import load_space
-    from search.sweep import make_config, run_sweep
-    from trainers.fit import TrainSpec, load_data
+    from kerasweep.search.space import load_space
+    from kerasweep.search.sweep import make_config, run_sweep
+    from kerasweep.trainers.fit import TrainSpec, load_data
 
     data = load_data(TrainSpec(model="mlp", data="tests.user_data:wine"))
     # Rule: the function's column names and text labels are kept, as a CSV's are
@@ -43,8 +43,8 @@ def test_a_data_function_trains_and_its_names_come_back_with_the_model(tmp_path:
     ("tests.user_data:wrong", "the function returned str; expected (x, y), a mapping"),
 ])
 def test_a_bad_data_function_is_bad_input_before_any_work(tmp_path: Path, data: str, said: str) -> None:
-    from search.space import load_space
-    from search.sweep import make_config
+    from kerasweep.search.space import load_space
+    from kerasweep.search.sweep import make_config
 
     store = tmp_path / "store"
     with pytest.raises(UserInputError, match="data: ") as caught:
@@ -75,10 +75,10 @@ def test_an_export_of_a_users_module_trains_from_any_folder(tmp_path: Path, monk
 
     import yaml
 
-    from search.export import export_best, read_export
-    from search.production import train_config
-    from search.space import load_space
-    from search.sweep import make_config, run_sweep
+    from kerasweep.search.export import export_best, read_export
+    from kerasweep.search.production import train_config
+    from kerasweep.search.space import load_space
+    from kerasweep.search.sweep import make_config, run_sweep
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     project, elsewhere, store = tmp_path / "project", tmp_path / "elsewhere", tmp_path / "store"
@@ -117,12 +117,12 @@ def test_streamed_datasets_train_and_the_registered_model_answers_raw_rows(tmp_p
     import pandas as pd
     from sklearn.datasets import load_wine
 
-    from search.export import export_best
-    from search.production import train_config
-    from search.space import load_space
-    from search.sweep import make_config, run_sweep
+    from kerasweep.search.export import export_best
+    from kerasweep.search.production import train_config
+    from kerasweep.search.space import load_space
+    from kerasweep.search.sweep import make_config, run_sweep
     from tests.user_data import WINE_NAMES
-    from trainers.fit import TrainSpec, load_data
+    from kerasweep.trainers.fit import TrainSpec, load_data
 
     data = load_data(TrainSpec(model="mlp", data="tests.user_data:streamed"))
     # Rule: one pass over the streams learns what arrays give: classes by name, feature names, scaling
@@ -148,7 +148,7 @@ def test_streamed_datasets_train_and_the_registered_model_answers_raw_rows(tmp_p
 
 
 def test_a_batched_regression_stream_trains_in_the_targets_units() -> None:
-    from trainers.fit import TrainSpec, load_data, train
+    from kerasweep.trainers.fit import TrainSpec, load_data, train
 
     spec = TrainSpec(model="mlp", data="tests.user_data:streamed_regression", task="regression", epochs=2,
                      monitor="val_mae", direction="minimize", params={"units": 8})
@@ -164,14 +164,14 @@ def test_a_batched_regression_stream_trains_in_the_targets_units() -> None:
     ("tests.user_data:streamed", "x.csv", "the function returns its own validation dataset; remove validation:"),
 ])
 def test_streams_that_cannot_train_are_refused(data: str, validation: str | None, said: str) -> None:
-    from trainers.data import DataError, load_arrays
+    from kerasweep.trainers.data import DataError, load_arrays
 
     with pytest.raises(DataError, match=said):
         load_arrays(data, validation=validation)
 
 
 def test_a_stream_of_float_class_labels_trains() -> None:
-    from trainers.fit import TrainSpec, load_data, train
+    from kerasweep.trainers.fit import TrainSpec, load_data, train
 
     spec = TrainSpec(model="mlp", data="tests.user_data:streamed_float_labels", task="binary", epochs=2,
                      params={"units": 8})

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from search.engines import ENGINES
-from search.errors import UserInputError
-from search.space import Space
+from kerasweep.search.engines import ENGINES
+from kerasweep.search.errors import UserInputError
+from kerasweep.search.space import Space
 from tests.conftest import mlflow_client, run_cli, sweep_runs, write_space
 
 SPACE = """
@@ -35,7 +35,7 @@ def _space() -> Space:
 
 
 def test_values_outside_the_new_space_are_named() -> None:
-    from search.warm_start import fit_point
+    from kerasweep.search.warm_start import fit_point
 
     space = _space()
     # Rule: a point keeps the searched, active values; fixed names are the space's; inactive ones drop
@@ -52,7 +52,7 @@ def test_values_outside_the_new_space_are_named() -> None:
 
 
 def test_an_enqueue_file_is_an_exported_config_or_a_list_of_param_sets(tmp_path: Path) -> None:
-    from search.warm_start import from_file
+    from kerasweep.search.warm_start import from_file
 
     listed = tmp_path / "points.yaml"
     listed.write_text("- {learning_rate: 0.01, optimizer: sgd, momentum: 0.8}\n- {units: 8}\n")
@@ -74,9 +74,9 @@ def test_an_enqueue_file_is_an_exported_config_or_a_list_of_param_sets(tmp_path:
 def test_a_warm_started_sweep_begins_with_the_old_best_and_runs_its_own_budget(tmp_path: Path) -> None:
     import os
 
-    from search.space import load_space
-    from search.sweep import make_config, run_sweep
-    from search.warm_start import warm_start
+    from kerasweep.search.space import load_space
+    from kerasweep.search.sweep import make_config, run_sweep
+    from kerasweep.search.warm_start import warm_start
 
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     space, store = load_space(write_space(tmp_path, SPACE)), tmp_path / "store"
@@ -112,7 +112,7 @@ def _evidence_space() -> Space:
 def test_evidence_steers_the_sampler_from_its_first_trial_and_stays_out_of_the_study() -> None:
     import optuna
 
-    from search.engines._optuna_space import make_sampler
+    from kerasweep.search.engines._optuna_space import make_sampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = _evidence_space()
@@ -134,8 +134,8 @@ def test_evidence_steers_the_sampler_from_its_first_trial_and_stays_out_of_the_s
 
 
 def test_the_ray_searcher_gets_the_evidence_too() -> None:
-    from search.engines._optuna_space import WithEvidence
-    from search.engines.ray import make_search
+    from kerasweep.search.engines._optuna_space import WithEvidence
+    from kerasweep.search.engines.ray import make_search
 
     search = make_search(_evidence_space(), 1, evidence=(({"x": 0.5}, (1.0,)),))
     searcher = search
@@ -146,7 +146,7 @@ def test_the_ray_searcher_gets_the_evidence_too() -> None:
 
 
 def test_warm_start_flags_are_checked_before_any_work(tmp_path: Path) -> None:
-    from search.cli import main
+    from kerasweep.search.cli import main
 
     space = write_space(tmp_path, SPACE)
     store = tmp_path / "store"
@@ -182,8 +182,8 @@ def test_warm_start_on_every_engine(tmp_path: Path, engine: str) -> None:
 
 
 def test_evidence_is_the_old_trials_this_space_could_have_sampled() -> None:
-    from search.results import TrialResult, TrialState
-    from search.warm_start import _evidence
+    from kerasweep.search.results import TrialResult, TrialState
+    from kerasweep.search.warm_start import _evidence
 
     space = _space()
     trials = [TrialResult(0, TrialState.COMPLETE, 0.9, {"learning_rate": 0.01, "optimizer": "adam", "units": 8}),

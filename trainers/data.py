@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from trainers import catalog
-from trainers.raw_columns import ColumnError, ColumnPlan, fit_plan, infer_roles
+from kerasweep.trainers import catalog
+from kerasweep.trainers.raw_columns import ColumnError, ColumnPlan, fit_plan, infer_roles
 
 IMAGE_FOLDER_SIZE = (32, 32)  # images from a class-per-folder tree are resized to this (HxW)
 
@@ -101,7 +101,7 @@ def load_arrays(data: str, validation_split: float = 0.2, seed: int = 0, task: s
         raise DataError(f"{data}: unknown task {task!r}; expected one of {', '.join(catalog.TASKS)}")
     targets = (target,) if isinstance(target, str) else tuple(target)
     if catalog.is_data_function(data):
-        from trainers.streams import returned_streams
+        from kerasweep.trainers.streams import returned_streams
 
         returned = _call_function(data)
         streamed = returned_streams(returned)
@@ -240,7 +240,7 @@ def _monotone_notices(frame: Any, plan: ColumnPlan) -> list[str]:
 def _from_streams(ref: str, train: Any, validation: Any, features: Any, task: str) -> Dataset:
     """A Dataset over a data function's tf.data datasets (`trainers.streams`): its arrays hold the first
     examples only, its `streams` train; DataError where the examples do not fit the task."""
-    from trainers.streams import examples, scan
+    from kerasweep.trainers.streams import examples, scan
 
     try:
         train, validation = (examples(ref, ds) for ds in (train, validation))
@@ -306,7 +306,7 @@ def make_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, 
     TensorFlow backend, a `keras.utils.PyDataset` of the same batches on JAX and PyTorch, which need no
     TensorFlow installed. `shards` > 1, a trial across that many devices: `batch_size` must split evenly over
     them (Keras on TensorFlow fails on a 7-row batch over 2 replicas; JAX cannot split it)."""
-    from trainers import backend
+    from kerasweep.trainers import backend
 
     if backend.name() != "tensorflow":
         return array_batches(x, y, int(batch_size), shuffle, seed, shards)
@@ -391,7 +391,7 @@ def _read(data: str, target: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, t
 def _call_function(ref: str) -> Any:
     """What a user's data function (`package.module:function`, no arguments) returns, imported from the
     project folder as a builder is."""
-    from trainers.user_code import import_object
+    from kerasweep.trainers.user_code import import_object
 
     try:
         function = import_object(ref)

@@ -3,7 +3,7 @@
 It knows nothing of search engines or tracking: an engine reaches it only through the Keras callbacks
 it hands in (a reporter that prunes, a logger that records metrics). Usable alone:
 
-    from trainers.fit import TrainSpec, train
+    from kerasweep.trainers.fit import TrainSpec, train
     result = train(TrainSpec(model="cnn", data="digits", params={"learning_rate": 1e-3}, epochs=10))
 """
 
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from trainers import catalog
-from trainers.suggest import Suggestions, builder_style
+from kerasweep.trainers import catalog
+from kerasweep.trainers.suggest import Suggestions, builder_style
 
 TRAINING_DEFAULTS = {
     "learning_rate": 1e-3,  # Adam's own default: a safe start
@@ -104,7 +104,7 @@ def configure_runtime(parallel_trials: int = 1, threads: int | None = None) -> i
     returns the GPUs it sees."""
     global _gpus
     if _gpus is None:
-        from trainers import backend
+        from kerasweep.trainers import backend
 
         _gpus = backend.configure(parallel_trials, threads)
     return _gpus
@@ -290,8 +290,8 @@ def _stop_on_nan() -> Any:
 def load_data(spec: TrainSpec) -> Any:
     """The arrays `spec` trains on (a `trainers.data.Dataset`, cached per process): its data, split or
     validation file, task and target. Training, production and the up-front data check all load this way."""
-    from trainers.data import load_arrays
-    from trainers.user_code import make_importable
+    from kerasweep.trainers.data import load_arrays
+    from kerasweep.trainers.user_code import make_importable
 
     make_importable(spec.code)  # a data function or builder of a sweep run in another folder
     target = spec.target if isinstance(spec.target, str) else tuple(spec.target)  # hashable: the arrays are cached
@@ -386,7 +386,7 @@ def check_builder_reads(spec: TrainSpec) -> None:
     """Build a user's `(values, input_shape, n_outputs)` network once, untrained, with `spec.params`, and
     raise UnreadValues when it ignores one: a misspelt param costs seconds before the sweep starts, not
     five failed trials. Any other error of the builder is left to the trials, which record it."""
-    from trainers.models import build
+    from kerasweep.trainers.models import build
 
     data = load_data(spec)
     given = ReadRecorder({**TRAINING_DEFAULTS, **spec.params})
@@ -492,10 +492,10 @@ def train(
     """
     import keras
 
-    from trainers import backend
-    from trainers.data import make_pipeline
-    from trainers.fit_options import class_weights, user_callbacks
-    from trainers.models import build, build_by_running, hypermodel_of, overridden_fit, resolve_builder
+    from kerasweep.trainers import backend
+    from kerasweep.trainers.data import make_pipeline
+    from kerasweep.trainers.fit_options import class_weights, user_callbacks
+    from kerasweep.trainers.models import build, build_by_running, hypermodel_of, overridden_fit, resolve_builder
 
     gpus = configure_runtime()
     values = {**TRAINING_DEFAULTS, **spec.params}
@@ -549,7 +549,7 @@ def train(
         whole_batches_only = devices > 1 and not backend.keeps_uneven_last_batch()  # JAX across several devices
         shuffle = bool(spec.fit.get("shuffle", True))
         if data.streams is not None:  # a data function's tf.data datasets, streamed
-            from trainers.streams import pipelines
+            from kerasweep.trainers.streams import pipelines
 
             if whole_batches_only:
                 raise ValueError(f"data: on JAX, a data function's streams train on one device and this trial sees "

@@ -39,7 +39,7 @@ def user_callbacks(ref: str | None) -> list[Any]:
         return []
     import keras
 
-    from trainers.user_code import import_object
+    from kerasweep.trainers.user_code import import_object
 
     try:
         made = import_object(ref)()

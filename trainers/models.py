@@ -14,8 +14,8 @@ import keras
 import numpy as np
 from keras import layers, regularizers
 
-from trainers import catalog
-from trainers.user_code import import_object
+from kerasweep.trainers import catalog
+from kerasweep.trainers.user_code import import_object
 
 Builder = Callable[[Mapping[str, Any], tuple[int, ...], int], keras.Model]
 

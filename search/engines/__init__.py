@@ -14,17 +14,17 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from search.config import SweepConfig
-    from search.results import SweepResult
-    from search.space import Space
+    from kerasweep.search.config import SweepConfig
+    from kerasweep.search.results import SweepResult
+    from kerasweep.search.space import Space
 
 ProgressCallback = Callable[["SweepResult"], None]
 
 #: engine name -> module implementing it (imported only when used: each pulls a heavy library).
 ENGINES: dict[str, str] = {
-    "optuna": "search.engines.optuna",
-    "ray": "search.engines.ray",
-    "keras-tuner": "search.engines.keras_tuner",
+    "optuna": "kerasweep.search.engines.optuna",
+    "ray": "kerasweep.search.engines.ray",
+    "keras-tuner": "kerasweep.search.engines.keras_tuner",
 }
 BUILT_IN = frozenset(ENGINES)
 #: more engines, `name=package.module` separated by commas (a team's own engine, the tests' random one)
@@ -80,7 +80,7 @@ def get_engine(name: str) -> Engine:
     except ImportError as exc:
         if name in BUILT_IN:
             raise
-        from search.errors import UserInputError
+        from kerasweep.search.errors import UserInputError
 
         raise UserInputError(f"{ENGINES_ENV}: engine {name!r}: cannot import {ENGINES[name]!r} ({exc}); name a "
                              "module importable from the project folder") from None

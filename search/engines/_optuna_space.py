@@ -11,8 +11,8 @@ from typing import Any
 
 import optuna
 
-from search.space import CategoricalParam, FloatParam, IntParam, Space
-from trainers.suggest import Suggestions
+from kerasweep.search.space import CategoricalParam, FloatParam, IntParam, Space
+from kerasweep.trainers.suggest import Suggestions
 
 Evidence = tuple[tuple[dict[str, Any], tuple[float, ...]], ...]  # (values, objective values) of finished trials
 

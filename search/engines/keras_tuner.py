@@ -23,19 +23,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search.errors import UserInputError
-from search.interrupts import deferred_interrupts, interruptible, stop_reason
-from search.lifecycle import FailureStreak, Progress, TrialLife, TrialStart, out_of_time, results_from_mlflow
-from search.results import SweepResult, TrialState
-from search.space import CategoricalParam, FloatParam, IntParam, Space
-from search.store import folder_agrees_with_mlflow
-from search.trial import TrialFiles, builder_style, resolve_values, run_trial
-from trainers.fit import BackupPolicy, ResumePoint, latest_backup
-from trainers.suggest import Suggestions
+from kerasweep.search.errors import UserInputError
+from kerasweep.search.interrupts import deferred_interrupts, interruptible, stop_reason
+from kerasweep.search.lifecycle import FailureStreak, Progress, TrialLife, TrialStart, out_of_time, results_from_mlflow
+from kerasweep.search.results import SweepResult, TrialState
+from kerasweep.search.space import CategoricalParam, FloatParam, IntParam, Space
+from kerasweep.search.store import folder_agrees_with_mlflow
+from kerasweep.search.trial import TrialFiles, builder_style, resolve_values, run_trial
+from kerasweep.trainers.fit import BackupPolicy, ResumePoint, latest_backup
+from kerasweep.trainers.suggest import Suggestions
 
 if TYPE_CHECKING:
-    from search.config import SweepConfig
-    from search.engines import ProgressCallback
+    from kerasweep.search.config import SweepConfig
+    from kerasweep.search.engines import ProgressCallback
 
 KT_ID_TAG, CONTINUES_TAG = "kerasweep.keras_tuner_trial", "kerasweep.continues_trial"
 SAMPLERS = ("hyperband", "random", "bayesian")  # KerasTuner's oracles; the first is the default
@@ -64,7 +64,7 @@ def check(space: Space, options: Options) -> list[str]:
         problems.append(f"model: {exc.args[0]}")
         style = "values"
     if space.multi_objective:
-        from search.engines import engines_with
+        from kerasweep.search.engines import engines_with
 
         problems.append(f"objective: several objectives run on engine {' and '.join(engines_with('MULTI_OBJECTIVE'))}; "
                         "KerasTuner's oracles rank trials by one")
@@ -154,7 +154,7 @@ def make_oracle(space: Space, first_points: tuple[dict[str, Any], ...] = ()) -> 
         "max_consecutive_failed_trials": 10**9,  # kerasweep's own rule stops a failing sweep, with a message
     }
     if builder_style(space) == "hp":  # the builder declares its space by running: learn it as KerasTuner does
-        from trainers.models import build_by_running
+        from kerasweep.trainers.models import build_by_running
 
         for fixed, value in space.fixed.items():
             common["hyperparameters"].Fixed(fixed, value)
@@ -216,7 +216,7 @@ def _tuner_class() -> type:
             with contextlib.redirect_stdout(io.StringIO()):  # "Reloading Tuner from ..."
                 super().__init__(oracle, hypermodel=None, directory=str(sweep.store.keras_tuner),
                                  project_name=sweep.name, overwrite=False)
-            from search.tracking import TRIAL_TAG
+            from kerasweep.search.tracking import TRIAL_TAG
 
             runs = sorted(self.life.tracker.trial_runs(sweep.parent_run_id), key=lambda r: int(r.data.tags[TRIAL_TAG]))
             self.next_number = 1 + max((int(r.data.tags[TRIAL_TAG]) for r in runs), default=-1)
@@ -320,12 +320,12 @@ def _tuner_class() -> type:
 
 def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
     """Run KerasTuner's search until the budget of complete + pruned trials is met (resuming)."""
-    from search.quiet import import_keras_quietly
+    from kerasweep.search.quiet import import_keras_quietly
 
     import_keras_quietly()  # before KerasTuner, which imports Keras and its backend
     from keras_tuner.src import config as kt_config
 
-    from trainers.fit import configure_runtime
+    from kerasweep.trainers.fit import configure_runtime
 
     kt_config.DEBUG = sweep.verbose  # on by default: every failed trial's traceback over the progress line
     configure_runtime(parallel_trials=1)

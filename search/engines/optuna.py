@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any, Iterator
 import optuna
 from optuna.trial import TrialState as OptunaState
 
-from search.engines._optuna_space import live_suggestions, make_sampler, sampler_problems, suggest
-from search.errors import KerasweepError, SweepAborted, UserInputError
-from search.interrupts import deferred_interrupts, interruptible, raise_if_interrupted, stop_reason
-from search.lifecycle import (
+from kerasweep.search.engines._optuna_space import live_suggestions, make_sampler, sampler_problems, suggest
+from kerasweep.search.errors import KerasweepError, SweepAborted, UserInputError
+from kerasweep.search.interrupts import deferred_interrupts, interruptible, raise_if_interrupted, stop_reason
+from kerasweep.search.lifecycle import (
     ORPHAN_REASON,
     FailureStreak,
     Progress,
@@ -41,17 +41,17 @@ from search.lifecycle import (
     out_of_time,
     remove_if_empty,
 )
-from search.results import SweepResult, TrialResult, TrialState
-from search.space import Space
-from search.store import sqlite_url
-from search.tracking import TRIAL_TAG
-from search.trial import builder_style, resolve_values, run_trial
-from trainers.backend import visible_gpus, worker_environment
-from trainers.fit import ResumePoint, latest_backup
+from kerasweep.search.results import SweepResult, TrialResult, TrialState
+from kerasweep.search.space import Space
+from kerasweep.search.store import sqlite_url
+from kerasweep.search.tracking import TRIAL_TAG
+from kerasweep.search.trial import builder_style, resolve_values, run_trial
+from kerasweep.trainers.backend import visible_gpus, worker_environment
+from kerasweep.trainers.fit import ResumePoint, latest_backup
 
 if TYPE_CHECKING:
-    from search.config import SweepConfig
-    from search.engines import ProgressCallback
+    from kerasweep.search.config import SweepConfig
+    from kerasweep.search.engines import ProgressCallback
 
 SAMPLERS = ("tpe", "random", "cmaes", "qmc", "nsga2", "grid")  # Optuna's samplers; the first is the default
 DEFAULT_PRUNER = "hyperband"
@@ -349,8 +349,8 @@ def _fail_and_continue(sweep: SweepConfig, study: optuna.Study, trial: optuna.tr
 
 
 def _worker_main(sweep: SweepConfig, worker: int) -> None:
-    from search.interrupts import stop_on_sigterm
-    from search.quiet import import_keras_quietly, silence
+    from kerasweep.search.interrupts import stop_on_sigterm
+    from kerasweep.search.quiet import import_keras_quietly, silence
 
     stop_on_sigterm()  # the parent stops its workers with SIGTERM: each fails its trial as on Ctrl-C
     silence(sweep.verbose)
@@ -367,8 +367,8 @@ def _worker_main(sweep: SweepConfig, worker: int) -> None:
 @deferred_interrupts()  # Ctrl-C gets through while a trial trains (`_run_one`), not while the stores are used
 def work(sweep: SweepConfig, worker: int, on_progress: ProgressCallback) -> None:
     """One worker's loop: ask, train with pruning and logging, tell; until the budget is met."""
-    from search.quiet import import_keras_quietly
-    from trainers.fit import configure_runtime
+    from kerasweep.search.quiet import import_keras_quietly
+    from kerasweep.trainers.fit import configure_runtime
 
     if sweep.options.workers is None:  # called on its own (a benchmark), not through run()
         sweep = _settled(sweep, placement(sweep.options))

@@ -29,19 +29,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search.errors import SweepAborted, TrialFailed, UserInputError
-from search.interrupts import stop_on_sigterm, stop_reason
-from search.lifecycle import FailureStreak, Progress, TrialLife, TrialStart, results_from_mlflow
-from search.results import SweepResult, TrialState
-from search.space import Space
-from search.store import folder_agrees_with_mlflow
-from search.tracking import TRIAL_TAG
-from search.trial import TrialOutcome, current_runtime
-from trainers.fit import ResumePoint
+from kerasweep.search.errors import SweepAborted, TrialFailed, UserInputError
+from kerasweep.search.interrupts import stop_on_sigterm, stop_reason
+from kerasweep.search.lifecycle import FailureStreak, Progress, TrialLife, TrialStart, results_from_mlflow
+from kerasweep.search.results import SweepResult, TrialState
+from kerasweep.search.space import Space
+from kerasweep.search.store import folder_agrees_with_mlflow
+from kerasweep.search.tracking import TRIAL_TAG
+from kerasweep.search.trial import TrialOutcome, current_runtime
+from kerasweep.trainers.fit import ResumePoint
 
 if TYPE_CHECKING:
-    from search.config import SweepConfig
-    from search.engines import ProgressCallback
+    from kerasweep.search.config import SweepConfig
+    from kerasweep.search.engines import ProgressCallback
 
 SAMPLERS = ("tpe", "random", "cmaes", "qmc", "nsga2", "grid")  # through OptunaSearch; the first is the default
 DEFAULT_PRUNER = "successive_halving"  # ASHA
@@ -65,11 +65,11 @@ def check(space: Space, options: Options) -> list[str]:
     problems = [f"--{name.replace('_', '-')}: must be >= 0, got {value}"
                 for name, value in (("cpus_per_trial", options.cpus_per_trial),
                                     ("gpus_per_trial", options.gpus_per_trial)) if value < 0]
-    from search.engines._optuna_space import sampler_problems  # imports Optuna: only when checking
-    from search.trial import builder_style
+    from kerasweep.search.engines._optuna_space import sampler_problems  # imports Optuna: only when checking
+    from kerasweep.search.trial import builder_style
 
     if builder_style(space) == "hp":
-        from trainers.models import hypermodel_of, overridden_fit
+        from kerasweep.trainers.models import hypermodel_of, overridden_fit
 
         if overridden_fit(hypermodel_of(space.model)) is not None:  # its fit asks for values while training
             problems.append(f"model: {space.model} overrides HyperModel.fit, whose values the ray engine cannot ask "
@@ -89,13 +89,13 @@ def define_by_run(trial: Any, space: Space) -> None:
     """OptunaSearch's define-by-run space: the same conditional sampling as the Optuna engine. A builder
     of `trial` or `hp` declares its own: it is run here, on the driver, to ask for its values (the
     model it builds is thrown away; the worker rebuilds it from the values it is given)."""
-    from search.engines._optuna_space import live_suggestions, suggest
-    from search.trial import builder_style
+    from kerasweep.search.engines._optuna_space import live_suggestions, suggest
+    from kerasweep.search.trial import builder_style
 
     if builder_style(space) == "values":
         suggest(trial, space)
         return
-    from trainers.models import build_by_running
+    from kerasweep.trainers.models import build_by_running
 
     build_by_running(space.model, live_suggestions(trial, space))
 
@@ -109,7 +109,7 @@ def make_search(space: Space, max_concurrent: int, failures_in_a_row: int = 5,
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
-    from search.engines._optuna_space import make_sampler
+    from kerasweep.search.engines._optuna_space import make_sampler
 
     defaults = space.default_values() if space.search.sampler != "grid" else {}  # the grid holds every config
     points = [point for point in (*first_points, defaults) if point]
@@ -231,9 +231,9 @@ def trainable(config: dict[str, Any], sweep: SweepConfig) -> None:
     import ray
     from ray import tune
 
-    from search.quiet import import_keras_quietly, silence
-    from search.trial import TrialFiles, resolve_values, run_trial
-    from trainers.fit import BackupPolicy, ResumePoint, configure_runtime, latest_backup
+    from kerasweep.search.quiet import import_keras_quietly, silence
+    from kerasweep.search.trial import TrialFiles, resolve_values, run_trial
+    from kerasweep.trainers.fit import BackupPolicy, ResumePoint, configure_runtime, latest_backup
 
     silence(sweep.verbose)
     import_keras_quietly()
@@ -353,7 +353,7 @@ def _tune_callback_class() -> type:
             if result.get(FINAL):
                 self._final[trial.trial_id] = result
                 return
-            from trainers.catalog import ALL_METRICS
+            from kerasweep.trainers.catalog import ALL_METRICS
 
             if int(result[EPOCH]) == 1 and NODE in result:  # which Ray node ran it (cluster runs)
                 self.life.tracker.tag(run_id, NODE_TAG, str(result[NODE]))
@@ -370,7 +370,7 @@ def _tune_callback_class() -> type:
             if final is not None:
                 checkpoint = trial.checkpoint
                 path = Path(checkpoint.path) / "model.keras" if checkpoint is not None else None
-                from trainers.catalog import MEASURES
+                from kerasweep.trainers.catalog import MEASURES
 
                 objectives = self.sweep.space.all_objectives if self.sweep.space.multi_objective else ()
                 outcome = TrialOutcome(TrialState.COMPLETE, final[metric], checkpoint=path,
@@ -410,7 +410,7 @@ def _tune_callback_class() -> type:
 
 def _resumable(trial: Any) -> ResumePoint | None:
     """The resumable copy in a Tune trial's latest checkpoint and its epoch, if it has one."""
-    from trainers.fit import latest_backup
+    from kerasweep.trainers.fit import latest_backup
 
     checkpoint = getattr(trial, "checkpoint", None)
     return latest_backup(checkpoint.path) if checkpoint is not None and os.path.isdir(checkpoint.path) else None
