@@ -23,6 +23,11 @@ _PUBLIC = {
     "Space": "kerasweep.search.space",
     "SpaceProblems": "kerasweep.search.space",
     "load_space": "kerasweep.search.space",
+    "sweep": "kerasweep.search.api",
+    "status": "kerasweep.search.api",
+    "export": "kerasweep.search.api",
+    "train": "kerasweep.search.api",
+    "load_model": "kerasweep.search.api",
 }
 
 __all__ = sorted(_PUBLIC)

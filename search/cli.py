@@ -107,25 +107,17 @@ def sweep(space: str, engine: str, trials: int | None, epochs: int | None, minut
     """Run (or resume) a sweep of SPACE: a name under spaces/ or a path to a YAML file."""
     verbose = verbose or debug
     silence(verbose)
-    from kerasweep.search.lifecycle import tracker_of
+    from kerasweep.search.api import prepare, run
     from kerasweep.search.space import load_space
-    from kerasweep.search.sweep import check_stores_agree, make_config
-    from kerasweep.search.warm_start import warm_start
 
-    trials = 1 if debug else trials
-    parsed = load_space(space).with_overrides(trials=trials, epochs=epochs, minutes=minutes, sampler=sampler,
-                                              pruner=pruner, seed=seed)
-    if warm_start_from is not None and warm_start_from == (name or parsed.name):
-        raise UserInputError(f"--warm-start: {warm_start_from!r} is this sweep; re-running it resumes it, or pass "
-                             "--name for a new sweep that starts from it")
-    started = warm_start(parsed, store, enqueue, warm_start_from)
-    config = make_config(parsed, name=name, store=store, engine=engine, workers=workers,
-                         trials_per_gpu=trials_per_gpu, storage=storage,
-                         max_failures=max_failures, checkpoint_every_s=checkpoint_every, cpus_per_trial=cpus_per_trial,
-                         gpus_per_trial=gpus_per_trial, address=address, verbose=verbose, debug=debug,
-                         first_points=started.points, started_from=started.source, evidence=started.evidence)
-    check_stores_agree(config, tracker_of(config))  # a damaged store: one line before TensorFlow loads
-    if config.space.budget.trials < parsed.budget.trials:  # a grid smaller than the budget: each config once
+    parsed = load_space(space)
+    config = prepare(parsed, name=name, store=store, engine=engine, trials=1 if debug else trials, epochs=epochs,
+                     minutes=minutes, sampler=sampler, pruner=pruner, seed=seed, warm_start=warm_start_from,
+                     enqueue=enqueue, workers=workers, trials_per_gpu=trials_per_gpu, storage=storage,
+                     max_failures=max_failures, checkpoint_every_s=checkpoint_every, cpus_per_trial=cpus_per_trial,
+                     gpus_per_trial=gpus_per_trial, address=address, verbose=verbose, debug=debug)
+    asked = 1 if debug else trials or parsed.budget.trials
+    if config.space.budget.trials < asked:  # a grid smaller than the budget: each config once
         console.print(f"The grid holds {config.space.budget.trials} configs: each runs once, the budget is "
                       f"{config.space.budget.trials} trials.")
     parsed = config.space
@@ -134,7 +126,6 @@ def sweep(space: str, engine: str, trials: int | None, epochs: int | None, minut
     # workers never imports them, and its workers' imports overlap instead of following its own)
     from kerasweep.search.export import export_best
     from kerasweep.search.progress import ConsoleReporter, counts_line, summary_table
-    from kerasweep.search.sweep import run_sweep
 
     metric = parsed.objective.metric
     from kerasweep.search.engines import get_engine
@@ -153,7 +144,7 @@ def sweep(space: str, engine: str, trials: int | None, epochs: int | None, minut
     for line in report.warnings if report else ():
         err_console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
     with ConsoleReporter(config.name, parsed.budget.trials, metric, console) as reporter:
-        result = run_sweep(config, reporter, stores_checked=True)  # checked above, before TensorFlow loaded
+        result = run(config, reporter)  # the stores were checked by prepare, before TensorFlow loaded
     console.print(counts_line(result))
     if parsed.budget.minutes and result.done < parsed.budget.trials:
         console.print(f"Time budget spent ({parsed.budget.minutes:g} min): no trial started after it; "

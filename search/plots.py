@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState as OptunaState
 
-from kerasweep.search.engines._optuna_space import distributions
+from kerasweep.search.engines._optuna_space import chosen_features, distributions
 from kerasweep.search.results import SweepResult, TrialState
 from kerasweep.search.space import Space
 
@@ -25,7 +25,8 @@ _STATES = {TrialState.COMPLETE: OptunaState.COMPLETE, TrialState.PRUNED: OptunaS
 def replay(result: SweepResult, space: Space) -> optuna.Study:
     """An in-memory study holding the finished trials of `result`."""
     directions = list(result.directions) or [result.direction]
-    study = optuna.create_study(directions=directions, study_name=result.name)
+    with chosen_features():  # no "A new study created in memory" line
+        study = optuna.create_study(directions=directions, study_name=result.name)
     dists = distributions(space)
     for trial in result.trials:
         if trial.state not in _STATES or (len(directions) > 1 and trial.state is TrialState.COMPLETE

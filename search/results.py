@@ -46,6 +46,32 @@ class SweepResult:
     budget: int
     trials: tuple[TrialResult, ...] = ()
     directions: tuple[str, ...] = ()  # every objective's direction when there are several
+    fixed: tuple[str, ...] = ()  # the space's fixed settings: in each trial's params, never searched
+
+    @property
+    def best_trial(self) -> TrialResult | None:
+        """The best complete trial (Optuna's `study.best_trial`); None before one completes."""
+        return self.best
+
+    @property
+    def best_value(self) -> float | None:
+        return self.best.value if self.best else None
+
+    @property
+    def best_params(self) -> dict[str, Any]:
+        """The best trial's searched values only (its `params` hold the fixed settings too)."""
+        best = self.best
+        return {k: v for k, v in best.params.items() if k not in self.fixed} if best else {}
+
+    def trials_dataframe(self) -> Any:
+        """One row per trial, as Optuna's `study.trials_dataframe()`: number, state, value, epochs, run id, and
+        a `params_<name>` column per value (pandas)."""
+        import pandas as pd
+
+        rows = [{"number": t.number, "state": t.state.value, "value": t.value, "epochs": t.epochs,
+                 "mlflow_run_id": t.mlflow_run_id, **{f"params_{k}": v for k, v in sorted(t.params.items())}}
+                for t in sorted(self.trials, key=lambda t: t.number)]
+        return pd.DataFrame(rows, columns=None if rows else ["number", "state", "value", "epochs", "mlflow_run_id"])
 
     def count(self, state: TrialState) -> int:
         return sum(1 for t in self.trials if t.state is state)

@@ -581,7 +581,9 @@ def train(
                       "callbacks": [*own, *user_callbacks(spec.callbacks), *callbacks, *last], "class_weight": weights}
         own_fit = overridden_fit(hypermodel)
         if own_fit is None:
-            fitted = model.fit(train_ds, validation_data=val_ds, **fit_kwargs)
+            # a tf.data pipeline shuffles itself (Keras warns at each fit that its own shuffle does not act)
+            own_order = {} if isinstance(train_ds, keras.utils.PyDataset) else {"shuffle": False}
+            fitted = model.fit(train_ds, validation_data=val_ds, **own_order, **fit_kwargs)
         else:  # a KerasTuner HyperModel's own fit: it may ask for batch_size, shuffle, ... from hp, as in KerasTuner
             if whole_batches_only:
                 raise ValueError(f"model: on JAX, a HyperModel's own fit trains on one device and this trial sees "

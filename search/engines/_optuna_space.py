@@ -7,6 +7,10 @@ an Optuna study). Not an engine itself: the one translation of a space into Optu
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import optuna
@@ -15,6 +19,24 @@ from kerasweep.search.space import CategoricalParam, FloatParam, IntParam, Space
 from kerasweep.trainers.suggest import Suggestions
 
 Evidence = tuple[tuple[dict[str, Any], tuple[float, ...]], ...]  # (values, objective values) of finished trials
+
+
+@contextlib.contextmanager
+def chosen_features() -> Iterator[None]:
+    """Around kerasweep's own calls of Optuna features it chose on purpose: Optuna warns at each use of them
+    (heartbeats, grouped multivariate TPE, `ask` on a heartbeat storage) and logs each study it opens. Those
+    lines say nothing to a user, so they are silenced here only; Optuna's other warnings, and every warning
+    of the user's own code, still show (a process-wide filter would hide the next release's breaks)."""
+    logger = logging.getLogger("optuna")
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def make_sampler(space: Space, worker: int = 0, workers: int = 1,
@@ -35,9 +57,10 @@ def _base_sampler(space: Space, worker: int, workers: int) -> optuna.samplers.Ba
         # Few random start-up trials (the default 10 wastes a small budget), grouped multivariate TPE
         # for conditional spaces, and constant liar so parallel workers spread out.
         startup = max(3, min(10, space.budget.trials // 4))
-        return optuna.samplers.TPESampler(
-            seed=seed, n_startup_trials=startup, multivariate=True, group=True, constant_liar=workers > 1
-        )
+        with chosen_features():
+            return optuna.samplers.TPESampler(
+                seed=seed, n_startup_trials=startup, multivariate=True, group=True, constant_liar=workers > 1
+            )
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "cmaes":

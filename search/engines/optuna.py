@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 import optuna
 from optuna.trial import TrialState as OptunaState
 
-from kerasweep.search.engines._optuna_space import live_suggestions, make_sampler, sampler_problems, suggest
+from kerasweep.search.engines._optuna_space import (chosen_features, live_suggestions, make_sampler, sampler_problems,
+                                                   suggest)
 from kerasweep.search.errors import KerasweepError, SweepAborted, UserInputError
 from kerasweep.search.interrupts import deferred_interrupts, interruptible, raise_if_interrupted, stop_reason
 from kerasweep.search.lifecycle import (
@@ -158,10 +159,11 @@ def make_storage(sweep: SweepConfig) -> optuna.storages.BaseStorage:
         return JournalStorage(JournalFileBackend(url))
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-            heartbeat_stale_trial_callback=functools.partial(_stale_trial_failed, sweep),
-        )
+        with chosen_features():
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                heartbeat_stale_trial_callback=functools.partial(_stale_trial_failed, sweep),
+            )
     except Exception as exc:  # noqa: BLE001 - bad URLs surface as many different driver errors
         raise UserInputError(f"--storage: cannot open {url!r}: {str(exc).splitlines()[0]}") from None
 
@@ -174,14 +176,15 @@ def _stale_trial_failed(sweep: SweepConfig, study: optuna.Study, trial: optuna.t
 
 def _study(sweep: SweepConfig, storage: optuna.storages.BaseStorage, worker: int = 0) -> optuna.Study:
     space = sweep.space
-    return optuna.create_study(
-        study_name=sweep.name,
-        storage=storage,
-        directions=[o.direction for o in space.all_objectives],
-        sampler=make_sampler(space, worker, sweep.options.workers, sweep.evidence),
-        pruner=make_pruner(space),
-        load_if_exists=True,
-    )
+    with chosen_features():
+        return optuna.create_study(
+            study_name=sweep.name,
+            storage=storage,
+            directions=[o.direction for o in space.all_objectives],
+            sampler=make_sampler(space, worker, sweep.options.workers, sweep.evidence),
+            pruner=make_pruner(space),
+            load_if_exists=True,
+        )
 
 
 def results(sweep: SweepConfig, storage: optuna.storages.BaseStorage | None = None) -> SweepResult:
@@ -384,7 +387,8 @@ def work(sweep: SweepConfig, worker: int, on_progress: ProgressCallback) -> None
     while True:
         raise_if_interrupted()  # a Ctrl-C the interpreter dropped (see search.interrupts)
         if time.monotonic() - last_stale_check > HEARTBEAT_S:  # staleness takes GRACE_S: no need per trial
-            optuna.storages.fail_stale_trials(study)
+            with chosen_features():
+                optuna.storages.fail_stale_trials(study)
             last_stale_check = time.monotonic()
         trials = study.get_trials(deepcopy=False)
         counted = sum(1 for t in trials if t.state in (OptunaState.COMPLETE, OptunaState.PRUNED))
@@ -393,7 +397,8 @@ def work(sweep: SweepConfig, worker: int, on_progress: ProgressCallback) -> None
             return
         trial = None
         try:
-            trial = study.ask()
+            with chosen_features():
+                trial = study.ask()
             # at once: a trial without an owner looks orphaned to the next start
             trial.set_user_attr(OWNER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
             if _over_budget(study, trial, budget):
