@@ -63,7 +63,7 @@ def _rare_class(space: Space, data: Any) -> list[str]:
     if not rare:
         return []
     name, n = min(rare, key=lambda pair: pair[1])
-    metric = "val_auc" if space.task == "binary" else "val_loss"
+    metric = "val_auc" if space.task == "binary" else "val_balanced_accuracy"
     return [f"class {name!r} is {n / total:.1%} of the training rows ({n} of {total}): accuracy rewards always "
             f"answering the majority; set fit: {{class_weight: balanced}} and objective: {{metric: {metric}, "
-            f"direction: {'maximize' if metric == 'val_auc' else 'minimize'}}}"]
+            "direction: maximize}"]

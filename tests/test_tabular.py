@@ -241,3 +241,18 @@ def test_a_fifo_as_data_is_refused_at_once(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "images" / "cat" / "pipe.png")
     with pytest.raises(DataError, match="no images found"):
         load_arrays(str(tmp_path / "images"))
+
+
+def test_balanced_accuracy_is_the_mean_recall_per_class_and_an_objective() -> None:
+    from sklearn.metrics import balanced_accuracy_score
+
+    from kerasweep.trainers.fit import TrainSpec, train
+    from kerasweep.trainers.metrics import BalancedAccuracy
+
+    y, p = np.array([0, 0, 0, 1, 2, 2]), np.eye(3)[[0, 0, 1, 1, 2, 0]]
+    metric = BalancedAccuracy(3)
+    metric.update_state(y, p)
+    # Rule: balanced accuracy is scikit-learn's, and a run can rank by it
+    assert float(metric.result()) == pytest.approx(balanced_accuracy_score(y, p.argmax(axis=1)), abs=1e-6)
+    result = train(TrainSpec(model="mlp", data="wine", monitor="val_balanced_accuracy", params={"units": 8}, epochs=2))
+    assert len(result.history["val_balanced_accuracy"]) == 2

@@ -56,6 +56,9 @@ def _classes(metric: str, name: str, data: Any) -> Baseline | None:
     if name == "loss":
         loss = -np.mean(np.log(np.clip(shares[y_val], EPS, 1 - EPS)))
         return Baseline(metric, float(loss), "the training class shares for every row")
+    if name == "balanced_accuracy":  # one class's recall is 1, every other's 0
+        present = len(set(y_val.tolist()))
+        return Baseline(metric, 1.0 / present, f"always {label} (the training majority)")
     if name == "auc":
         return Baseline(metric, 0.5, "the same score for every row")
     if name == "pr_auc" and data.task == "binary":

@@ -289,10 +289,13 @@ class Task:
 
 TASKS: dict[str, Task] = {
     # integer or text labels, or one-hot rows: one softmax over the classes
-    "classification": Task("softmax", "sparse_categorical_crossentropy", ("accuracy",), ("val_accuracy", "maximize"), True),
+    # (balanced_accuracy: the mean recall per class, which a rare class cannot game)
+    "classification": Task("softmax", "sparse_categorical_crossentropy", ("accuracy", "balanced_accuracy"),
+                           ("val_accuracy", "maximize"), True),
     # two classes: one sigmoid output
     # (pr_auc: the area under precision-recall, the honest objective for a rare positive class)
-    "binary": Task("sigmoid", "binary_crossentropy", ("accuracy", "auc", "pr_auc"), ("val_accuracy", "maximize"), True),
+    "binary": Task("sigmoid", "binary_crossentropy", ("accuracy", "balanced_accuracy", "auc", "pr_auc"),
+                   ("val_accuracy", "maximize"), True),
     # several yes/no labels per example (0/1 columns): one sigmoid per label
     "multilabel": Task("sigmoid", "binary_crossentropy", ("accuracy", "auc"), ("val_accuracy", "maximize"), False),
     # numbers (one or several target columns), predicted in the target's own units

@@ -321,15 +321,18 @@ def with_input_scaling(network: Any, data: Any) -> Any:
     return keras.Model(inputs, outputs, name=f"{network.name}_on_raw_inputs")
 
 
-def task_metrics(task: str) -> list[Any]:
+def task_metrics(task: str, n_classes: int = 2) -> list[Any]:
     """The Keras metric objects behind `catalog.TASKS[task].metrics`, named as the catalog names them."""
     import keras
 
-    made = {"accuracy": "accuracy", "mae": keras.metrics.MeanAbsoluteError(name="mae"),
-            "rmse": keras.metrics.RootMeanSquaredError(name="rmse"),
-            "auc": keras.metrics.AUC(name="auc", multi_label=task == "multilabel"),
-            "pr_auc": keras.metrics.AUC(name="pr_auc", curve="PR")}
-    return [made[name] for name in catalog.TASKS[task].metrics]
+    from kerasweep.trainers.metrics import BalancedAccuracy
+
+    made = {"accuracy": lambda: "accuracy", "mae": lambda: keras.metrics.MeanAbsoluteError(name="mae"),
+            "rmse": lambda: keras.metrics.RootMeanSquaredError(name="rmse"),
+            "auc": lambda: keras.metrics.AUC(name="auc", multi_label=task == "multilabel"),
+            "pr_auc": lambda: keras.metrics.AUC(name="pr_auc", curve="PR"),
+            "balanced_accuracy": lambda: BalancedAccuracy(n_classes, binary=task == "binary")}
+    return [made[name]() for name in catalog.TASKS[task].metrics]
 
 
 def task_loss(task: str, name: str | None, y_std: np.ndarray | None) -> tuple[Any, float | None]:
@@ -544,7 +547,7 @@ def train(
             else:
                 loss, weight = task_loss(spec.task, values.get("loss"), data.y_std)
                 model.compile(optimizer=make_optimizer(values), loss=loss, loss_weights=weight,
-                              metrics=task_metrics(spec.task), run_eagerly=run_eagerly)  # eager: step through a builder
+                              metrics=task_metrics(spec.task, data.n_classes), run_eagerly=run_eagerly)  # eager: step through a builder
         one_hot = spec.task == "classification" and _wants_one_hot(model)  # the builder compiled a one-hot loss
         whole_batches_only = devices > 1 and not backend.keeps_uneven_last_batch()  # JAX across several devices
         shuffle = bool(spec.fit.get("shuffle", True))
