@@ -25,6 +25,9 @@ def ui_command(store: Path, port: int = 5000) -> list[str]:
     A new local store is created whole first: the server would otherwise build its schema in place, and a
     sweep started in that moment failed on the half-made file."""
     uri = tracking_uri_for(store)
+    if uri.startswith(("http://", "https://")):  # a team's tracking server already serves its UI
+        raise UserInputError(f"MLFLOW_TRACKING_URI: {uri} is a tracking server, which serves its own UI: open it in a "
+                             "browser; unset MLFLOW_TRACKING_URI to serve the store's runs here instead")
     seed_if_local(uri)
     return [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
             "--host", HOST, "--port", str(port), "--workers", "1"]

@@ -124,3 +124,17 @@ def test_dashboard_for_unknown_sweep_is_bad_input(tmp_path: Path) -> None:
     proc = run_cli("dashboard", "nope", "--store", str(tmp_path))
     assert proc.returncode == 2 and "sweep 'nope' not found" in proc.stderr
     assert shutil.which("optuna-dashboard") or Path(sys.executable).with_name("optuna-dashboard").exists()
+
+
+def test_ui_over_a_tracking_server_says_to_open_its_own(tmp_path: Path, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from kerasweep.search.cli import main
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    result = CliRunner().invoke(main, ["ui", "--store", str(tmp_path / "store")])
+    # Rule: one line and exit 2, not a traceback (issue 32, item 10)
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: MLFLOW_TRACKING_URI: http://127.0.0.1:5999 is a tracking server, which serves its own UI: open it in "
+        "a browser; unset MLFLOW_TRACKING_URI to serve the store's runs here instead"]
