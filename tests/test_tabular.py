@@ -256,3 +256,13 @@ def test_balanced_accuracy_is_the_mean_recall_per_class_and_an_objective() -> No
     assert float(metric.result()) == pytest.approx(balanced_accuracy_score(y, p.argmax(axis=1)), abs=1e-6)
     result = train(TrainSpec(model="mlp", data="wine", monitor="val_balanced_accuracy", params={"units": 8}, epochs=2))
     assert len(result.history["val_balanced_accuracy"]) == 2
+    # Rule: a classification logs its one-vs-rest AUC too (an objective for rare classes), scikit-learn's
+    from sklearn.metrics import roc_auc_score
+
+    from kerasweep.trainers.metrics import ClassesAUC
+
+    auc = ClassesAUC(3)
+    scores = np.array([[0.7, 0.2, 0.1], [0.2, 0.5, 0.3], [0.1, 0.3, 0.6], [0.4, 0.4, 0.2], [0.3, 0.3, 0.4]])
+    auc.update_state(np.array([0, 1, 2, 1, 0]), scores)
+    expected = roc_auc_score(np.array([0, 1, 2, 1, 0]), scores, multi_class="ovr", average="macro")
+    assert float(auc.result()) == pytest.approx(expected, abs=0.02) and "val_auc" in result.history

@@ -325,11 +325,12 @@ def task_metrics(task: str, n_classes: int = 2) -> list[Any]:
     """The Keras metric objects behind `catalog.TASKS[task].metrics`, named as the catalog names them."""
     import keras
 
-    from kerasweep.trainers.metrics import BalancedAccuracy
+    from kerasweep.trainers.metrics import BalancedAccuracy, ClassesAUC
 
     made = {"accuracy": lambda: "accuracy", "mae": lambda: keras.metrics.MeanAbsoluteError(name="mae"),
             "rmse": lambda: keras.metrics.RootMeanSquaredError(name="rmse"),
-            "auc": lambda: keras.metrics.AUC(name="auc", multi_label=task == "multilabel"),
+            "auc": lambda: ClassesAUC(n_classes) if task == "classification" else
+            keras.metrics.AUC(name="auc", multi_label=task == "multilabel"),
             "pr_auc": lambda: keras.metrics.AUC(name="pr_auc", curve="PR"),
             "balanced_accuracy": lambda: BalancedAccuracy(n_classes, binary=task == "binary")}
     return [made[name]() for name in catalog.TASKS[task].metrics]

@@ -48,3 +48,24 @@ class BalancedAccuracy(keras.metrics.Metric):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "n_classes": self.n_classes, "binary": self.binary}
+
+
+@keras.saving.register_keras_serializable(package="kerasweep")
+class ClassesAUC(keras.metrics.AUC):
+    """One-vs-rest ROC AUC over a softmax's classes, averaged over the classes (macro), from integer labels:
+    Keras' AUC takes one 0/1 column per class, and a classification trains on class numbers."""
+
+    def __init__(self, n_classes: int, name: str = "auc", **kwargs: Any) -> None:
+        kwargs.setdefault("multi_label", True)
+        kwargs.setdefault("num_labels", int(n_classes))
+        super().__init__(name=name, **kwargs)
+        self.n_classes = int(n_classes)
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        ops = keras.ops
+        if not (len(y_true.shape) == 2 and y_true.shape[-1] == self.n_classes):  # class numbers, not one-hot rows
+            y_true = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), self.n_classes)
+        super().update_state(y_true, y_pred, sample_weight)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "n_classes": self.n_classes}
