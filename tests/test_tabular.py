@@ -266,3 +266,4 @@ def test_balanced_accuracy_is_the_mean_recall_per_class_and_an_objective() -> No
     auc.update_state(np.array([0, 1, 2, 1, 0]), scores)
     expected = roc_auc_score(np.array([0, 1, 2, 1, 0]), scores, multi_class="ovr", average="macro")
     assert float(auc.result()) == pytest.approx(expected, abs=0.02) and "val_auc" in result.history
+    assert "val_pr_auc" in result.history

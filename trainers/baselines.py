@@ -63,6 +63,9 @@ def _classes(metric: str, name: str, data: Any) -> Baseline | None:
         return Baseline(metric, 0.5, "the same score for every row")
     if name == "pr_auc" and data.task == "binary":
         return Baseline(metric, float(np.mean(y_val == 1)), "the same score for every row (the positive share)")
+    if name == "pr_auc":  # each class's area is its share; their mean over the classes present
+        present = len(set(y_val.tolist()))
+        return Baseline(metric, 1.0 / present, "the same scores for every row (the mean class share)")
     return None
 
 

@@ -290,7 +290,8 @@ class Task:
 TASKS: dict[str, Task] = {
     # integer or text labels, or one-hot rows: one softmax over the classes
     # (balanced_accuracy: the mean recall per class, which a rare class cannot game; auc: one-vs-rest, macro)
-    "classification": Task("softmax", "sparse_categorical_crossentropy", ("accuracy", "balanced_accuracy", "auc"),
+    "classification": Task("softmax", "sparse_categorical_crossentropy",
+                           ("accuracy", "balanced_accuracy", "auc", "pr_auc"),
                            ("val_accuracy", "maximize"), True),
     # two classes: one sigmoid output
     # (pr_auc: the area under precision-recall, the honest objective for a rare positive class)

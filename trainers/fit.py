@@ -331,7 +331,8 @@ def task_metrics(task: str, n_classes: int = 2) -> list[Any]:
             "rmse": lambda: keras.metrics.RootMeanSquaredError(name="rmse"),
             "auc": lambda: ClassesAUC(n_classes) if task == "classification" else
             keras.metrics.AUC(name="auc", multi_label=task == "multilabel"),
-            "pr_auc": lambda: keras.metrics.AUC(name="pr_auc", curve="PR"),
+            "pr_auc": lambda: ClassesAUC(n_classes, name="pr_auc", curve="PR") if task == "classification" else
+            keras.metrics.AUC(name="pr_auc", curve="PR"),
             "balanced_accuracy": lambda: BalancedAccuracy(n_classes, binary=task == "binary")}
     return [made[name]() for name in catalog.TASKS[task].metrics]
 

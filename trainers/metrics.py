@@ -52,8 +52,9 @@ class BalancedAccuracy(keras.metrics.Metric):
 
 @keras.saving.register_keras_serializable(package="kerasweep")
 class ClassesAUC(keras.metrics.AUC):
-    """One-vs-rest ROC AUC over a softmax's classes, averaged over the classes (macro), from integer labels:
-    Keras' AUC takes one 0/1 column per class, and a classification trains on class numbers."""
+    """One-vs-rest AUC (ROC, or precision-recall with `curve="PR"`) over a softmax's classes, averaged over
+    the classes (macro), from integer labels: Keras' AUC takes one 0/1 column per class, and a
+    classification trains on class numbers."""
 
     def __init__(self, n_classes: int, name: str = "auc", **kwargs: Any) -> None:
         kwargs.setdefault("multi_label", True)
