@@ -289,12 +289,14 @@ class Task:
 
 TASKS: dict[str, Task] = {
     # integer or text labels, or one-hot rows: one softmax over the classes
-    # (balanced_accuracy: the mean recall per class, which a rare class cannot game; auc: one-vs-rest, macro)
+    # (balanced_accuracy: the mean recall per class, which a rare class cannot game; auc, pr_auc: one-vs-rest,
+    # macro; these three are computed when the objective names them: trainers.fit.OWN_METRICS)
     "classification": Task("softmax", "sparse_categorical_crossentropy",
                            ("accuracy", "balanced_accuracy", "auc", "pr_auc"),
                            ("val_accuracy", "maximize"), True),
     # two classes: one sigmoid output
-    # (pr_auc: the area under precision-recall, the honest objective for a rare positive class)
+    # (pr_auc: the area under precision-recall, the honest objective for a rare positive class;
+    # balanced_accuracy is computed when the objective names it)
     "binary": Task("sigmoid", "binary_crossentropy", ("accuracy", "balanced_accuracy", "auc", "pr_auc"),
                    ("val_accuracy", "maximize"), True),
     # several yes/no labels per example (0/1 columns): one sigmoid per label

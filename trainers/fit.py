@@ -321,8 +321,15 @@ def with_input_scaling(network: Any, data: Any) -> Any:
     return keras.Model(inputs, outputs, name=f"{network.name}_on_raw_inputs")
 
 
-def task_metrics(task: str, n_classes: int = 2) -> list[Any]:
-    """The Keras metric objects behind `catalog.TASKS[task].metrics`, named as the catalog names them."""
+#: Metrics kerasweep implements itself (`trainers.metrics`): compiled only when the objective names them, since
+#: a model saved with them loads elsewhere only after `import kerasweep.trainers.metrics` (the served model
+#: loads uncompiled, and kerasweep's own loads import it)
+OWN_METRICS = {"classification": ("balanced_accuracy", "auc", "pr_auc"), "binary": ("balanced_accuracy",)}
+
+
+def task_metrics(task: str, n_classes: int = 2, monitor: str = "") -> list[Any]:
+    """The Keras metric objects behind `catalog.TASKS[task].metrics`, named as the catalog names them; of
+    `OWN_METRICS`, only the one `monitor` (the objective) names."""
     import keras
 
     from kerasweep.trainers.metrics import BalancedAccuracy, ClassesAUC
@@ -334,7 +341,9 @@ def task_metrics(task: str, n_classes: int = 2) -> list[Any]:
             "pr_auc": lambda: ClassesAUC(n_classes, name="pr_auc", curve="PR") if task == "classification" else
             keras.metrics.AUC(name="pr_auc", curve="PR"),
             "balanced_accuracy": lambda: BalancedAccuracy(n_classes, binary=task == "binary")}
-    return [made[name]() for name in catalog.TASKS[task].metrics]
+    own = OWN_METRICS.get(task, ())
+    return [made[name]() for name in catalog.TASKS[task].metrics
+            if name not in own or monitor.removeprefix("val_") == name]
 
 
 def task_loss(task: str, name: str | None, y_std: np.ndarray | None) -> tuple[Any, float | None]:
@@ -530,6 +539,8 @@ def train(
     keras.mixed_precision.set_global_policy(policy)
     with backend.distribution() as devices:  # several GPUs: one trial trains on all of them (fit included)
         if resume is not None:
+            from kerasweep.trainers import metrics  # noqa: F401 - registers the metrics a saved model may carry
+
             model = keras.models.load_model(resume.path)
             policy = getattr(getattr(inner_network(model), "dtype_policy", None), "name", policy)
         else:
@@ -549,7 +560,7 @@ def train(
             else:
                 loss, weight = task_loss(spec.task, values.get("loss"), data.y_std)
                 model.compile(optimizer=make_optimizer(values), loss=loss, loss_weights=weight,
-                              metrics=task_metrics(spec.task, data.n_classes), run_eagerly=run_eagerly)  # eager: step through a builder
+                              metrics=task_metrics(spec.task, data.n_classes, spec.monitor), run_eagerly=run_eagerly)  # eager: step through a builder
         one_hot = spec.task == "classification" and _wants_one_hot(model)  # the builder compiled a one-hot loss
         whole_batches_only = devices > 1 and not backend.keeps_uneven_last_batch()  # JAX across several devices
         shuffle = bool(spec.fit.get("shuffle", True))

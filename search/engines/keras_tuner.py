@@ -313,6 +313,8 @@ def _tuner_class() -> type:
         def load_model(self, trial: Any) -> Any:
             import keras
 
+            from kerasweep.trainers import metrics  # noqa: F401 - registers the metrics a saved model may carry
+
             return keras.models.load_model(self.checkpoint(trial.trial_id))
 
     return SweepTuner
