@@ -332,7 +332,9 @@ def check_space(space: Space, base_dir: Path | None = None, files: bool = True) 
         problems += [line.replace("data:", "validation:", 1) for line in _check_data(space.validation, base_dir)]
     logged = catalog.task_metrics(space.task)
     if space.objective.metric not in logged:
-        hint = difflib.get_close_matches(space.objective.metric, logged, n=1)
+        # a shortened name (val_acc) means the metric it begins; else the closest spelling
+        hint = [m for m in logged if m.startswith(space.objective.metric)][:1] or \
+            difflib.get_close_matches(space.objective.metric, logged, n=1)
         where = "objective[0].metric" if space.objectives else "objective.metric"
         first = " (the first objective picks each trial's best epoch: a metric training logs)" \
             if space.objective.metric in catalog.MEASURES else ""
