@@ -8,6 +8,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT, run_cli, write_space
 
 
@@ -24,6 +26,7 @@ def test_the_wheel_holds_one_top_level_package(tmp_path: Path) -> None:
     assert zipfile.ZipFile(wheel).read(top_level).decode().split() == ["kerasweep"]
 
 
+@pytest.mark.slow  # the CLI in a fresh interpreter from the user's folder: 20 s
 def test_a_project_with_its_own_trainers_and_search_packages_sweeps_with_its_builder(tmp_path: Path) -> None:
     for package in ("trainers", "search"):
         (tmp_path / package).mkdir()

@@ -14,6 +14,7 @@ import yaml
 from tests.conftest import ROOT, invoke_cli
 
 
+@pytest.mark.slow  # a fresh interpreter sweeps, trains and registers: 25 s
 def test_a_notebook_sweep_prints_only_what_it_was_asked_and_matches_the_cli(tmp_path: Path) -> None:
     import kerasweep
 
