@@ -163,7 +163,7 @@ def sweep(space: str, engine: str, trials: int | None, epochs: int | None, minut
         return
     console.print(summary_table(result, metric, parsed.params))
     path = export_best(config.name, store)[0]
-    console.print(f"Best {metric} {result.best.value:.4f} (trial {result.best.number}){_against(report, result)}; "
+    console.print(f"Best {metric} {result.best.value:.4f} (trial {result.best.number}){_against(report)}; "
                   f"config exported to {path}")
     if report and report.baseline and not report.baseline.beaten_by(result.best.value, result.direction):
         err_console.print(f"[bold red]No trial beats the trivial predictor[/] ({escape(report.baseline.predictor)}: "
@@ -172,8 +172,8 @@ def sweep(space: str, engine: str, trials: int | None, epochs: int | None, minut
     console.print(f"Next: [bold]make ui[/] to browse the runs, [bold]make train CONFIG={path}[/] to train it.")
 
 
-def _against(report: Any, result: Any) -> str:
-    """' against baseline 0.7200' beside a best value, or nothing where the sweep has no baseline."""
+def _against(report: Any) -> str:
+    """', baseline 0.7200' beside a best value, or nothing where the sweep has no baseline."""
     if report is None or report.baseline is None:
         return ""
     return f", baseline {report.baseline.value:.4f}"

@@ -204,8 +204,7 @@ def _from_table(data: str, frame: Any, y: np.ndarray, task: str, names: tuple[st
     else:
         encoded, classes, strata = _encode_labels(data, y, task, names)
         train_frame, val_frame, y_train, y_val = _split(data, (frame, encoded), validation_split, seed, strata)
-    plan = fit_plan(train_frame, roles, dropped)
-    notices = [*_identifier_notices(plan), *_monotone_notices(frame, plan)]
+    plan = fit_plan(train_frame, roles)
     try:
         x_train, x_val = plan.encode(train_frame), plan.encode(val_frame)
     except ColumnError as exc:
@@ -213,28 +212,7 @@ def _from_table(data: str, frame: Any, y: np.ndarray, task: str, names: tuple[st
     extra = _target_scaling(y_train) if task == "regression" else {}
     return Dataset(data, x_train, y_train, x_val, y_val, classes, **_scaling(x_train), task=task,
                    features=tuple(plan.used), plan=plan, raw_val=val_frame.reset_index(drop=True),
-                   dropped_rows=dropped, notices=tuple(notices), **extra)
-
-
-def _identifier_notices(plan: ColumnPlan) -> list[str]:
-    return [f"column {c.name} is left out: an identifier ({c.reason}); set columns: {{{c.name}: numeric}} (or "
-            "categorical) if it is a real feature" for c in plan.columns if c.role == "identifier"]
-
-
-def _monotone_notices(frame: Any, plan: ColumnPlan) -> list[str]:
-    """A kept number that grows row by row (a row number, a time) leaks where the file is sorted by its target."""
-    import pandas as pd
-
-    found = []
-    for column in plan.columns:
-        if column.role != "numeric" or len(frame) <= 20:
-            continue
-        values = pd.to_numeric(frame[column.name], errors="coerce")
-        if values.notna().all() and (values.is_monotonic_increasing or values.is_monotonic_decreasing) \
-                and values.nunique() == len(values):
-            found.append(f"column {column.name} grows row by row (a row number, a time?): where the file is sorted, "
-                         f"it gives the order away; set columns: {{{column.name}: ignore}} unless it is a real feature")
-    return found
+                   dropped_rows=dropped, notices=tuple(plan.notices(frame)), **extra)
 
 
 def _from_streams(ref: str, train: Any, validation: Any, features: Any, task: str) -> Dataset:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -64,8 +64,6 @@ class ColumnPlan:
     """Every column of a table with its role, fitted on training rows; encodes raw rows the same way always."""
 
     columns: tuple[Column, ...]
-    dropped_rows: int = 0  # rows left out because their target was missing
-    notices: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def used(self) -> list[str]:
@@ -87,14 +85,31 @@ class ColumnPlan:
         return np.concatenate(parts, axis=1).astype("float32")
 
     def to_json(self) -> str:
-        return json.dumps({"columns": [asdict(c) for c in self.columns], "dropped_rows": self.dropped_rows})
+        return json.dumps({"columns": [asdict(c) for c in self.columns]})
 
     @classmethod
     def from_json(cls, text: str) -> ColumnPlan:
         document = json.loads(text)
         columns = tuple(Column(**{**c, "fill": tuple(c["fill"]), "vocabulary": tuple(c["vocabulary"])})
                         for c in document["columns"])
-        return cls(columns, document.get("dropped_rows", 0))
+        return cls(columns)
+
+    def notices(self, frame: pd.DataFrame) -> list[str]:
+        """What a person should know before trusting a result on `frame` (the whole table, in file order):
+        each identifier left out, and each kept number that grows row by row (a row number, a time), which
+        gives the order away where the file is sorted by its target."""
+        found = [f"column {c.name} is left out: an identifier ({c.reason}); set columns: {{{c.name}: numeric}} (or "
+                 "categorical) if it is a real feature" for c in self.columns if c.role == "identifier"]
+        for column in self.columns:
+            if column.role != "numeric" or len(frame) <= 20:
+                continue
+            values = pd.to_numeric(frame[column.name], errors="coerce")
+            if values.notna().all() and (values.is_monotonic_increasing or values.is_monotonic_decreasing) \
+                    and values.nunique() == len(values):
+                found.append(f"column {column.name} grows row by row (a row number, a time?): where the file is "
+                             f"sorted, it gives the order away; set columns: {{{column.name}: ignore}} unless it is "
+                             "a real feature")
+        return found
 
     def describe(self) -> list[str]:
         """One line per role, for the sweep's first lines and the parent run's `data/columns.txt`."""
@@ -156,7 +171,7 @@ def _iso_dates(text: pd.Series) -> pd.Series:
     return parsed
 
 
-def fit_plan(frame: pd.DataFrame, roles: dict[str, tuple[str, str]], dropped_rows: int = 0) -> ColumnPlan:
+def fit_plan(frame: pd.DataFrame, roles: dict[str, tuple[str, str]]) -> ColumnPlan:
     """Learn each column's medians or vocabulary from the training rows only (never the validation rows)."""
     columns = []
     for name, (role, reason) in roles.items():
@@ -176,7 +191,7 @@ def fit_plan(frame: pd.DataFrame, roles: dict[str, tuple[str, str]], dropped_row
             columns.append(Column(name, role, reason, vocabulary=vocabulary))
         else:
             columns.append(Column(name, role, reason))
-    return ColumnPlan(tuple(columns), dropped_rows)
+    return ColumnPlan(tuple(columns))
 
 
 def _missing(values: pd.Series) -> pd.Series:
