@@ -25,14 +25,14 @@ SWEEP_FLAGS = --engine $(ENGINE) --store $(STORE) \
 	$(if $(NAME),--name $(NAME)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(SAMPLER),--sampler $(SAMPLER))
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock sweep status export train ui tensorboard dashboard cluster-local bench bench-quick bench-gpu test test-slow test-jax test-torch test-gpu clean
+.PHONY: help install lock sweep status export train ui tensorboard dashboard cluster-local bench bench-quick bench-gpu docs test test-slow test-jax test-strict test-torch test-gpu clean
 
 help: ## List the targets with one line each
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
 	@echo "  variables: SPACE=$(SPACE) ENGINE=$(ENGINE) STORE=$(STORE) TRIALS EPOCHS MINUTES NAME WORKERS SAMPLER SWEEP CONFIG PORT JOBS INSTALLER=$(INSTALLER)"
 
 # uv (installed into .venv by pip first, so nothing is needed beforehand) installs the same locked set about
-# twice as fast as pip (README "Benchmarks", table 5); INSTALLER=pip uses pip alone, and pip takes over if uv
+# twice as fast as pip (docs/benchmarks.md, table 5); INSTALLER=pip uses pip alone, and pip takes over if uv
 # fails (an index only pip is configured for, say). Both compile bytecode at install, as pip always has.
 INSTALLER ?= uv
 PIP_INSTALL = $(BIN)/python -m pip install -q --disable-pip-version-check
@@ -110,6 +110,9 @@ test-jax: $(STAMP) ## The engine contract (every engine) and the task contract w
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -m "slow or not slow" tests/test_engine_contract.py
 	KERAS_BACKEND=jax $(BIN)/python -m pytest tests/test_task_contract.py
 
+test-strict: $(STAMP) ## The engine contract with Deprecation/Future warnings from kerasweep's own calls as errors
+	KERASWEEP_STRICT_WARNINGS=1 $(BIN)/python -m pytest $(PYTEST_SLOW_JOBS) -m "slow or not slow" tests/test_engine_contract.py
+
 test-torch: $(STAMP) ## The same contracts with Keras on PyTorch (CPU); needs torch installed, so not in CI
 	@$(BIN)/python -c "import torch" 2>/dev/null || { echo "test-torch: torch is not installed; $(BIN)/pip install torch (about 5 GB with its CUDA libraries)" >&2; exit 2; }
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -m "slow or not slow" tests/test_engine_contract.py
@@ -118,6 +121,9 @@ test-torch: $(STAMP) ## The same contracts with Keras on PyTorch (CPU); needs to
 test-gpu: $(STAMP) ## On a GPU machine: workers packed on the GPU, trials and production trained there (skips without one)
 	$(BIN)/python -m pytest -m gpu tests/test_gpu.py -rs
 
+docs: $(STAMP) ## Build the documentation offline into site/ (strict: a broken link or reference fails)
+	$(BIN)/mkdocs build --strict --quiet
+
 clean: ## Remove the store (runs/), caches and build files; keeps .venv
-	rm -rf $(STORE) .pytest_cache build *.egg-info
+	rm -rf $(STORE) .pytest_cache build site *.egg-info
 	find . -name __pycache__ -type d -not -path './$(VENV)/*' -exec rm -rf {} +

@@ -11,7 +11,7 @@ from typing import Any
 
 
 def machine() -> dict[str, Any]:
-    """Cores, memory and accelerator: the README quotes results with these."""
+    """Cores, memory and accelerator: docs/benchmarks.md quotes results with these."""
     memory_gib = None
     try:
         memory_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)

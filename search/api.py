@@ -104,13 +104,18 @@ def sweep(space: str | os.PathLike[str] | Space | dict[str, Any], *, progress: b
 
 def status(name: str | None = None, store: Path | str | None = None) -> dict[str, SweepResult]:
     """Every sweep in the store (or sweep `name`) with its trials, by name, as `kerasweep status` shows them."""
+    return {config.name: result for config, result in sweeps(name, store)}
+
+
+def sweeps(name: str | None = None, store: Path | str | None = None) -> list[tuple[SweepConfig, SweepResult]]:
+    """Each sweep in the store (or sweep `name`) as its config and its trials: what `status` prints from."""
     from kerasweep.search.sweep import list_sweeps, load_config, sweep_results
 
     store = _store(store)
-    found = {}
+    found = []
     for sweep_name in [name] if name else list_sweeps(store):
         config = load_config(sweep_name, store)
-        found[sweep_name] = dataclasses.replace(sweep_results(config), fixed=tuple(config.space.fixed))
+        found.append((config, dataclasses.replace(sweep_results(config), fixed=tuple(config.space.fixed))))
     return found
 
 
@@ -123,15 +128,25 @@ def export(name: str, store: Path | str | None = None, output: Path | str | None
 
 
 def train(config: Path | str, store: Path | str | None = None, epochs: int | None = None,
-          output: Path | str | None = None) -> Any:
+          output: Path | str | None = None, verbose: bool = False) -> Any:
     """Train an exported config for production, save, log and register it (`kerasweep train`); returns
-    a `ProductionResult` (model path, best value, run id, registered name and version)."""
+    a `ProductionResult` (model path, best value, run id, registered name and version).
+
+    The file, the store and the tracking store are checked before TensorFlow loads."""
+    from kerasweep.search.export import load_export
+    from kerasweep.search.store import check_store
+    from kerasweep.search.tracking import Tracker
+
+    store = _store(store)
+    load_export(Path(config))
+    check_store(store)
+    tracker = Tracker.for_store(store)
     from kerasweep.search.production import train_config
     from kerasweep.search.quiet import import_keras_quietly
 
     _quiet_start()
     import_keras_quietly()
-    return train_config(config, _store(store), epochs, output)
+    return train_config(Path(config), store, epochs, Path(output) if output is not None else None, verbose, tracker)
 
 
 def load_model(name: str, version: int | str | None = None, store: Path | str | None = None) -> Any:

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from kerasweep.search.engines import ENGINES
-from kerasweep.search.errors import KerasweepError, UserInputError
+from kerasweep.search.errors import KerasweepError
 from kerasweep.search.interrupts import stop_on_sigterm, terminated
 from kerasweep.search.quiet import silence
 from kerasweep.search.space import PRUNERS, SAMPLERS
@@ -168,7 +168,7 @@ def sweep(space: str, engine: str, trials: int | None, epochs: int | None, minut
     if report and report.baseline and not report.baseline.beaten_by(result.best.value, result.direction):
         err_console.print(f"[bold red]No trial beats the trivial predictor[/] ({escape(report.baseline.predictor)}: "
                           f"{metric} {report.baseline.value:.4f}): this model has learnt nothing useful yet; see the "
-                          "warnings above, and README \"Tabular data\"", highlight=False)
+                          "warnings above, and docs/tasks.md \"Tabular data\"", highlight=False)
     console.print(f"Next: [bold]make ui[/] to browse the runs, [bold]make train CONFIG={path}[/] to train it.")
 
 
@@ -188,24 +188,20 @@ def status(name: str | None, store: Path) -> None:
     silence()
     from rich.table import Table
 
+    from kerasweep.search.api import sweeps
     from kerasweep.search.progress import summary_table
-    from kerasweep.search.sweep import list_sweeps, load_config, sweep_results
 
-    names = [name] if name else list_sweeps(store)
-    if not names:
+    results = sweeps(name, store)
+    if not results:
         console.print(f"No sweeps in {store}/ yet. Start one with: make sweep SPACE=cnn")
         return
     table = Table(title=f"Sweeps in {store}/")
     for column in ("sweep", "engine", "budget", "complete", "pruned", "failed", "running", "best"):
         table.add_column(column, justify="left" if column in ("sweep", "engine") else "right",
                          no_wrap=column in ("sweep", "engine"))
-    results = []
-    for sweep_name in names:
-        config = load_config(sweep_name, store)
-        result = sweep_results(config)
-        results.append((config, result))
+    for config, result in results:
         c, best = result.counts, result.best
-        table.add_row(sweep_name, result.engine, str(result.budget), str(c["complete"]), str(c["pruned"]),
+        table.add_row(config.name, result.engine, str(result.budget), str(c["complete"]), str(c["pruned"]),
                       str(c["failed"]), str(c["running"]),
                       f"{best.value:.4f} (#{best.number})" if best else "-")
     console.print(table)
@@ -231,7 +227,7 @@ def status(name: str | None, store: Path) -> None:
 def export(name: str, output: Path | None, top: int, store: Path, where: tuple[str, ...]) -> None:
     """Write the best trial of sweep NAME as a config that `kerasweep train` takes as it is."""
     silence()
-    from kerasweep.search.export import export_best
+    from kerasweep.search.api import export as export_best
 
     for path in export_best(name, store, output, top, where):
         console.print(f"Exported {path}")
@@ -249,19 +245,11 @@ def train(config: Path, epochs: int | None, output: Path | None, store: Path, ve
     silence(verbose)
     from kerasweep.search.export import load_export
 
-    spec = load_export(config)  # fail on a bad file, store or tracking store before TensorFlow loads
-    from kerasweep.search.store import check_store
-    from kerasweep.search.tracking import Tracker
-
-    check_store(store)
-    tracker = Tracker.for_store(store)
-    from kerasweep.search.quiet import import_keras_quietly
-
-    import_keras_quietly()
-    from kerasweep.search.production import train_config
+    spec = load_export(config)  # a bad file: one line before anything else
+    from kerasweep.search.api import train as train_config
 
     console.print(f"Training {spec.model} on {spec.data} for up to {epochs or spec.epochs} epochs ...")
-    result = train_config(config, store, epochs, output, verbose, tracker)
+    result = train_config(config, store, epochs, output, verbose)
     console.print(f"Best {result.metric} {result.best_value:.4f} at epoch {result.best_epoch + 1}")
     console.print(f"Model saved to {result.model_path}")
     console.print(f"Registered in MLflow as models:/{result.registered_name}/{result.version} "

@@ -1,12 +1,14 @@
 """Best trial -> a self-contained YAML config that production training takes as it is.
 
 The file holds exactly the trainer's `TrainSpec` fields plus provenance, so it rebuilds the winner
-without the space file, the store or kerasweep itself:
+without the space file, the store or kerasweep itself (`cfg` is what `yaml.safe_load` reads from
+`runs/exports/<sweep>.yaml`; `tests/test_docs.py` runs this example):
 
-    import yaml, keras
-    from kerasweep.trainers.models import build
-    cfg = yaml.safe_load(open("runs/exports/cnn.yaml"))
-    model = build(cfg["model"], cfg["params"], input_shape=(8, 8, 1), n_classes=10)
+    >>> from kerasweep.trainers.models import build
+    >>> cfg = {"model": "mlp", "params": {"units": 16, "layers": 2, "dropout": 0.1}}
+    >>> model = build(cfg["model"], cfg["params"], input_shape=(4,), n_outputs=3)
+    >>> model.output_shape
+    (None, 3)
 
 (`code`, where present, is the folder a user's `module:function` imports from.)
 

@@ -30,6 +30,7 @@ def silence(verbose: bool = False) -> None:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
     warnings.filterwarnings("ignore")
+    strict_warnings()
     for name in ("tensorflow", "absl", "optuna", "mlflow", "alembic", "sqlalchemy", "ray", "keras_tuner", "h5py"):
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
@@ -38,6 +39,17 @@ def silence(verbose: bool = False) -> None:
         optuna.logging.set_verbosity(optuna.logging.ERROR)
     except ImportError:  # pragma: no cover - optuna is a dependency
         pass
+
+
+STRICT_ENV = "KERASWEEP_STRICT_WARNINGS"  # `make test-strict`: a library's deprecations of kerasweep's calls fail
+
+
+def strict_warnings() -> None:
+    """Under KERASWEEP_STRICT_WARNINGS=1, a Deprecation or Future warning that kerasweep's own code causes
+    (the library attributes it to its caller) is an error, so the next major release's breaks show in CI."""
+    if os.environ.get(STRICT_ENV) == "1":
+        for category in (DeprecationWarning, FutureWarning):
+            warnings.filterwarnings("error", category=category, module=r"kerasweep\.")
 
 
 def import_keras_quietly() -> None:

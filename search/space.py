@@ -368,7 +368,7 @@ def check_space(space: Space, base_dir: Path | None = None, files: bool = True) 
 
 
 def _check_user_builder(model: str) -> tuple[list[str], str]:
-    """Import a user's builder (this runs the user's module, as the README says) to fail before compute;
+    """Import a user's builder (this runs the user's module, as docs/spaces.md says) to fail before compute;
     returns the problems and the builder's style ("values", "trial" or "hp")."""
     from kerasweep.search.quiet import import_keras_quietly
 

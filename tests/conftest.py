@@ -63,6 +63,30 @@ def start_cli(*args: str, **popen: object) -> subprocess.Popen:
                             **options)
 
 
+def wait_for(predicate, process: subprocess.Popen | None = None, timeout: float = 240.0, interval: float = 0.2,
+             what: str = "", describe=None):
+    """Poll `predicate` until it returns something true, and return that. Fails the test, with the process's
+    output (or `describe()`), when time runs out or `process` exits first; a process still running then is
+    killed, never left behind the rest of the suite."""
+    deadline = time.time() + timeout
+    while True:
+        found = predicate()
+        if found:
+            return found
+        ended = process is not None and process.poll() is not None
+        if ended or time.time() > deadline:
+            break
+        time.sleep(interval)
+    reason = f"exited with {process.returncode} first" if ended else f"not within {timeout:.0f} s"
+    detail = describe() if describe is not None else ""
+    if process is not None:
+        if process.poll() is None:
+            process.kill()
+        out, err = process.communicate(timeout=30)
+        detail += f"\nstdout:\n{(out or '')[-3000:]}\nstderr:\n{(err or '')[-3000:]}"
+    pytest.fail(f"waited for {what or 'the condition'}: {reason}{detail}")
+
+
 def wait_or_kill(proc: subprocess.Popen, timeout: float) -> tuple[str, str]:
     """Its output once it exits; a sweep still running after `timeout` is killed, never left behind
     the rest of the suite (the TimeoutExpired still fails the test)."""
@@ -79,6 +103,28 @@ def write_space(folder: Path, text: str, name: str = "space.yaml") -> Path:
     path = folder / name
     path.write_text(textwrap.dedent(text).lstrip())
     return path
+
+
+TINY_SPACE = """
+    name: {name}
+    model: mlp
+    data: iris
+    budget: {{trials: {trials}, epochs: {epochs}}}
+    search: {{sampler: random, pruner: none, seed: 1}}
+    params:
+      units: {{type: int, low: 4, high: 8}}
+    fixed: {{learning_rate: 0.05}}
+"""
+
+
+@pytest.fixture
+def tiny_space(tmp_path: Path):
+    """A factory for the smallest real space (an mlp on iris, seconds per trial): `tiny_space(name=..., trials=...,
+    epochs=...)` writes it under tmp_path and returns its path."""
+    def write(name: str = "tiny", trials: int = 2, epochs: int = 2) -> Path:
+        return write_space(tmp_path, TINY_SPACE.format(name=name, trials=trials, epochs=epochs), f"{name}.yaml")
+
+    return write
 
 
 def free_port() -> int:
@@ -136,6 +182,13 @@ def starts_ray(nodeid: str) -> bool:
     return "ray" in nodeid.lower() or nodeid.startswith(STARTS_RAY)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """`make test-strict`: a Deprecation or Future warning caused by kerasweep's own calls fails the test."""
+    if os.environ.get("KERASWEEP_STRICT_WARNINGS") == "1":
+        for category in ("DeprecationWarning", "FutureWarning"):
+            config.addinivalue_line("filterwarnings", f"error::{category}:kerasweep\\.")
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
     """`--dist loadgroup`: every test that starts Ray in one group, run one after another on one worker;
     the rest spread test by test. Two local Ray clusters starting at once on two cores time out, and a test
@@ -181,18 +234,18 @@ def serving(command: list[str], port: int, timeout: float = 90.0, env: dict[str,
     proc = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **QUIET_ENV, **(env or {})}, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.time() + timeout
-        while True:
+        def answers() -> bool:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}{health}", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
+                    return answer.status == 200
             except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                log.seek(0)
-                raise RuntimeError(f"server {command[:4]} did not start:\n{log.read().decode()[-3000:]}")
-            time.sleep(0.5)
+                return False
+
+        def output() -> str:
+            log.seek(0)
+            return "\n" + log.read().decode()[-3000:]
+
+        wait_for(answers, proc, timeout, 0.5, f"server {command[:4]} to answer {health}", output)
         yield f"http://127.0.0.1:{port}"
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

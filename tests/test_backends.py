@@ -52,8 +52,8 @@ def test_mixed_precision_is_chosen_for_big_models_on_a_gpu_only() -> None:
     assert backend.precision(False, big, gpus=1) == "float32"
 
 
-def test_bad_backend_and_both_packing_flags_are_one_line_exit_2(tmp_path: Path, monkeypatch) -> None:
-    space = write_space(tmp_path, "name: s\nmodel: mlp\ndata: iris\nparams:\n  units: {type: int, low: 4, high: 8}\n")
+def test_bad_backend_and_both_packing_flags_are_one_line_exit_2(tmp_path: Path, tiny_space, monkeypatch) -> None:
+    space = tiny_space()
     store = tmp_path / "store"
     both = invoke_cli("sweep", str(space), "--workers", "2", "--trials-per-gpu", "2", "--store", str(store))
     assert both.returncode == 2

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kerasweep.search.store import Store
-from tests.conftest import mlflow_client, read_only_url, run_cli, start_cli, sweep_runs, wait_or_kill
+from tests.conftest import mlflow_client, read_only_url, run_cli, start_cli, sweep_runs, wait_or_kill, wait_for
 
 TRIALS = 6
 ARGS = ["mlp", "--trials", str(TRIALS), "--epochs", "8", "--name", "crashy", "--pruner", "none"]
@@ -29,12 +29,6 @@ def _optuna_states(store: Path) -> list[str]:
 
 def _start(store: Path, *extra: str) -> subprocess.Popen:
     return start_cli("sweep", *ARGS, *extra, "--store", str(store))
-
-
-def _wait_until(predicate, proc: subprocess.Popen, timeout: float = 240) -> None:
-    deadline = time.time() + timeout
-    while not predicate() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
 
 
 def _assert_consistent(store: Path, budget: int = TRIALS) -> None:
@@ -57,11 +51,11 @@ def test_sigkill_then_rerun_finishes_the_budget(tmp_path: Path, moment: str) -> 
     store = tmp_path / "store"
     proc = _start(store, "--trials", "40")  # more than it can finish before the kill, even on a slow machine
     if moment == "during start-up":  # the study exists, the first trial is loading data or building
-        _wait_until(lambda: "RUNNING" in _optuna_states(store), proc)
+        wait_for(lambda: "RUNNING" in _optuna_states(store), proc)
     else:  # some trials done, one in the middle of its epochs
-        _wait_until(lambda: _optuna_states(store).count("COMPLETE") >= 2 and "RUNNING" in _optuna_states(store), proc)
+        wait_for(lambda: _optuna_states(store).count("COMPLETE") >= 2 and "RUNNING" in _optuna_states(store), proc)
         time.sleep(0.7)
-        _wait_until(lambda: "RUNNING" in _optuna_states(store), proc)  # that trial may have ended meanwhile
+        wait_for(lambda: "RUNNING" in _optuna_states(store), proc)  # that trial may have ended meanwhile
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     assert "RUNNING" in _optuna_states(store)  # the kill left a trial behind
@@ -98,7 +92,7 @@ def test_killed_trial_continues_from_its_last_saved_epoch_on_rerun(tmp_path: Pat
     store = tmp_path / "store"
     longer = ["--epochs", "30", "--checkpoint-every", "0"]  # a backup every epoch, time to kill mid-trial
     proc = _start(store, "--trials", "40", *longer)
-    _wait_until(lambda: (_running_backup(store) or (0, 0))[1] >= 2, proc)
+    wait_for(lambda: (_running_backup(store) or (0, 0))[1] >= 2, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     killed, saved = _running_backup(store)
@@ -129,7 +123,7 @@ def test_killed_trial_continues_from_its_last_saved_epoch_on_rerun(tmp_path: Pat
 def test_ctrl_c_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     store = tmp_path / "store"
     proc = _start(store, "--trials", "40")  # a budget it cannot finish before the Ctrl-C, even on a slow machine
-    _wait_until(lambda: _optuna_states(store).count("COMPLETE") >= 1 and "RUNNING" in _optuna_states(store), proc)
+    wait_for(lambda: _optuna_states(store).count("COMPLETE") >= 1 and "RUNNING" in _optuna_states(store), proc)
     proc.send_signal(signal.SIGINT)
     out, err = wait_or_kill(proc, 60)
     # Rule: Ctrl-C ends the running trial as failed in both stores and says how to resume (exit 130)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from kerasweep.search.engines.keras_tuner import CONTINUES_TAG, KT_ID_TAG, make_
 from kerasweep.search.lifecycle import ORPHAN_REASON
 from kerasweep.search.space import load_space
 from kerasweep.search.tracking import ERROR_TAG, RETRY_TAG, STATE_TAG
-from tests.conftest import invoke_cli, mlflow_client, run_cli, start_cli, sweep_runs, write_space
+from tests.conftest import invoke_cli, mlflow_client, run_cli, start_cli, sweep_runs, write_space, wait_for
 
 SPACE = """
     name: kt
@@ -134,14 +133,12 @@ def test_sigkill_mid_bracket_then_rerun_resumes_the_bracket(tmp_path: Path) -> N
     """)
     store = tmp_path / "store"
     proc = start_cli("sweep", str(space), "--engine", "keras-tuner", "--store", str(store))
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
+    def mid_trial() -> bool:  # KerasTuner marked it running and its MLflow run is open (the store exists by then)
         statuses = _kt_statuses(store, "ktcrash")
-        # mid-trial: KerasTuner marked it running and its MLflow run is open (the store exists by then)
-        if statuses.count("COMPLETED") >= 2 and "RUNNING" in statuses and any(
-                r.info.status == "RUNNING" for r in sweep_runs(mlflow_client(store, read_only=True), "ktcrash", "ktcrash")[1]):
-            break
-        time.sleep(0.1)
+        return statuses.count("COMPLETED") >= 2 and "RUNNING" in statuses and any(
+            r.info.status == "RUNNING" for r in sweep_runs(mlflow_client(store, read_only=True), "ktcrash", "ktcrash")[1])
+
+    wait_for(mid_trial, proc, 240, 0.1, "two trials done and one mid-way")
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     before = _kt_statuses(store, "ktcrash")
@@ -189,12 +186,11 @@ def test_crashed_trial_is_retried_from_its_last_saved_epoch(tmp_path: Path) -> N
     args = ["sweep", str(space), "--engine", "keras-tuner", "--sampler", "random", "--checkpoint-every", "0",
             "--store", str(store)]
     proc = start_cli(*args)
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
+    def backed_up() -> bool:
         found = [latest_backup(p) for p in (Store(store).keras_tuner / "ktresume").glob("trial_*/resume")]
-        if any(f is not None and f.epoch >= 2 for f in found):
-            break
-        time.sleep(0.1)
+        return any(f is not None and f.epoch >= 2 for f in found)
+
+    wait_for(backed_up, proc, 240, 0.1, "a trial's backup at epoch 2")
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
 

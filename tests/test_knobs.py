@@ -1,4 +1,4 @@
-"""Every knob a space can reach trains for one epoch; the README's param table matches the code."""
+"""Every knob a space can reach trains for one epoch; the docs' param table matches the code."""
 
 from __future__ import annotations
 
@@ -83,8 +83,8 @@ def test_scheduled_rate_is_what_the_optimizer_used() -> None:
     assert result.history["learning_rate"] == pytest.approx([0.01, 0.005, 0.0025])
 
 
-def test_readme_param_table_matches_the_catalog() -> None:
-    readme = (ROOT / "README.md").read_text()
+def test_the_docs_param_table_matches_the_catalog() -> None:
+    readme = (ROOT / "docs" / "spaces.md").read_text()
     table = readme.split("<!-- params-table -->")[1].split("<!-- /params-table -->")[0]
     rows = re.findall(r"^\| `([a-z_0-9]+)` \| ([a-z_]+) \| (.+) \|$", table, re.MULTILINE)
     documented = {(name, model): meaning for name, model, meaning in rows}

@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 from kerasweep.search.store import Store
-from tests.conftest import mlflow_client, read_only_url, run_cli, start_cli, sweep_runs, wait_or_kill, write_space
+from tests.conftest import mlflow_client, read_only_url, run_cli, start_cli, sweep_runs, wait_or_kill, write_space, wait_for
 
 TRIALS = 8
 SPACE = f"""
@@ -68,27 +68,25 @@ def test_journal_file_storage(tmp_path: Path) -> None:
 def test_a_worker_that_dies_is_replaced_and_its_trial_continues(tmp_path: Path) -> None:
     import os
     import signal
-    import time
 
     from kerasweep.trainers.fit import latest_backup
 
     store = tmp_path / "store"
     space = write_space(tmp_path, SPACE.replace("epochs: 2", "epochs: 30").replace(f"trials: {TRIALS}", "trials: 4"))
     proc = start_cli("sweep", str(space), "--workers", "2", "--checkpoint-every", "0", "--store", str(store))
-    victim = None
-    deadline = time.time() + 240
-    while victim is None and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
+    def backed_up_trial() -> tuple[int, int] | None:
         try:
             running = optuna.load_study(study_name="many", storage=read_only_url(store / "optuna.db")).get_trials(
                 deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
         except Exception:  # noqa: BLE001 - not created yet
-            continue
+            return None
         for t in running:
             backup = latest_backup(Store(store).backups("many", t.number))
             if backup is not None and backup.epoch >= 2 and "kerasweep.owner" in t.user_attrs:
-                victim = t.number, int(t.user_attrs["kerasweep.owner"].rsplit(":", 1)[1])
-                break
+                return t.number, int(t.user_attrs["kerasweep.owner"].rsplit(":", 1)[1])
+        return None
+
+    victim = wait_for(backed_up_trial, proc, 240, 0.2, "a running trial with a backup at epoch 2")
     assert victim is not None, "no trial saved a backup in time"
     number, pid = victim
     os.kill(pid, signal.SIGKILL)  # one worker dies (the out-of-memory killer, a lost process); the other goes on
@@ -127,7 +125,6 @@ def test_a_worker_that_stops_beating_is_found_stale_by_the_others(tmp_path: Path
     """Two sweep commands on one storage, as on two machines: one dies, the other's heartbeat check
     fails its trial in Optuna and MLflow, and picks up the retry from its backup."""
     import subprocess
-    import time
 
     from kerasweep.search.engines.optuna import GRACE_S, HEARTBEAT_S, STALE_REASON
     from kerasweep.trainers.fit import latest_backup
@@ -146,17 +143,8 @@ def test_a_worker_that_stops_beating_is_found_stale_by_the_others(tmp_path: Path
         except Exception:  # noqa: BLE001 - not created yet
             return []
 
-    def until(predicate, timeout: float = 240):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            found = predicate()
-            if found:
-                return found
-            time.sleep(0.3)
-        return None
-
     first = start_cli(*command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert until(lambda: [t for t in trials() if t.state.name == "COMPLETE"])
+    assert wait_for(lambda: [t for t in trials() if t.state.name == "COMPLETE"], first, 240, 0.3, "a complete trial")
     second = start_cli(*command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         owner = f":{first.pid}"
@@ -172,16 +160,16 @@ def test_a_worker_that_stops_beating_is_found_stale_by_the_others(tmp_path: Path
                     return t.number
             return None
 
-        number = until(victim)
+        number = wait_for(victim, second, 240, 0.3, "a backed-up trial of the first command")
         assert number is not None, "no trial of the first command saved a backup in time"
         first.kill()  # as if its machine died: no exit code reaches the other command
         first.wait()
         assert trials()[number].state.name == "RUNNING"  # its beat is fresh: still inside the grace
         _age_heartbeat(store / "optuna.db", "many", number, GRACE_S + HEARTBEAT_S)
         # Rule: once its last beat is older than the grace, the other command's next check fails it
-        assert until(lambda: trials()[number].state.name == "FAIL", timeout=90)
-        retry = until(lambda: [t for t in trials() if t.user_attrs.get("kerasweep.retry_of") == number
-                               and "kerasweep.mlflow_run_id" in t.user_attrs], timeout=60)
+        assert wait_for(lambda: trials()[number].state.name == "FAIL", second, 90, 0.3, "the stale trial failed")
+        retry = wait_for(lambda: [t for t in trials() if t.user_attrs.get("kerasweep.retry_of") == number
+                                  and "kerasweep.mlflow_run_id" in t.user_attrs], second, 60, 0.3, "its retry")
         assert retry, "the stale trial was not retried"
         _, runs = sweep_runs(mlflow_client(store), "many", "many")
         by_number = {int(r.data.tags["kerasweep.trial"]): r for r in runs}

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import mlflow_client, run_cli, start_cli, sweep_runs, wait_or_kill
+from tests.conftest import mlflow_client, run_cli, start_cli, sweep_runs, wait_or_kill, wait_for
 
 ARGS = ["mlp", "--engine", "ray", "--trials", "8", "--epochs", "6", "--name", "resumable"]
 
@@ -23,9 +22,7 @@ def _completed_trials(store: Path) -> int:
 def test_interrupted_ray_sweep_resumes_to_its_budget(tmp_path: Path) -> None:
     store = tmp_path / "store"
     proc = start_cli("sweep", *ARGS, "--store", str(store))
-    deadline = time.time() + 240
-    while _completed_trials(store) < 1 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.5)
+    wait_for(lambda: _completed_trials(store) >= 1, proc, 240, 0.5, "one completed trial")
     proc.send_signal(signal.SIGINT)
     out, err = wait_or_kill(proc, 120)
     # Rule: Ctrl-C stops the sweep cleanly: exit 130, a message saying how to resume, no run left RUNNING
@@ -97,9 +94,8 @@ def test_ray_trial_whose_worker_died_continues_from_its_checkpoint(tmp_path: Pat
     args = ["mlp", "--engine", "ray", "--trials", "3", "--epochs", "40", "--name", "retried", "--pruner", "none",
             "--max-failures", "1", "--checkpoint-every", "0", "--store", str(store)]
     proc = start_cli("sweep", *args)
-    deadline = time.time() + 240
-    while max(_trial_checkpoint_epochs(store, "retried"), default=0) < 2 and time.time() < deadline:
-        time.sleep(0.2)
+    wait_for(lambda: max(_trial_checkpoint_epochs(store, "retried"), default=0) >= 2, proc, 240, 0.2,
+             "a trial checkpoint at epoch 2")
     victims = _ray_trial_processes(proc.pid)
     assert victims, "no Ray trial process found"
     for pid in victims:  # the worker dies (OOM killer, lost node): Tune retries its trial

@@ -7,27 +7,15 @@ from __future__ import annotations
 import ipaddress
 import signal
 import socket
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, mlflow_client, run_cli, start_cli, sweep_runs, wait_or_kill
+from tests.conftest import free_port, mlflow_client, run_cli, start_cli, sweep_runs, wait_or_kill, wait_for
 from tests.process_tree import alive, descendants, listening
 
 pytestmark = pytest.mark.slow
-
-
-def _wait_until(predicate, proc: subprocess.Popen, timeout: float = 240) -> None:
-    deadline = time.time() + timeout
-    while not predicate() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.3)
-    if not predicate():
-        if proc.poll() is None:
-            proc.kill()
-        out, err = proc.communicate(timeout=30)
-        pytest.fail(f"the sweep never reached the state the test signals it in (exit {proc.returncode}):\n{out}\n{err}")
 
 
 def _running_trial_runs(store: Path, experiment: str, name: str) -> int:
@@ -66,7 +54,7 @@ def test_sigterm_stops_a_sweep_as_ctrl_c_does_and_it_resumes(tmp_path: Path, eng
             "--store", str(store)]
     parallel = ["--workers", str(workers)] if engine == "optuna" else []  # an option of the optuna engine only
     proc = start_cli("sweep", *args, "--trials", "40", *parallel)
-    _wait_until(lambda: _running_trial_runs(store, "mlp", name) >= workers, proc)
+    wait_for(lambda: _running_trial_runs(store, "mlp", name) >= workers, proc)
     time.sleep(1.0)
     tree = descendants(proc.pid)
     proc.send_signal(signal.SIGTERM)  # to the command only, as `kill PID` or a scheduler does
@@ -87,7 +75,7 @@ def test_a_ray_sweep_listens_on_loopback_only_and_stops_on_sigterm(tmp_path: Pat
     store, name = tmp_path / "store", "term-ray"
     proc = start_cli("sweep", "mlp", "--engine", "ray", "--trials", "40", "--epochs", "30", "--name", name,
                      "--store", str(store))
-    _wait_until(lambda: _running_trial_runs(store, "mlp", name) >= 1, proc)
+    wait_for(lambda: _running_trial_runs(store, "mlp", name) >= 1, proc)
     sockets = listening(descendants(proc.pid))
     # Rule: the local Ray's every server (GCS, raylet, workers, agents) listens on 127.0.0.1 only
     assert len({pid for _, _, pid in sockets}) >= 3, sockets  # the GCS, the raylet and a worker at least
@@ -128,12 +116,11 @@ def test_servers_stop_with_their_command(tmp_path: Path, server: str, sig: signa
         _create_dashboard_sweep(store)
     args = ["ui"] if server == "ui" else [server, "dash"]
     proc = start_cli(*args, "--port", str(port), "--store", str(store))
-    deadline = time.time() + 90
-    while time.time() < deadline and proc.poll() is None:
+    def listening() -> bool:
         with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.3)
+            return probe.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_for(listening, proc, 90, 0.3, f"{server} to listen on port {port}")
     tree = descendants(proc.pid)
     assert len(tree) >= 2 and proc.poll() is None, wait_or_kill(proc, 5)
     proc.send_signal(sig)

@@ -259,10 +259,10 @@ def test_train_from_export_registers_a_model_that_scores_what_was_logged(swept: 
 def test_readme_example_uses_the_export_without_kerasweep(swept: dict) -> None:
     import keras
 
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "results.md").read_text()
     snippet = readme.split("<!-- export-example -->")[1].split("```python")[1].split("```")[0]
     code_lines = [line for line in snippet.strip().splitlines() if line.strip() and not line.startswith("#")]
-    # Rule: the README promises a five-line example
+    # Rule: the docs promise a five-line example
     assert len(code_lines) == 5, code_lines
     from kerasweep.trainers.data import load_arrays
 
@@ -273,7 +273,7 @@ def test_readme_example_uses_the_export_without_kerasweep(swept: dict) -> None:
     try:
         os.chdir(swept["store"].parent)
         snippet = snippet.replace("runs/exports/cnn.yaml", str(swept["store"] / "exports" / "tiny.yaml"))
-        exec(compile(snippet, "README.md", "exec"), namespace)  # noqa: S102 - the README's own example
+        exec(compile(snippet, "docs/results.md", "exec"), namespace)  # noqa: S102 - the docs' own example
     finally:
         os.chdir(cwd)
     # Rule: plain Keras trains with the exported optimizer, learning rate, batch size and epochs

@@ -1,7 +1,7 @@
 """A table's raw columns -> the numbers a network takes: roles decided once, fitted on the training rows.
 
 A CSV as people download it holds text categories, booleans, missing cells, an index column and dates.
-`infer_roles` decides each column's role (the README's "Tabular data" states the rules), `fit_plan` learns
+`infer_roles` decides each column's role (docs/tasks.md, "Tabular data", states the rules), `fit_plan` learns
 what the training rows say (medians, vocabularies), and `ColumnPlan.encode` turns any raw rows into one
 float32 matrix: the same function for the trial, for production training and for the served model.
 

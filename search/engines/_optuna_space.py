@@ -15,6 +15,7 @@ from typing import Any
 
 import optuna
 
+from kerasweep.search.engines.internals import StudyWithEvidence
 from kerasweep.search.space import CategoricalParam, FloatParam, IntParam, Space
 from kerasweep.trainers.suggest import Suggestions
 
@@ -102,13 +103,13 @@ class WithEvidence(optuna.samplers.BaseSampler):
         self.base, self.prior = base, prior
 
     def infer_relative_search_space(self, study: Any, trial: Any) -> dict[str, Any]:
-        return self.base.infer_relative_search_space(_StudyWithEvidence(study, self.prior), trial)
+        return self.base.infer_relative_search_space(StudyWithEvidence(study, self.prior), trial)
 
     def sample_relative(self, study: Any, trial: Any, search_space: dict[str, Any]) -> dict[str, Any]:
-        return self.base.sample_relative(_StudyWithEvidence(study, self.prior), trial, search_space)
+        return self.base.sample_relative(StudyWithEvidence(study, self.prior), trial, search_space)
 
     def sample_independent(self, study: Any, trial: Any, param_name: str, param_distribution: Any) -> Any:
-        return self.base.sample_independent(_StudyWithEvidence(study, self.prior), trial, param_name,
+        return self.base.sample_independent(StudyWithEvidence(study, self.prior), trial, param_name,
                                             param_distribution)
 
     def before_trial(self, study: Any, trial: Any) -> None:
@@ -119,28 +120,6 @@ class WithEvidence(optuna.samplers.BaseSampler):
 
     def reseed_rng(self) -> None:
         self.base.reseed_rng()
-
-
-class _StudyWithEvidence:
-    """The study as the sampler sees it: its trials, with the prior ones first; everything else is the
-    study's own (storage writes go to the real trials)."""
-
-    def __init__(self, study: Any, prior: list[optuna.trial.FrozenTrial]) -> None:
-        self._study, self._prior = study, prior
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._study, name)
-
-    def _get_trials(self, deepcopy: bool = True, states: Any = None, use_cache: bool = False) -> list[Any]:
-        prior = [t for t in self._prior if states is None or t.state in states]
-        return prior + self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
-
-    def get_trials(self, deepcopy: bool = True, states: Any = None) -> list[Any]:
-        return self._get_trials(deepcopy=deepcopy, states=states)
-
-    @property
-    def trials(self) -> list[Any]:
-        return self.get_trials()
 
 
 def distributions(space: Space) -> dict[str, optuna.distributions.BaseDistribution]:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kerasweep.search.engines.internals import defaults_first, keras_tuner_tracebacks
 from kerasweep.search.errors import UserInputError
 from kerasweep.search.interrupts import deferred_interrupts, interruptible, stop_reason
 from kerasweep.search.lifecycle import FailureStreak, Progress, TrialLife, TrialStart, out_of_time, results_from_mlflow
@@ -162,38 +163,14 @@ def make_oracle(space: Space, first_points: tuple[dict[str, Any], ...] = ()) -> 
         common["allow_new_entries"] = True  # names first asked in later trials (more layers) join the space
     points = [point for point in (*first_points, space.default_values()) if point]
     if name == "hyperband":
-        oracle = _defaults_first(kt.oracles.HyperbandOracle)(
+        oracle = defaults_first(kt.oracles.HyperbandOracle)(
             max_epochs=space.budget.epochs, factor=3, hyperband_iterations=None, **common)
     elif name == "bayesian":
-        oracle = _defaults_first(kt.oracles.BayesianOptimizationOracle)(max_trials=None, **common)
+        oracle = defaults_first(kt.oracles.BayesianOptimizationOracle)(max_trials=None, **common)
     else:
-        oracle = _defaults_first(kt.oracles.RandomSearchOracle)(max_trials=None, **common)
+        oracle = defaults_first(kt.oracles.RandomSearchOracle)(max_trials=None, **common)
     oracle.first_points = points
     return oracle
-
-
-def _defaults_first(oracle_class: type) -> type:
-    """The oracle, except that a new search's first configs are `first_points` (--warm-start, --enqueue,
-    then the space's declared defaults), in order; names a point leaves out take their defaults."""
-
-    class DefaultsFirst(oracle_class):  # type: ignore[misc, valid-type]
-        first_points: tuple[dict[str, Any], ...] = ()
-
-        def _random_values(self) -> dict[str, Any] | None:
-            given = len(self.trials)
-            if given >= len(self.first_points):
-                return super()._random_values()
-            import keras_tuner as kt
-
-            point, hps = self.first_points[given], kt.HyperParameters()
-            for hp in self.hyperparameters.space:
-                hps.merge([hp])
-                if hps.is_active(hp):
-                    hps.values[hp.name] = point.get(hp.name, hp.default)
-            return hps.values
-
-    DefaultsFirst.__name__ = f"DefaultsFirst{oracle_class.__name__}"
-    return DefaultsFirst
 
 
 # --- running --------------------------------------------------------------------------------------
@@ -325,11 +302,9 @@ def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
     from kerasweep.search.quiet import import_keras_quietly
 
     import_keras_quietly()  # before KerasTuner, which imports Keras and its backend
-    from keras_tuner.src import config as kt_config
-
     from kerasweep.trainers.fit import configure_runtime
 
-    kt_config.DEBUG = sweep.verbose  # on by default: every failed trial's traceback over the progress line
+    keras_tuner_tracebacks(shown=sweep.verbose)  # on by default: every failed trial's traceback over the progress line
     configure_runtime(parallel_trials=1)
     TrialLife(sweep).fail_orphans()  # a crash left its trial's run RUNNING; KerasTuner retries it, as a new run
     oracle = make_oracle(sweep.space, sweep.first_points)

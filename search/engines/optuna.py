@@ -209,7 +209,7 @@ def results(sweep: SweepConfig, storage: optuna.storages.BaseStorage | None = No
             intermediate=dict(t.intermediate_values),
         )
         for t in trials
-        if not t.system_attrs.get(DISCARDED_ATTR) and t.state is not OptunaState.WAITING
+        if not _discarded(t) and t.state is not OptunaState.WAITING
     )
     return SweepResult(sweep.name, "optuna", sweep.space.objective.direction, sweep.space.budget.trials, found,
                        directions_of(sweep.space))
@@ -248,6 +248,11 @@ def _numbers(numbers: list[int]) -> str:
     return shown + (f" and {len(numbers) - 5} more" if len(numbers) > 5 else "")
 
 
+def _discarded(trial: optuna.trial.FrozenTrial) -> bool:
+    """An over-budget ask another worker won (a user attribute; stores before 2026-12 kept a system one)."""
+    return bool(trial.user_attrs.get(DISCARDED_ATTR) or trial.system_attrs.get(DISCARDED_ATTR))
+
+
 def _last_value(trial: optuna.trial.FrozenTrial) -> float | None:
     steps = trial.intermediate_values
     return steps[max(steps)] if steps else None
@@ -272,7 +277,7 @@ def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
     if sweep.options.workers == 1:
         work(sweep, 0, on_progress)
         return
-    _run_workers(sweep, study, on_progress, placed)
+    _run_workers(sweep, study, storage, on_progress, placed)
 
 
 def _settled(sweep: SweepConfig, placed: Placement) -> SweepConfig:
@@ -281,7 +286,8 @@ def _settled(sweep: SweepConfig, placed: Placement) -> SweepConfig:
                                                                   trials_per_gpu=placed.per_gpu or None))
 
 
-def _run_workers(sweep: SweepConfig, study: optuna.Study, on_progress: ProgressCallback, placed: Placement) -> None:
+def _run_workers(sweep: SweepConfig, study: optuna.Study, storage: optuna.storages.BaseStorage,
+                 on_progress: ProgressCallback, placed: Placement) -> None:
     """`--workers N` processes on one storage. A worker killed by a signal (the kernel's out-of-memory
     killer, kill -9) has its trial failed in both stores at once (continued from its backup, if any)
     and is replaced, a few times at most, so the others never wait out the heartbeat's grace."""
@@ -316,7 +322,7 @@ def _run_workers(sweep: SweepConfig, study: optuna.Study, on_progress: ProgressC
                         if replacements:
                             replacements -= 1
                             start(slot)
-                on_progress(results(sweep, study._storage))  # the open storage: no schema check a second
+                on_progress(results(sweep, storage))  # the open storage: no schema check a second
             if not any(p.is_alive() for p in processes.values()):
                 break
             time.sleep(1.0)
@@ -403,7 +409,7 @@ def work(sweep: SweepConfig, worker: int, on_progress: ProgressCallback) -> None
             trial.set_user_attr(OWNER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
             if _over_budget(study, trial, budget):
                 return
-            error = _run_one(sweep, study, trial, life)
+            error = _run_one(sweep, study, storage, trial, life)
         except KeyboardInterrupt:  # whatever moment Ctrl-C hits, the asked trial ends failed everywhere
             if trial is not None:
                 _abandon(sweep, study, trial, life, stop_reason())
@@ -420,16 +426,17 @@ def _over_budget(study: optuna.Study, trial: optuna.Trial, budget: int) -> bool:
         1
         for t in trials
         if t.state in (OptunaState.COMPLETE, OptunaState.PRUNED)
-        or (t.state is OptunaState.RUNNING and t.number <= trial.number and not t.system_attrs.get(DISCARDED_ATTR))
+        or (t.state is OptunaState.RUNNING and t.number <= trial.number and not _discarded(t))
     )
     if taken <= budget:
         return False
-    study._storage.set_trial_system_attr(trial._trial_id, DISCARDED_ATTR, True)
+    trial.set_user_attr(DISCARDED_ATTR, True)
     study.tell(trial, state=OptunaState.FAIL)
     return True
 
 
-def _run_one(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, life: TrialLife) -> str | None:
+def _run_one(sweep: SweepConfig, study: optuna.Study, storage: optuna.storages.BaseStorage, trial: optuna.Trial,
+             life: TrialLife) -> str | None:
     """Train one asked trial, tell Optuna and MLflow how it ended; returns the error, if any."""
     space = sweep.space
     asked = live_suggestions(trial, space) if builder_style(space) != "values" else None  # define-by-run
@@ -457,7 +464,7 @@ def _run_one(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, life:
             return prunes and trial.should_prune()
 
     files = life.files(trial.number)
-    with _heartbeat(study, trial), interruptible():
+    with _heartbeat(storage, study, trial), interruptible():
         outcome = run_trial(space, values, hooks=[life.epoch_logger(run_id), report], files=files, resume=resume,
                             suggestions=asked, debug=sweep.debug)
     retries = int(trial.user_attrs.get(RETRIES_ATTR, 0))
@@ -520,9 +527,8 @@ def _continue_later(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> Non
 def _abandon(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial | optuna.trial.FrozenTrial, life: TrialLife,
              reason: str) -> None:
     """End a trial that will not finish as failed in Optuna and MLflow, whichever it is still open in."""
-    frozen = study._storage.get_trial(trial._trial_id)
-    if frozen.state is OptunaState.RUNNING:
-        study._storage.set_trial_state_values(trial._trial_id, state=OptunaState.FAIL)
+    study.tell(trial.number, state=OptunaState.FAIL, skip_if_finished=True)
+    frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
     run_id = frozen.user_attrs.get(RUN_ATTR)
     if run_id:
         life.abandon(run_id, reason)
@@ -543,17 +549,19 @@ def _log_lost_trials(life: TrialLife, trials: list[optuna.trial.FrozenTrial], re
 
 
 @contextmanager
-def _heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
-    """Beat for a running trial so other workers can tell a live trial from a dead one."""
-    storage = study._storage
+def _heartbeat(storage: optuna.storages.BaseStorage, study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
+    """Beat for a running trial so other workers can tell a live trial from a dead one (Optuna beats only
+    inside `study.optimize`; ask-and-tell beats through the storage's public heartbeat API)."""
     if not getattr(storage, "get_heartbeat_interval", lambda: None)():
         yield
         return
+    study_id = storage.get_study_id_from_name(study.study_name)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
     stop = threading.Event()
 
     def beat() -> None:
         while not stop.is_set():
-            storage.record_heartbeat(trial._trial_id)
+            storage.record_heartbeat(trial_id)
             stop.wait(HEARTBEAT_S)
 
     thread = threading.Thread(target=beat, daemon=True)
@@ -581,10 +589,10 @@ def _fail_orphans(sweep: SweepConfig, study: optuna.Study) -> None:
     for t in running:
         if not _owner_alive(t, host):
             try:
-                study._storage.set_trial_state_values(t._trial_id, state=OptunaState.FAIL)
-                orphans.append(t)
-            except Exception:  # noqa: BLE001 - finished by someone else meanwhile
-                pass
+                study.tell(t.number, state=OptunaState.FAIL)
+            except (ValueError, RuntimeError):  # finished by someone else meanwhile: it stays as they told it
+                continue
+            orphans.append(t)
     if not sweep.parent_run_id:
         return
     life = TrialLife(sweep)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kerasweep.search.engines.internals import ray_loopback_only, reattach_callback
 from kerasweep.search.errors import SweepAborted, TrialFailed, UserInputError
 from kerasweep.search.interrupts import stop_on_sigterm, stop_reason
 from kerasweep.search.lifecycle import FailureStreak, Progress, TrialLife, TrialStart, results_from_mlflow
@@ -77,7 +78,6 @@ def check(space: Space, options: Options) -> list[str]:
     return problems + sampler_problems(space)
 
 FINAL = "kerasweep_final"  # marks the one result a finished trial reports after its last epoch
-LOOPBACK = "127.0.0.1"  # a local Ray listens here only (README: Security)
 RAY_ID_TAG, NODE_TAG = "kerasweep.ray_trial_id", "kerasweep.node"
 EPOCH, NODE = "epoch", "node_id"
 RUNTIME = "runtime_"  # the final result's backend and precision: runtime_<tag> (see trial.runtime_tags)
@@ -448,38 +448,12 @@ def _init_ray(sweep: SweepConfig) -> bool:
     if address:
         ray.init(address=address, runtime_env=env, **options)
     else:  # address="local": always a fresh Ray for this sweep, never a cluster someone else started here
-        with _loopback_only():
-            ray.init(address="local", include_dashboard=False, num_cpus=os.cpu_count(),
-                     _node_ip_address=LOOPBACK, **options)
+        with ray_loopback_only() as loopback:
+            ray.init(address="local", include_dashboard=False, num_cpus=os.cpu_count(), **loopback, **options)
     stop_on_sigterm()  # ray.init replaced our SIGTERM handler with a bare exit: the trial would stay RUNNING
     if not sweep.verbose:  # a failed trial's traceback goes to MLflow (error.txt), not over the progress line
         logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
     return True
-
-
-@contextlib.contextmanager
-def _loopback_only() -> Iterator[None]:
-    """Start a local Ray whose every server (GCS, raylet, workers, agents) listens on 127.0.0.1 only.
-
-    Ray swaps a node address of 127.0.0.1 for the machine's own address, and then its gRPC servers
-    listen on every interface, unless Ray believes no cluster can be formed: the switch it keeps for
-    macOS and Windows. The switch is read by this process (the module constant) and by every process
-    Ray starts (the environment, which they inherit at start).
-    """
-    from ray._private import ray_constants
-
-    previous_env = os.environ.get(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR)
-    previous_constant = ray_constants.ENABLE_RAY_CLUSTER
-    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
-    ray_constants.ENABLE_RAY_CLUSTER = False
-    try:
-        yield
-    finally:
-        ray_constants.ENABLE_RAY_CLUSTER = previous_constant
-        if previous_env is None:
-            os.environ.pop(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR, None)
-        else:
-            os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = previous_env
 
 
 def _concurrency(sweep: SweepConfig) -> int:
@@ -518,14 +492,12 @@ def _fit(sweep: SweepConfig, on_progress: ProgressCallback, path: Path) -> None:
     from ray import tune
 
     space = sweep.space
-    if space.multi_objective:  # a model's cost is known once it trained: only the final report holds every objective
-        os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     resources = {"cpu": sweep.options.cpus_per_trial, "gpu": sweep.options.gpus_per_trial}
     fn = tune.with_resources(tune.with_parameters(trainable, sweep=sweep), resources)
     callback = _tune_callback_class()(sweep, on_progress)
     if path.exists():
         tuner = tune.Tuner.restore(str(path), trainable=fn, resume_errored=sweep.max_failures > 0)
-        _reattach(tuner, callback)
+        reattach_callback(tuner, callback)
     else:
         tuner = tune.Tuner(
             fn,
@@ -545,8 +517,9 @@ def _fit(sweep: SweepConfig, on_progress: ProgressCallback, path: Path) -> None:
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             ),
         )
-    try:
-        tuner.fit()
+    try:  # a model's cost is known once it trained: only the final report holds every objective
+        with _environment(TUNE_DISABLE_STRICT_METRIC_CHECKING="1" if space.multi_objective else None):
+            tuner.fit()
     except KeyboardInterrupt:
         _close_interrupted(sweep)
         raise
@@ -558,6 +531,18 @@ def _fit(sweep: SweepConfig, on_progress: ProgressCallback, path: Path) -> None:
         raise SweepAborted(message)
 
 
+@contextlib.contextmanager
+def _environment(**values: str | None) -> Iterator[None]:
+    """Set the named variables (None: leave as is) for the block only."""
+    saved = {name: os.environ.get(name) for name, value in values.items() if value is not None}
+    os.environ.update({name: value for name, value in values.items() if value is not None})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            os.environ.pop(name, None) if value is None else os.environ.update({name: value})
+
+
 def _close_interrupted(sweep: SweepConfig) -> bool:
     """Fail the runs of trials a Ctrl-C stopped (Tune resumes them on the next run); True if any."""
     unfinished = [t for t in results(sweep).trials if t.state is TrialState.RUNNING]
@@ -565,15 +550,6 @@ def _close_interrupted(sweep: SweepConfig) -> bool:
     for trial in unfinished:
         life.abandon(trial.mlflow_run_id, stop_reason())
     return bool(unfinished)
-
-
-def _reattach(tuner: Any, callback: Any) -> None:
-    """A restored Tuner unpickles its callbacks without their progress hook; give it the live one."""
-    internal = getattr(tuner, "_local_tuner", None)
-    run_config = getattr(internal, "_run_config", None)
-    if run_config is not None:
-        run_config.callbacks = [c for c in (run_config.callbacks or []) if type(c).__name__ != "TrackingCallback"]
-        run_config.callbacks.append(callback)
 
 
 def check_stores(sweep: SweepConfig, logged: set[int], parent_exists: bool) -> str | None:
