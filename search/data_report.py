@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from kerasweep.search.space import Space
 from kerasweep.trainers.baselines import Baseline, baseline
 
@@ -33,11 +35,11 @@ class DataReport:
 
 def data_report(space: Space) -> DataReport:
     """Load the space's data as its trials will and describe it (see the module docstring)."""
-    from kerasweep.search.trial import train_spec
+    from kerasweep.search.trial import data_values, train_spec
     from kerasweep.trainers.fit import load_data
     from kerasweep.trainers.leaks import leak_warnings
 
-    data = load_data(train_spec(space, {}))
+    data = load_data(train_spec(space, data_values(space)))
     if data.streams is not None:
         lines = [f"data: {space.data}, streamed (its datasets train; the baseline needs every row in memory)"]
     else:
@@ -46,11 +48,23 @@ def data_report(space: Space) -> DataReport:
                                                                           f"{space.validation_split:.0%})")]
     if data.plan is not None:
         lines += [f"columns {line}" for line in data.plan.describe()]
+    if data.series is not None:  # a forecast: the windows, the time split and the naive forecasts
+        lines = data.series.describe()
     warnings = []
     if data.dropped_rows:
         warnings.append(f"{data.dropped_rows} row(s) left out: their target ({space.target}) is missing")
-    warnings += [*data.notices, *leak_warnings(data), *_rare_class(space, data)]
+    warnings += [*data.notices, *leak_warnings(data), *_rare_class(space, data), *_random_sequences(space, data)]
     return DataReport(tuple(lines), tuple(warnings), baseline(data, space.objective.metric))
+
+
+def _random_sequences(space: Space, data: Any) -> list[str]:
+    """Sequences split at random: windows cut from one series would validate on the years they trained on."""
+    if data.series is not None or data.streams is not None or np.ndim(data.x_train) != 3 or space.split == "ordered" \
+            or space.validation is not None:
+        return []
+    return ["the sequences are split at random: if they are windows of one series, the validation windows overlap "
+            "the training ones and the score is no forecast error; set split: ordered (the last rows validate) or "
+            "use task: forecast on the series itself"]
 
 
 def _rare_class(space: Space, data: Any) -> list[str]:

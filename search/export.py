@@ -31,7 +31,7 @@ from kerasweep.search.constraints import meeting, parse_where
 from kerasweep.search.errors import UserInputError
 from kerasweep.search.results import SweepResult, TrialResult
 from kerasweep.search.safe_yaml import read_yaml
-from kerasweep.search.space import ColumnRole, FitArgs, TaskName, check_value, describe_errors
+from kerasweep.search.space import ColumnRole, FitArgs, ForecastSettings, TaskName, check_value, describe_errors
 from kerasweep.search.sweep import MAX_NAME, NAME_PATTERN, SweepConfig, load_config, sweep_results
 from kerasweep.search.trial import train_spec
 from kerasweep.trainers.fit import TrainSpec
@@ -46,6 +46,8 @@ def export_config(config: SweepConfig, trial: TrialResult, result: SweepResult) 
     document = dataclasses.asdict(spec)
     document["target"] = spec.target if isinstance(spec.target, str) else list(spec.target)  # YAML has no tuples
     document["params"] = {k: document["params"][k] for k in sorted(document["params"])}
+    if not document["forecast"]:  # a forecast's settings only where the task is one
+        del document["forecast"]
     document["provenance"] = {
         "space": config.space.name,
         "sweep": config.name,
@@ -185,6 +187,8 @@ class ExportFile(_Strict):
     fit: FitArgs = FitArgs()
     callbacks: StrictStr | None = None
     columns: dict[StrictStr, ColumnRole] = {}
+    forecast: ForecastSettings | None = None
+    split: Literal["random", "ordered"] = "random"
     provenance: Provenance | None = None
 
 
@@ -238,6 +242,7 @@ def read_export(path: Path | str) -> tuple[TrainSpec, Provenance]:
         raise UserInputError("\n".join(f"{path}: {line}" for line in problems))
     fields = parsed.model_dump(exclude={"provenance"})
     fields["fit"] = parsed.fit.model_dump(exclude_defaults=True)
+    fields["forecast"] = parsed.forecast.model_dump(exclude_none=True) if parsed.forecast else {}
     return TrainSpec(**fields), parsed.provenance or Provenance()
 
 

@@ -70,6 +70,7 @@ def train_config(config_path: Path | str, store: Path | str = "runs", epochs: in
         f"{name}-production", config_path.stem, params, result.history, model_path, name, tags,
         example=raw_example(data), labels={"task": spec.task, "classes": [_plain(c) for c in data.classes]},
         columns=data.plan.to_json() if data.plan is not None else None,
+        series=data.series.plan.to_json() if data.series is not None else None,
     )
     return ProductionResult(model_path, spec.monitor, result.best_value, result.best_epoch, run_id, name, version)
 
@@ -79,10 +80,23 @@ def _plain(value: object) -> object:
     return value.item() if hasattr(value, "item") else value
 
 
+def recent_rows(windows: Any, end: int) -> Any:
+    """The raw rows a forecast from row `end` reads, as a user sends them (dates as ISO text)."""
+    from kerasweep.trainers.series_plan import shown
+
+    plan = windows.plan
+    rows = windows.series.iloc[end - plan.span + 1:end + 1].copy()
+    if plan.kind == "datetime":
+        rows[plan.time] = [shown(t) for t in rows[plan.time]]
+    return rows.reset_index(drop=True)
+
+
 def raw_example(data: Any) -> Any:
     """Five raw validation rows as a user sends them: a DataFrame of the table's columns as its file holds
     them (text, ints, missing cells), of named feature columns (arrays of rows), or an array (images,
     sequences). The registered model's signature is made from it."""
+    if data.series is not None:  # a forecast: the rows before the first validation window, dates as text
+        return recent_rows(data.series, data.series.val_ends[0])
     if data.plan is not None:
         return data.raw_val[data.plan.used].head(5)
     if data.features is None:

@@ -3,7 +3,8 @@
 MLflow stores this file with every model `kerasweep train` registers ("models from code") and runs it
 when the model is loaded (`mlflow.pyfunc.load_model`, `mlflow models serve`), so it imports nothing of
 kerasweep: only MLflow, Keras, NumPy and pandas, and, for a table, `raw_columns.py`, which MLflow stores
-beside it (`code_paths`) to encode raw rows (text, ints, missing cells) exactly as the trial did. The Keras
+beside it (`code_paths`) to encode raw rows (text, ints, missing cells) exactly as the trial did; for a
+forecast, `series_plan.py`, which turns the latest raw rows of the series into the window the model reads. The Keras
 model it wraps already holds the input scaling (and, for regression, the way back to the target's units);
 this file adds the names.
 """
@@ -32,7 +33,13 @@ class LabelledModel(mlflow.pyfunc.PythonModel):
 
         self.model = keras.models.load_model(context.artifacts["keras_model"], compile=False)
         self.labels = json.loads(Path(context.artifacts["labels"]).read_text())
-        self.plan = None
+        self.plan = self.series = None
+        if "series" in context.artifacts:  # a forecast: raw recent rows become the window
+            try:
+                from series_plan import SeriesPlan  # stored with the model (code_paths)
+            except ImportError:  # while kerasweep itself logs the model
+                from kerasweep.trainers.series_plan import SeriesPlan
+            self.series = SeriesPlan.from_json(Path(context.artifacts["series"]).read_text())
         if "columns" in context.artifacts:  # a table: its column plan encodes raw rows
             try:
                 from raw_columns import ColumnPlan  # stored with the model (code_paths)
@@ -43,6 +50,8 @@ class LabelledModel(mlflow.pyfunc.PythonModel):
     # the hint only tells MLflow not to validate by type hints (the signature names the columns); arrays
     # (images, sequences) arrive too
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> Any:
+        if self.series is not None:  # the next `horizon` values after the latest rows, with their times
+            return self.series.answer(model_input, self.model.predict(self.series.window(model_input), verbose=0)[0])
         if self.plan is not None:
             rows = self.plan.encode(pd.DataFrame(model_input))
         else:

@@ -9,6 +9,7 @@ written to a store, with one line per problem:
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import os
 from pathlib import Path
@@ -33,7 +34,7 @@ from kerasweep.trainers import catalog
 
 Scalar = Union[StrictBool, StrictInt, FiniteFloat, StrictStr]
 ColumnRole = Literal["numeric", "categorical", "date", "identifier", "ignore"]  # trainers.raw_columns.ROLES
-TaskName = Literal["classification", "binary", "multilabel", "regression"]  # catalog.TASKS' keys (a test keeps them in step)
+TaskName = Literal["classification", "binary", "multilabel", "regression", "forecast"]  # catalog.TASKS' keys (a test keeps them in step)
 MAX_PARAMS = 1000  # searched params per space; far beyond any model's, and suggesting stays quick
 #: the words a space file may use; which engine runs which (and its default) is the engine's own (`SAMPLERS`)
 SAMPLERS = ("tpe", "random", "cmaes", "qmc", "nsga2", "grid", "hyperband", "bayesian")
@@ -114,6 +115,20 @@ class FitArgs(_Strict):
     shuffle: StrictBool = True  # reshuffle the training examples every epoch
 
 
+class ForecastSettings(_Strict):
+    """`task: forecast`: which column orders the rows, how far ahead, and how gaps and validation go."""
+
+    time: StrictStr  # the column of times (numbers or dates); rows sorted by it, one per time
+    horizon: int = Field(1, ge=1, le=1000)  # steps ahead: one model answers steps 1..horizon
+    covariates: list[StrictStr] | None = None  # columns read beside the targets; None: every other numeric one
+    stride: int = Field(1, ge=1)  # rows between one window's end and the next one's
+    sampling_rate: int = Field(1, ge=1)  # read every k-th row of the lookback
+    missing: Literal["drop_windows", "interpolate"] = "drop_windows"  # a missing cell or time
+    season: int | None = Field(None, ge=2)  # rows per season: the seasonal naive forecast is scored too
+    # the first time that validates (as the column writes it); None: the last validation_split of the rows
+    validation_from: StrictStr | StrictInt | FiniteFloat | dt.date | None = None
+
+
 class SearchSettings(_Strict):
     # None: the engine's default (the first of its SAMPLERS)
     sampler: Literal["tpe", "random", "cmaes", "qmc", "nsga2", "grid", "hyperband", "bayesian"] | None = None
@@ -133,6 +148,9 @@ class Space(_Strict):
     target: StrictStr | list[StrictStr] = "label"  # the CSV column(s) holding the labels or targets
     validation: StrictStr | None = None  # a file of the same kind used as the validation part (no split)
     validation_split: FiniteFloat = Field(0.2, gt=0.0, lt=1.0)
+    # which rows validate: random (stratified for classes) or ordered (the last ones, in the file's order:
+    # windows or rows of one series); a forecast always splits in time
+    split: Literal["random", "ordered"] = "random"
     objective: Objective = Objective()  # the first (or only) objective: it picks the best epoch and prunes
     # every objective when `objective:` is a list (a multi-objective sweep); empty with one objective
     objectives: tuple[Objective, ...] = ()
@@ -145,6 +163,7 @@ class Space(_Strict):
     callbacks: StrictStr | None = None  # package.module:function returning a list of Keras callbacks, per trial
     # a table's column roles, where the inferred ones are wrong: {year: categorical, customer_id: ignore}
     columns: dict[StrictStr, ColumnRole] = {}
+    forecast: ForecastSettings | None = None  # task forecast only
     source: str = ""  # the file it was loaded from; set by load_space, for messages and provenance
     code: str = ""  # the folder its `module:function` imports from; set by load_space (trainers.user_code)
 
@@ -324,10 +343,11 @@ def check_space(space: Space, base_dir: Path | None = None, files: bool = True) 
     problems += _check_data(space.data, base_dir) if files else []
     problems += _check_fit(space)
     for where, values in (("params", space.params), ("fixed", space.fixed)):
-        if "loss" in values and space.task != "regression":
+        if "loss" in values and space.task not in ("regression", "forecast"):
             problems.append(f"{where}.loss: applies to regression ({', '.join(catalog.REGRESSION_LOSSES)}); task "
                             f"{space.task} trains with {catalog.TASKS[space.task].loss}; remove loss")
     problems += _check_acting(space)
+    problems += _check_forecast(space)
     if space.validation is not None and files:
         problems += [line.replace("data:", "validation:", 1) for line in _check_data(space.validation, base_dir)]
     logged = catalog.task_metrics(space.task)
@@ -426,6 +446,26 @@ def expand_families(raw: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
                 expanded[name.replace(FAMILY, str(number))] = member if having == values else {**member,
                                                                                                "when": {parent: having}}
     return problems, {**raw, "params": expanded}
+
+
+def _check_forecast(space: Space) -> list[str]:
+    """`forecast:` and `lookback` act under task forecast only, and task forecast needs them."""
+    if space.task == "forecast":
+        if space.forecast is None:
+            return ["forecast: task forecast needs forecast: {time: <column of times>, horizon: <steps ahead>}"]
+        if space.forecast.time in ([space.target] if isinstance(space.target, str) else space.target):
+            return [f"forecast.time: {space.forecast.time!r} is also the target; name the column of times"]
+        return [] if space.split == "random" else ["split: a forecast always validates on the last part of the series "
+                                                   "(forecast.validation_from moves its start); remove split"]
+    if space.split == "ordered" and space.validation is not None:
+        return ["split: ordered chooses validation rows, and validation: names a file of them; remove one"]
+    problems = [f"{where}.lookback: applies to task forecast (the window length); task {space.task} reads no "
+                "windows; remove lookback" for where, values in (("params", space.params), ("fixed", space.fixed))
+                if "lookback" in values]
+    if space.forecast is not None:
+        problems.append(f"forecast: applies to task forecast; task {space.task} reads it nowhere; set task: forecast "
+                        "or remove forecast")
+    return problems
 
 
 def _check_acting(space: Space) -> list[str]:

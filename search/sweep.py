@@ -110,13 +110,15 @@ def check_name(name: str) -> None:
 
 def check_data(space: Space) -> None:
     """Load the space's data once (NumPy only), as its trials will, so that bad files fail before any training."""
-    from kerasweep.search.trial import builder_style, resolve_values, train_spec
+    from kerasweep.search.trial import builder_style, data_values, resolve_values, train_spec
     from kerasweep.trainers.data import DataError
     from kerasweep.trainers.fit import UnreadValues, check_builder_reads, load_data
     from kerasweep.trainers.fit_options import FitOptionError, class_weights, user_callbacks
 
     try:
-        data = load_data(train_spec(space, {}))
+        data = load_data(train_spec(space, data_values(space)))
+        if space.task == "forecast":  # the longest windows a trial may ask for fit the series too
+            load_data(train_spec(space, data_values(space, largest=True)))
         if catalog.is_user_builder(space.model) and builder_style(space) == "values":
             # a user's builder is built once, untrained: a param it never reads (a typo) is bad input now
             check_builder_reads(train_spec(space, resolve_values(space, space.first_values())))

@@ -306,7 +306,8 @@ class Tracker:
     # --- production training ---------------------------------------------------------------------
     def log_production(self, experiment: str, run_name: str, params: dict[str, Any], history: dict[str, list[float]],
                        model_file: Path, registered_name: str, tags: dict[str, str], example: Any,
-                       labels: dict[str, Any], columns: str | None = None) -> tuple[str, int]:
+                       labels: dict[str, Any], columns: str | None = None,
+                       series: str | None = None) -> tuple[str, int]:
         """A production run with its params and per-epoch metrics, and the model registered as a new
         version of `registered_name`; returns (run id, version).
 
@@ -314,14 +315,15 @@ class Tracker:
         `model_file`: raw rows in, answers in the user's terms out (class names, label names, or numbers
         in the target's units), with an input example and the signature MLflow infers from it. `labels`
         (the task and its class names, in output order) are stored with it and as the run's `labels.json`;
-        `columns`, a table's column plan (`trainers.raw_columns`, JSON), with the module that applies it."""
+        `columns`, a table's column plan (`trainers.raw_columns`, JSON), with the module that applies it;
+        `series`, a forecast's window plan (`trainers.series_plan`, JSON), likewise."""
         import mlflow
 
         previous = os.environ.get("MLFLOW_TRACKING_URI")  # set_tracking_uri sets it: it would steer later stores
         mlflow.set_tracking_uri(self.tracking_uri)
         try:
             return self._log_production(experiment, run_name, params, history, model_file, registered_name, tags,
-                                        example, labels, columns)
+                                        example, labels, {"columns": columns, "series": series})
         finally:
             if previous is None:
                 os.environ.pop("MLFLOW_TRACKING_URI", None)
@@ -330,7 +332,7 @@ class Tracker:
 
     def _log_production(self, experiment: str, run_name: str, params: dict[str, Any], history: dict[str, list[float]],
                         model_file: Path, registered_name: str, tags: dict[str, str], example: Any,
-                        labels: dict[str, Any], columns: str | None) -> tuple[str, int]:
+                        labels: dict[str, Any], plans: dict[str, str | None]) -> tuple[str, int]:
         import tempfile
 
         import keras
@@ -349,19 +351,22 @@ class Tracker:
             labels_file.write_text(json.dumps(labels))
             self.client.log_artifact(run_id, str(labels_file))  # the user's names for the model's outputs
             artifacts = {"keras_model": str(model_file), "labels": str(labels_file)}
-            code_paths = None
-            if columns is not None:  # a table: raw rows are encoded by the plan, in the served model too
-                from kerasweep.trainers import raw_columns
+            from kerasweep.trainers import raw_columns, series_plan
 
-                columns_file = Path(folder) / "columns.json"
-                columns_file.write_text(columns)
-                self.client.log_artifact(run_id, str(columns_file))
-                artifacts["columns"] = str(columns_file)
-                code_paths = [raw_columns.__file__]
+            code_paths = []
+            # a table's raw rows are encoded by its column plan, a series' recent rows windowed by its plan,
+            # in the served model too: each plan and the module that applies it go with the model
+            for key, module in (("columns", raw_columns), ("series", series_plan)):
+                if plans.get(key) is not None:
+                    plan_file = Path(folder) / f"{key}.json"
+                    plan_file.write_text(plans[key])
+                    self.client.log_artifact(run_id, str(plan_file))
+                    artifacts[key] = str(plan_file)
+                    code_paths.append(module.__file__)
             signature = raw_row_signature(example) if hasattr(example, "columns") else None
             info = mlflow.pyfunc.log_model(
                 name="model", python_model=str(SERVED_MODEL), registered_model_name=registered_name,
-                artifacts=artifacts, code_paths=code_paths, signature=signature,
+                artifacts=artifacts, code_paths=code_paths or None, signature=signature,
                 input_example=example,  # raw rows; for arrays, MLflow infers the signature by answering them
                 # the backend it trained on: the saved model loads on any, this one is sure to be there
                 pip_requirements=[f"keras=={keras.__version__}", keras.backend.backend(), "pandas"],

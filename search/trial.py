@@ -8,6 +8,7 @@ so one bad trial never loses the sweep; KeyboardInterrupt still stops everything
 
 from __future__ import annotations
 
+import datetime as dt
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import Any
 
 from kerasweep.search.interrupts import raise_if_interrupted
 from kerasweep.search.results import TrialState
-from kerasweep.search.space import Space, resolve_data_path
+from kerasweep.search.space import CategoricalParam, Space, resolve_data_path
 from kerasweep.search.tracking import BACKEND_TAG, DEVICES_TAG, PRECISION_TAG
 from kerasweep.trainers.fit import BackupPolicy, ResumePoint, TrainSpec
 
@@ -76,7 +77,30 @@ def train_spec(space: Space, values: dict[str, Any]) -> TrainSpec:
         fit=space.fit.model_dump(exclude_defaults=True),
         callbacks=space.callbacks,
         columns=dict(space.columns),
+        forecast=_forecast_block(space),
+        split=space.split,
     )
+
+
+def data_values(space: Space, largest: bool = False) -> dict[str, Any]:
+    """The values that decide what the data is (a forecast's `lookback`: its windows), as the first trial
+    has them, or their largest (the longest windows must still fit the series)."""
+    if "lookback" in space.params and largest:
+        param = space.params["lookback"]
+        return {"lookback": max(param.choices) if isinstance(param, CategoricalParam) else param.high}
+    values = {**space.first_values(), **space.fixed}
+    return {"lookback": values["lookback"]} if "lookback" in values else {}
+
+
+def _forecast_block(space: Space) -> dict[str, Any]:
+    """The space's `forecast:` as the trainer takes it: plain values (a YAML date as its ISO text)."""
+    if space.forecast is None:
+        return {}
+    block = space.forecast.model_dump(exclude_none=True)
+    when = block.get("validation_from")
+    if isinstance(when, dt.date):
+        block["validation_from"] = when.isoformat()
+    return block
 
 
 def _epoch_callback(hooks: Sequence[EpochHook]) -> Any:

@@ -51,10 +51,14 @@ def test_the_readme_is_a_landing_page_and_links_only_to_pages_that_exist() -> No
 def test_the_readme_space_file_is_a_valid_space() -> None:
     import kerasweep
 
-    (block,) = _blocks(ROOT / "README.md", "yaml")
-    space = kerasweep.Space.model_validate(yaml.safe_load(block))
+    first, forecast = _blocks(ROOT / "README.md", "yaml")
+    space = kerasweep.Space.model_validate(yaml.safe_load(first))
     # Rule: the README's example space passes every check a space file gets (its CSV is the reader's own)
     assert space.task == "binary" and "momentum" in space.params
+    shipped = yaml.safe_load((ROOT / "spaces" / "forecast.yaml").read_text())
+    # Rule: the forecasting lines are the shipped forecast space's own
+    assert {k: v for k, v in shipped.items() if k in ("task", "target", "forecast")} == \
+        {k: v for k, v in yaml.safe_load(forecast).items() if k != "params"}
 
 
 def test_every_module_is_in_the_architecture_table() -> None:

@@ -4,7 +4,7 @@ A number without its baseline misleads: 0.99 accuracy where 99 % of the rows are
 0.92 where predicting 0 for every row gives 0.72. `baseline` answers, for a task's metric, the best score
 a predictor that ignores the inputs gets on the same validation rows as the trials: the training
 majority class (accuracy), the training class shares (loss, AUC), the training mean or median
-(regression). Needs NumPy only.
+(regression), the naive forecast (a series). Needs NumPy only.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ def baseline(data: Any, metric: str) -> Baseline | None:
     if data.streams is not None or not metric.startswith("val_"):
         return None
     name = metric.removeprefix("val_")
+    if data.task == "forecast":
+        return _forecast(metric, name, data.series.naive)
     if data.task == "regression":
         return _regression(metric, name, np.asarray(data.y_train, "float64"), np.asarray(data.y_val, "float64"))
     if data.task == "multilabel":
@@ -81,6 +83,15 @@ def _multilabel(metric: str, name: str, y_train: np.ndarray, y_val: np.ndarray) 
         loss = -np.mean(y_val * np.log(p) + (1 - y_val) * np.log(1 - p))
         return Baseline(metric, float(loss), "each label's training share for every row")
     return None
+
+
+def _forecast(metric: str, name: str, naive: tuple[tuple[str, float, float], ...]) -> Baseline | None:
+    """The better naive forecast (the last value repeated; the value a season before) on the validation windows."""
+    if name not in ("mae", "rmse"):
+        return None
+    scored = [(mae if name == "mae" else rmse, predictor) for predictor, mae, rmse in naive]
+    value, predictor = min(scored)
+    return Baseline(metric, value, f"the naive forecast: {predictor}")
 
 
 def _regression(metric: str, name: str, y_train: np.ndarray, y_val: np.ndarray) -> Baseline | None:

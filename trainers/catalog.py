@@ -63,6 +63,7 @@ TRAINING_PARAMS: dict[str, str] = {
     "min_delta": "EarlyStopping: smallest change that counts as an improvement (float >= 0)",
     "mixed_precision": "mixed_float16 on or off; default: on for models of 20M+ parameters on a GPU, else off (bool)",
     "loss": f"regression only: one of {', '.join(REGRESSION_LOSSES)} (default mse; mae trains for the median)",
+    "lookback": "forecast only: the samples of history each window reads (int >= 1; default 16)",
 }
 
 #: Params each bundled model builder reads, on top of TRAINING_PARAMS.
@@ -116,6 +117,15 @@ MODEL_PARAMS["rnn"] = {
     "bidirectional": "read each sequence both ways (bool)",
     "dropout": "dropout rate on each layer's inputs and before the output in [0, 1)",
     "recurrent_dropout": "dropout rate on the recurrent state in [0, 1) (0 keeps the fast fused kernels)",
+}
+
+MODEL_PARAMS["conv1d"] = {
+    "filters": "filters of each 1-D convolution (int > 0)",
+    "kernel_size": "steps each convolution reads (int >= 1)",
+    "blocks": "number of convolution blocks (int >= 1)",
+    "dilation": "dilation of the convolutions, multiplied by 2 per block: a longer reach back (int >= 1)",
+    "dropout": "dropout rate before the output in [0, 1)",
+    "activation": f"one of {', '.join(sorted(ACTIVATIONS))}",
 }
 
 #: Backbones the transfer model can put under its head.
@@ -197,12 +207,14 @@ VALUE_RULES: dict[str, ValueRule] = {
     "plateau_factor": ValueRule("float", 0.0, 1.0, low_open=True, high_open=True),
     "plateau_patience": _POSITIVE_INT,
     "patience": _POSITIVE_INT,
+    "lookback": _POSITIVE_INT,
     "min_delta": _NON_NEGATIVE,
     "mixed_precision": ValueRule("bool", nullable=True),
     "loss": ValueRule("name", nullable=True),
     "filters": _POSITIVE_INT,
     "blocks": _POSITIVE_INT,
     "kernel_size": _POSITIVE_INT,
+    "dilation": _POSITIVE_INT,
     "dense_units": _POSITIVE_INT,
     "dropout": _RATE,
     "activation": ValueRule("name"),
@@ -303,6 +315,8 @@ TASKS: dict[str, Task] = {
     "multilabel": Task("sigmoid", "binary_crossentropy", ("accuracy", "auc"), ("val_accuracy", "maximize"), False),
     # numbers (one or several target columns), predicted in the target's own units
     "regression": Task("linear", "mean_squared_error", ("mae", "rmse"), ("val_mae", "minimize"), False),
+    # the next `horizon` values of a series from its last `lookback` rows, split in time (trainers.forecast)
+    "forecast": Task("linear", "mean_squared_error", ("mae", "rmse"), ("val_mae", "minimize"), False),
 }
 
 

@@ -52,6 +52,8 @@ class Dataset:
     raw_val: Any = field(default=None, compare=False, repr=False)  # a table's raw validation rows (a DataFrame)
     dropped_rows: int = 0  # rows left out because their target was missing
     notices: tuple[str, ...] = ()  # what a person should know about the data before trusting a result
+    # a forecast: its windows' plan, the rows on the time grid, counts and the naive forecasts (trainers.forecast)
+    series: Any = field(default=None, compare=False, repr=False)
 
     def class_counts(self) -> tuple[int, ...]:
         """Training examples per class (classification, binary), in the order of `classes`."""
@@ -89,17 +91,22 @@ REGRESSION_HINT_DISTINCT = 20  # more distinct numeric labels than this, and few
 @functools.lru_cache(maxsize=8)
 def load_arrays(data: str, validation_split: float = 0.2, seed: int = 0, task: str = "classification",
                 target: str | tuple[str, ...] = "label", validation: str | None = None,
-                columns: tuple[tuple[str, str], ...] = ()) -> Dataset:
+                columns: tuple[tuple[str, str], ...] = (), forecast: tuple[tuple[str, Any], ...] = (),
+                split: str = "random") -> Dataset:
     """Load `data` (bundled name or path) for `task`, split it by `seed` (stratified for classes), and
     fit the input scaling on the train part only. `target` names the CSV label column(s); `validation`,
     a file of the same kind, is the validation part instead of a split; `columns`, a table's role
-    overrides (`trainers.raw_columns`). Rows whose target is missing are left out and counted.
+    overrides (`trainers.raw_columns`); `forecast`, a forecast's options and its lookback (`trainers.forecast`);
+    `split`, "ordered" to keep the rows' order and validate on the last ones (rows that follow time).
+    Rows whose target is missing are left out and counted.
 
     Cached per process: every trial of a worker reuses the same arrays.
     """
     if task not in catalog.TASKS:
         raise DataError(f"{data}: unknown task {task!r}; expected one of {', '.join(catalog.TASKS)}")
     targets = (target,) if isinstance(target, str) else tuple(target)
+    if task == "forecast":
+        return _from_series(data, validation_split, targets, validation, dict(forecast))
     if catalog.is_data_function(data):
         from kerasweep.trainers.streams import returned_streams
 
@@ -115,7 +122,7 @@ def load_arrays(data: str, validation_split: float = 0.2, seed: int = 0, task: s
     x, y, dropped = _without_missing_targets(data, x, y)
     if _is_table(x):
         return _from_table(data, x, y, task, names, validation_split, seed, targets, validation, dict(columns),
-                           dropped)
+                           dropped, split == "ordered")
     if columns:
         raise DataError(f"{data}: columns: only a table (a CSV, or a DataFrame from a data function) has named "
                         "columns; remove columns:")
@@ -125,7 +132,7 @@ def load_arrays(data: str, validation_split: float = 0.2, seed: int = 0, task: s
                                                                         names, features)
     else:
         y, classes, strata = _encode_labels(data, y, task, names)
-        x_train, x_val, y_train, y_val = _split(data, (x, y), validation_split, seed, strata)
+        x_train, x_val, y_train, y_val = _split(data, (x, y), validation_split, seed, strata, split == "ordered")
     extra = _target_scaling(y_train) if task == "regression" else {}
     if x.ndim == 2:  # rows of named columns (files without names get x0, x1, ...)
         extra["features"] = tuple(features or (f"x{i}" for i in range(x.shape[1])))
@@ -133,10 +140,37 @@ def load_arrays(data: str, validation_split: float = 0.2, seed: int = 0, task: s
                    dropped_rows=dropped, **extra)
 
 
+def _from_series(data: str, validation_split: float, targets: tuple[str, ...], validation: str | None,
+                 options: dict[str, Any]) -> Dataset:
+    """A forecast's windows, split in time (`trainers.forecast`); the model answers in the target's units."""
+    from kerasweep.trainers.forecast import ForecastOptions, make_windows, read_frame
+    from kerasweep.trainers.series_plan import SeriesError
+
+    lookback = int(options.pop("lookback"))
+    try:
+        frame = read_frame(_call_function(data) if catalog.is_data_function(data) else Path(data), data)
+        later = read_frame(Path(validation), validation) if validation is not None else None
+        windows = make_windows(data, frame, targets, ForecastOptions.of(options), lookback, validation_split, later)
+    except (SeriesError, TypeError) as exc:
+        raise DataError(str(exc)) from None
+    names = tuple(f"{t}+{h}" for h in range(1, windows.plan.horizon + 1) for t in targets)  # step-major outputs
+    return Dataset(data, windows.x_train, windows.y_train, windows.x_val, windows.y_val, names,
+                   **_scaling(windows.x_train), task="forecast", **_target_scaling(windows.y_train),
+                   notices=tuple(windows.notices()), series=windows)
+
+
 def _split(data: str, arrays: tuple[Any, ...], validation_split: float, seed: int,
-           strata: np.ndarray | None) -> list[Any]:
-    """train_test_split of every array (or DataFrame) alike; a split it cannot make is a DataError."""
+           strata: np.ndarray | None, ordered: bool = False) -> list[Any]:
+    """train_test_split of every array (or DataFrame) alike; a split it cannot make is a DataError.
+    `ordered`: the rows keep their order and the last `validation_split` of them validate."""
     from sklearn.model_selection import train_test_split
+
+    if ordered:
+        count = len(arrays[0])
+        cut = count - max(1, int(round(validation_split * count)))
+        if cut < 1:
+            raise DataError(f"{data}: cannot split {count} row(s) in order with validation_split={validation_split}")
+        return [part for a in arrays for part in ((a.iloc[:cut], a.iloc[cut:]) if hasattr(a, "iloc") else (a[:cut], a[cut:]))]
 
     try:
         return train_test_split(*arrays, test_size=validation_split, random_state=seed, stratify=strata)
@@ -176,7 +210,7 @@ def _without_missing_targets(data: str, x: Any, y: Any) -> tuple[Any, np.ndarray
 
 def _from_table(data: str, frame: Any, y: np.ndarray, task: str, names: tuple[str, ...] | None,
                 validation_split: float, seed: int, targets: tuple[str, ...], validation: str | None,
-                columns: dict[str, str], dropped: int) -> Dataset:
+                columns: dict[str, str], dropped: int, ordered: bool = False) -> Dataset:
     """A table's columns get roles (`trainers.raw_columns`), the rows are split, the plan is fitted on the
     training rows only and encodes both parts; the model then scales what the plan gives."""
     if len(frame) == 0:
@@ -203,7 +237,8 @@ def _from_table(data: str, frame: Any, y: np.ndarray, task: str, names: tuple[st
         y_train, y_val, classes = _encode_both(data, y, y_val_raw, task, names, validation, data)
     else:
         encoded, classes, strata = _encode_labels(data, y, task, names)
-        train_frame, val_frame, y_train, y_val = _split(data, (frame, encoded), validation_split, seed, strata)
+        train_frame, val_frame, y_train, y_val = _split(data, (frame, encoded), validation_split, seed, strata,
+                                                        ordered)
     plan = fit_plan(train_frame, roles)
     try:
         x_train, x_val = plan.encode(train_frame), plan.encode(val_frame)

@@ -41,6 +41,7 @@ TRAINING_DEFAULTS = {
     "min_delta": 0.0,
     "mixed_precision": None,  # None: mixed_float16 for big models on a GPU only (trainers.backend.precision)
     "loss": None,  # None: the task's (mean squared error for regression)
+    "lookback": 16,  # forecast: the samples of history each window reads
 }
 
 
@@ -67,6 +68,8 @@ class TrainSpec:
     fit: Mapping[str, Any] = field(default_factory=dict)  # Keras fit arguments: class_weight, shuffle
     callbacks: str | None = None  # the user's `module:function` returning a list of Keras callbacks
     columns: Mapping[str, str] = field(default_factory=dict)  # a table's column roles set by hand (raw_columns.ROLES)
+    forecast: Mapping[str, Any] = field(default_factory=dict)  # task forecast: time, horizon, ... (trainers.forecast)
+    split: str = "random"  # how validation rows are chosen: random (stratified for classes) or ordered (the last)
 
 
 @dataclass
@@ -296,7 +299,12 @@ def load_data(spec: TrainSpec) -> Any:
     make_importable(spec.code)  # a data function or builder of a sweep run in another folder
     target = spec.target if isinstance(spec.target, str) else tuple(spec.target)  # hashable: the arrays are cached
     columns = tuple(sorted(dict(spec.columns).items()))
-    return load_arrays(spec.data, spec.validation_split, spec.seed, spec.task, target, spec.validation, columns)
+    forecast: tuple[tuple[str, Any], ...] = ()
+    if spec.task == "forecast":  # the window length is a param like any other: one set of windows per value
+        block = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(spec.forecast).items()}
+        forecast = tuple(sorted({**block, "lookback": int(spec.params.get("lookback", TRAINING_DEFAULTS["lookback"]))}.items()))
+    return load_arrays(spec.data, spec.validation_split, spec.seed, spec.task, target, spec.validation, columns,
+                       forecast, spec.split)
 
 
 def with_input_scaling(network: Any, data: Any) -> Any:
@@ -352,7 +360,7 @@ def task_loss(task: str, name: str | None, y_std: np.ndarray | None) -> tuple[An
     standardised, so one learning rate suits any units; Huber's bend sits at one standard deviation."""
     import keras
 
-    if task != "regression":
+    if task not in ("regression", "forecast"):
         if name is not None:
             raise ValueError(f"loss: {name!r} applies to regression; task {task} trains with {catalog.TASKS[task].loss}")
         return catalog.TASKS[task].loss, None
@@ -627,6 +635,10 @@ def train(
         Path(checkpoint_path).parent.mkdir(parents=True, exist_ok=True)
         model.save(checkpoint_path)
     measures = measure(model, data.x_val[:1], checkpoint_path)
+    if data.series is not None:  # a forecast: how the error grows with the steps ahead
+        from kerasweep.trainers.forecast import step_errors
+
+        measures.update(step_errors(model.predict(data.x_val, verbose=0), data.y_val, data.series.plan))
     return TrainResult(history, best_epoch, float(scores[best_epoch]), model, len(scores), measures,
                        backend=backend.name(), precision=policy, devices=devices)
 

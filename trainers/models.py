@@ -168,7 +168,27 @@ def build_rnn(values: Mapping[str, Any], input_shape: tuple[int, ...], n_outputs
     return keras.Model(inputs, outputs, name="rnn")
 
 
-BUILDERS: dict[str, Builder] = {"cnn": build_cnn, "mlp": build_mlp, "transfer": build_transfer, "rnn": build_rnn}
+CONV1D_DEFAULTS = {"filters": 32, "kernel_size": 3, "blocks": 2, "dilation": 1, "dropout": 0.0, "activation": "relu"}
+
+
+def build_conv1d(values: Mapping[str, Any], input_shape: tuple[int, ...], n_outputs: int,
+                 head: str = "softmax") -> keras.Model:
+    """Causal 1-D convolutions over (steps, features) windows, dilated more per block, then the output head:
+    a forecasting model that reads a long window cheaply (a small WaveNet/TCN)."""
+    v = {**CONV1D_DEFAULTS, **values}
+    inputs = keras.Input(shape=input_shape)
+    x = layers.Reshape((input_shape[0], int(np.prod(input_shape[1:]))))(inputs) if len(input_shape) != 2 else inputs
+    for block in range(int(v["blocks"])):
+        x = layers.Conv1D(int(v["filters"]), int(v["kernel_size"]), padding="causal",
+                          dilation_rate=int(v["dilation"]) * 2**block, activation=v["activation"])(x)
+    x = layers.Flatten()(x)  # every step's features: where in the window a pattern sits matters for a forecast
+    x = layers.Dropout(float(v["dropout"]))(x)
+    outputs = layers.Dense(n_outputs, activation=head, dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="conv1d")
+
+
+BUILDERS: dict[str, Builder] = {"cnn": build_cnn, "mlp": build_mlp, "transfer": build_transfer, "rnn": build_rnn,
+                                "conv1d": build_conv1d}
 
 
 def resolve_builder(name: str) -> Builder:
