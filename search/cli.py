@@ -168,8 +168,13 @@ def sweep(space: str, engine: str, trials: int | None, epochs: int | None, minut
     if report and report.baseline and not report.baseline.beaten_by(result.best.value, result.direction):
         err_console.print(f"[bold red]No trial beats the trivial predictor[/] ({escape(report.baseline.predictor)}: "
                           f"{metric} {report.baseline.value:.4f}): this model has learnt nothing useful yet; see the "
-                          "warnings above, and docs/tasks.md \"Tabular data\"", highlight=False)
+                          f"warnings above, and docs/tasks.md \"{_section(parsed.task)}\"", highlight=False)
     console.print(f"Next: [bold]make ui[/] to browse the runs, [bold]make train CONFIG={path}[/] to train it.")
+
+
+def _section(task: str) -> str:
+    """The docs section that says how a task's data is read."""
+    return "Forecasting" if task == "forecast" else "Tabular data"
 
 
 def _against(report: Any) -> str:

@@ -14,7 +14,7 @@ import pytest
 
 from kerasweep.trainers.forecast import ForecastOptions, make_windows, seasonal_series
 from kerasweep.trainers.series_plan import SeriesError, SeriesPlan, regular_step
-from tests.conftest import QUIET_ENV, ROOT, invoke_cli, mlflow_client, sweep_runs, write_space
+from tests.conftest import QUIET_ENV, ROOT, invoke_cli, mlflow_client, run_cli, sweep_runs, write_space
 
 
 def _windows(frame: pd.DataFrame, lookback: int = 12, split: float = 0.2, **options) -> object:
@@ -208,3 +208,16 @@ def test_split_ordered_keeps_the_rows_order_and_a_random_split_of_sequences_is_w
     assert any("set split: ordered" in w for w in warned), warned
     quiet = write_space(tmp_path, space.read_text() + "split: ordered\n", "ordered.yaml")
     assert not any("split: ordered" in w for w in data_report(load_space(quiet)).warnings)
+
+
+@pytest.mark.slow  # a short forecast sweep per engine: about a minute each
+@pytest.mark.parametrize("engine", ["ray", "keras-tuner"])
+def test_a_forecast_sweeps_on_every_engine(engine: str, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    swept = run_cli("sweep", "forecast", "--engine", engine, "--sampler", "random", "--trials", "2", "--epochs", "4",
+                    "--store", str(store))
+    assert swept.returncode == 0, swept.stderr + swept.stdout
+    parents, runs = sweep_runs(mlflow_client(store), "forecast", "forecast")
+    # Rule: the same windows, baseline and per-step errors whichever engine searches
+    assert parents[0].data.metrics["baseline_val_mae"] == pytest.approx(1.7662, abs=1e-3)
+    assert [r for r in runs if {"objective", "val_mae_step_3"} <= set(r.data.metrics)], [r.data.metrics for r in runs]

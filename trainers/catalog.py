@@ -333,6 +333,13 @@ ALL_METRICS: tuple[str, ...] = tuple(sorted({m for task in TASKS for m in task_m
 #: What a trained model costs, measured once training ends and logged on its trial run: its parameter
 #: count, the size of its saved `.keras` file, and the median milliseconds of one single-row prediction.
 MEASURES: tuple[str, ...] = ("model_params", "model_bytes", "latency_ms")
+#: A forecast's error per step ahead, logged beside the measures once a trial ends: val_mae_step_<h>.
+STEP_ERROR = "val_mae_step_"
+
+
+def is_measure(name: str) -> bool:
+    """Whether a trial's final report carries `name` as a measure (logged once, not per epoch)."""
+    return name in MEASURES or name.startswith(STEP_ERROR)
 
 
 def known_params(model: str) -> dict[str, str] | None:

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kerasweep.trainers.catalog import STEP_ERROR
+from kerasweep.trainers.raw_columns import infer_roles
 from kerasweep.trainers.series_plan import MISSING_POLICIES, SeriesError, SeriesPlan, regular_step, shown
 
 
@@ -63,7 +65,7 @@ class Windows:
     def describe(self) -> list[str]:
         """What a person should know before trusting a forecast error, in a few lines."""
         p = self.plan
-        step = f"step {p.step:g}{' ' + p.unit if p.unit != 'number' else ''}" if p.step else "irregular times"
+        step = f"step {p.every()}" if p.step else "irregular times"
         lines = [f"series: {len(self.series)} rows by {p.time} ({step}), targets {', '.join(p.targets)}"
                  + (f", covariates {', '.join(p.features[len(p.targets):])}" if len(p.features) > len(p.targets) else ""),
                  f"windows: {len(self.x_train)} training, {len(self.x_val)} validation (lookback {p.lookback}, "
@@ -129,13 +131,14 @@ def _plan(name: str, frame: pd.DataFrame, targets: tuple[str, ...], options: For
     if options.time in targets:
         raise SeriesError(f"{name}: forecast.time: {options.time!r} is also the target; name the column of times")
     left_out = []
-    if options.covariates is None:
+    if options.covariates is None:  # numbers only: an identifier (pandas' index column) or text is left out
         others = [c for c in frame.columns if c != options.time and c not in targets]
-        covariates = [c for c in others if pd.api.types.is_numeric_dtype(frame[c]) and not _row_number(frame[c])]
-        skipped = [c for c in others if c not in covariates]
+        roles = infer_roles(frame[others]) if others else {}
+        covariates = [c for c in others if roles[str(c)][0] == "numeric" and not _row_number(frame[c])]
+        skipped = [f"{c} ({roles[str(c)][0]})" for c in others if c not in covariates]
         if skipped:
-            left_out.append(f"column(s) {', '.join(skipped)} not read (text, or a row number); name the covariates "
-                            "to read with forecast: {covariates: [...]}")
+            left_out.append(f"column(s) {', '.join(skipped)} not read as covariates; name the covariates to read "
+                            "with forecast: {covariates: [...]}")
     else:
         covariates = list(options.covariates)
     raw = frame[options.time]
@@ -206,7 +209,7 @@ def step_errors(predicted: np.ndarray, truth: np.ndarray, plan: SeriesPlan) -> d
     """MAE per step ahead on the validation windows, in the target's units: `val_mae_step_<h>`."""
     error = np.abs(np.asarray(predicted, "float64") - np.asarray(truth, "float64"))
     error = error.reshape(len(error), plan.horizon, len(plan.targets))
-    return {f"val_mae_step_{h + 1}": float(error[:, h].mean()) for h in range(plan.horizon)}
+    return {f"{STEP_ERROR}{h + 1}": float(error[:, h].mean()) for h in range(plan.horizon)}
 
 
 def seasonal_series(rows: int = 360, season: int = 12, seed: int = 0) -> pd.DataFrame:

@@ -44,6 +44,17 @@ class SeriesPlan:
         """Rows from a window's first input row to its last."""
         return (self.lookback - 1) * self.sampling_rate + 1
 
+    def every(self) -> str:
+        """The step in words: 1, 7 days, 1 hour(s), 3 month(s)."""
+        if self.unit == "months":
+            return f"{self.step:g} month(s)"
+        if self.unit == "seconds":
+            for size, word in ((86400, "day(s)"), (3600, "hour(s)"), (60, "minute(s)")):
+                if self.step % size == 0:
+                    return f"{self.step / size:g} {word}"
+            return f"{self.step:g} second(s)"
+        return f"{self.step:g}"
+
     def to_json(self) -> str:
         return json.dumps(asdict(self))
 

@@ -370,11 +370,11 @@ def _tune_callback_class() -> type:
             if final is not None:
                 checkpoint = trial.checkpoint
                 path = Path(checkpoint.path) / "model.keras" if checkpoint is not None else None
-                from kerasweep.trainers.catalog import MEASURES
+                from kerasweep.trainers.catalog import is_measure
 
                 objectives = self.sweep.space.all_objectives if self.sweep.space.multi_objective else ()
                 outcome = TrialOutcome(TrialState.COMPLETE, final[metric], checkpoint=path,
-                                       measures={k: final[k] for k in MEASURES if k in final},
+                                       measures={k: v for k, v in final.items() if is_measure(k)},
                                        values=tuple(final[o.metric] for o in objectives) or None,
                                        repeat_values=tuple(final[f"{REPEAT}{k}"] for k in
                                                            range(1, self.sweep.space.budget.repeats + 1)
