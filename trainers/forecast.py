@@ -134,8 +134,10 @@ def _plan(name: str, frame: pd.DataFrame, targets: tuple[str, ...], options: For
     if options.covariates is None:  # numbers only: an identifier (pandas' index column) or text is left out
         others = [c for c in frame.columns if c != options.time and c not in targets]
         roles = infer_roles(frame[others]) if others else {}
-        covariates = [c for c in others if roles[str(c)][0] == "numeric" and not _row_number(frame[c])]
-        skipped = [f"{c} ({roles[str(c)][0]})" for c in others if c not in covariates]
+        covariates = [c for c in others if pd.api.types.is_numeric_dtype(frame[c]) and not _row_number(frame[c])
+                      and roles[str(c)][0] not in ("identifier", "ignore")]  # a weekday number stays a number
+        skipped = [f"{c} ({'text' if not pd.api.types.is_numeric_dtype(frame[c]) else 'an identifier'})"
+                   for c in others if c not in covariates]
         if skipped:
             left_out.append(f"column(s) {', '.join(skipped)} not read as covariates; name the covariates to read "
                             "with forecast: {covariates: [...]}")
