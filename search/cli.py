@@ -283,11 +283,12 @@ def ui(port: int, store: Path) -> None:
 @reports_errors
 def tensorboard(name: str, port: int, store: Path) -> None:
     """Serve TensorBoard over the per-trial logs of sweep NAME on 127.0.0.1."""
-    from kerasweep.search.servers import serve, tensorboard_command
+    from kerasweep.search.servers import inner_port, serve, tensorboard_command
 
-    command = tensorboard_command(name, store, port)
+    inner = inner_port()  # TensorBoard checks no Host header: search.host_guard answers on the port
+    command = tensorboard_command(name, store, inner)
     console.print(f"TensorBoard on http://127.0.0.1:{port} ({command[2]}); Ctrl-C to stop.")
-    sys.exit(serve(command))
+    sys.exit(serve(command, guarded=(port, inner)))
 
 
 @main.command()
@@ -297,11 +298,12 @@ def tensorboard(name: str, port: int, store: Path) -> None:
 @reports_errors
 def dashboard(name: str, port: int, store: Path) -> None:
     """Serve optuna-dashboard over the Optuna storage of sweep NAME on 127.0.0.1."""
-    from kerasweep.search.servers import dashboard_command, serve
+    from kerasweep.search.servers import dashboard_command, inner_port, serve
 
-    command = dashboard_command(name, store, port)
+    inner = inner_port()  # optuna-dashboard checks no Host header: search.host_guard answers on the port
+    command = dashboard_command(name, store, inner)
     console.print(f"optuna-dashboard on http://127.0.0.1:{port}; Ctrl-C to stop.")
-    sys.exit(serve(command))
+    sys.exit(serve(command, guarded=(port, inner)))
 
 
 if __name__ == "__main__":

@@ -59,14 +59,25 @@ def dashboard_command(name: str, store: Path, port: int = 8080) -> list[str]:
             "--port", str(port)]
 
 
-def serve(command: list[str]) -> int:
-    """Run a server in the foreground until Ctrl-C or SIGTERM; returns its exit code.
+def serve(command: list[str], guarded: tuple[int, int] | None = None) -> int:
+    """Run a server in the foreground until Ctrl-C or SIGTERM; returns its exit code. `guarded`: (port,
+    inner port) for a server that checks no Host header: it listens on the inner port, and
+    `search.host_guard` on the port refuses requests for any other host.
 
     The server runs in a process group of its own (MLflow's server starts workers of its own), which
     is stopped as a whole when this command stops, on Ctrl-C and SIGTERM alike, so nothing keeps
     listening behind it. Should this process be killed outright, the kernel sends the server SIGTERM.
     """
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    guard = None
+    if guarded is not None:
+        from kerasweep.search.host_guard import start_guard
+
+        try:  # first: a port in use fails before the server starts
+            guard = start_guard(HOST, *guarded)
+        except OSError as exc:
+            raise UserInputError(f"--port: cannot listen on {HOST}:{guarded[0]} ({exc.strerror}); pass another "
+                                 "--port") from None
     server = subprocess.Popen(command, env=env, start_new_session=True,
                               preexec_fn=_stop_with_parent)  # noqa: PLW1509 - one prctl call, no locks taken
     try:
@@ -75,6 +86,18 @@ def serve(command: list[str]) -> int:
         return 0
     finally:
         _stop_group(server)
+        if guard is not None:
+            guard.shutdown()
+            guard.server_close()
+
+
+def inner_port() -> int:
+    """A free port on 127.0.0.1 for a guarded server to listen on behind its guard."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
 
 
 def _stop_group(server: subprocess.Popen) -> None:

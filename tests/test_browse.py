@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -100,6 +101,9 @@ def test_each_trial_writes_tensorboard_logs_and_tensorboard_serves_them(swept: d
             if shown:
                 break
             time.sleep(0.5)
+        foreign = _status(f"{url}/data/runs", "GET", host=f"rebound.example:{port}")
+    # Rule: a request for a foreign Host (a DNS-rebinding page) is refused before it reaches TensorBoard
+    assert foreign == 403
     # Rule: make tensorboard serves the sweep's trial runs on 127.0.0.1
     assert any(run.startswith("trial-0") for run in runs)
     # Rule: TensorBoard shows each epoch's value as MLflow logged it (epochs count from 0 there, from 1 in MLflow)
@@ -114,8 +118,23 @@ def test_optuna_dashboard_serves_the_sweep_storage(swept: dict) -> None:
     with serving([KERASWEEP, "dashboard", "tiny", "--port", str(port), "--store", str(swept["store"])], port,
                  health="/api/studies") as url:
         studies = json.load(urllib.request.urlopen(f"{url}/api/studies"))["study_summaries"]
+        study_id = next(s["study_id"] for s in studies if s["study_name"] == "tiny")
+        foreign = _status(f"{url}/api/studies/{study_id}", "DELETE", host=f"rebound.example:{port}")
+        after = json.load(urllib.request.urlopen(f"{url}/api/studies"))["study_summaries"]
     # Rule: make dashboard serves the sweep's Optuna study on 127.0.0.1
     assert "tiny" in [s["study_name"] for s in studies]
+    # Rule: a DELETE for a foreign Host (a DNS-rebinding page) is refused and the study stays
+    assert foreign == 403 and "tiny" in [s["study_name"] for s in after]
+
+
+def _status(url: str, method: str, host: str) -> int:
+    """The HTTP status of one request sent with the given Host header."""
+    request = urllib.request.Request(url, method=method, headers={"Host": host})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 def test_dashboard_for_unknown_sweep_is_bad_input(tmp_path: Path) -> None:
