@@ -8,6 +8,8 @@ import ipaddress
 import signal
 import socket
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -116,11 +118,16 @@ def test_servers_stop_with_their_command(tmp_path: Path, server: str, sig: signa
         _create_dashboard_sweep(store)
     args = ["ui"] if server == "ui" else [server, "dash"]
     proc = start_cli(*args, "--port", str(port), "--store", str(store))
-    def listening() -> bool:
-        with socket.socket() as probe:
-            return probe.connect_ex(("127.0.0.1", port)) == 0
+    def answering() -> bool:  # the server itself, not only the Host guard in front of it (502 until it is up)
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as answer:
+                return answer.status < 500
+        except urllib.error.HTTPError as error:
+            return error.code < 500
+        except OSError:
+            return False
 
-    wait_for(listening, proc, 90, 0.3, f"{server} to listen on port {port}")
+    wait_for(answering, proc, 90, 0.3, f"{server} to answer on port {port}")
     tree = descendants(proc.pid)
     assert len(tree) >= 2 and proc.poll() is None, wait_or_kill(proc, 5)
     proc.send_signal(sig)
