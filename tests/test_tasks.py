@@ -140,7 +140,7 @@ def test_each_task_trains_with_its_head_loss_and_metrics(tmp_path: Path, task: s
     ("data: diabetes\ntask: regression\nobjective: {metric: val_accuracy}\n",
      "task regression does not log 'val_accuracy'; expected one of loss, mae, rmse, val_loss, val_mae, val_rmse"),
     ("data: wine\ntask: binary\n", "binary needs exactly 2 classes, found 3"),
-    ("data: iris\ntask: sorting\n", "task: Input should be 'classification', 'binary', 'multilabel' or 'regression'"),
+    ("data: iris\ntask: sorting\n", "task: Input should be 'classification', 'binary', 'multilabel', 'regression' or 'forecast'"),
     ("data: d.csv\ntarget: cultivar\n", "no target column 'cultivar'"),
 ])
 def test_data_that_does_not_fit_the_task_is_refused_with_the_fix(tmp_path: Path, space: str, fragment: str) -> None:
