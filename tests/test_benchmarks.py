@@ -82,3 +82,21 @@ def test_gpu_bench_runs_the_same_sweep_per_packing_and_on_the_cpu(tmp_path: Path
     assert "2 worker(s), 2 per GPU" in rows[0]["first_line"] and "1 worker(s)" in rows[1]["first_line"]
     table = (tmp_path / "bench" / "gpu-cnn.md").read_text().splitlines()
     assert len([line for line in table if line.startswith("| ")]) == 3  # the header and one row per run
+
+
+def test_search_quality_bench(tmp_path: Path) -> None:
+    out = tmp_path / "out.json"
+    proc = run_bench("bench_search_quality.py", "--tasks", "3945", "--seeds", "2", "--budgets", "1,3",
+                     "--json", str(out), "--store", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    document = json.loads(out.read_text())
+    records = document["results"]
+    runners = {"kerasweep", "optuna-tpe-hyperband", "random"}
+    # Rule: one record per runner, task, seed and budget, each with the fields other tools read
+    assert {(r["runner"], r["task"], r["seed"], r["budget"]) for r in records} == \
+        {(runner, 3945, seed, budget) for runner in runners for seed in (0, 1) for budget in (1, 3)}
+    assert all({"incumbent", "trials", "epochs_spent", "regret"} <= set(r) for r in records)
+    # Rule: every runner spent its whole budget of epochs (52 per full run) and found something
+    assert all(r["epochs_spent"] == 52 * r["budget"] and 0 < r["incumbent"] <= 1 and r["trials"] >= 1 for r in records)
+    assert set(document["median_regret"]) == runners and "kerasweep" in document["against_peer"]
+    assert (tmp_path / "bench" / "search_quality.png").stat().st_size > 5_000
