@@ -548,8 +548,9 @@ def _continue_later(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> Non
 def _abandon(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial | optuna.trial.FrozenTrial, life: TrialLife,
              reason: str) -> None:
     """End a trial that will not finish as failed in Optuna and MLflow, whichever it is still open in."""
-    study.tell(trial.number, state=OptunaState.FAIL, skip_if_finished=True)
     frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
+    if frozen.state is OptunaState.RUNNING:  # finished meanwhile by another process: it stays as told
+        study.tell(trial.number, state=OptunaState.FAIL, skip_if_finished=True)
     run_id = frozen.user_attrs.get(RUN_ATTR)
     if run_id:
         life.abandon(run_id, reason)
