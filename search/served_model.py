@@ -51,7 +51,7 @@ class LabelledModel(mlflow.pyfunc.PythonModel):
     # (images, sequences) arrive too
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> Any:
         if self.series is not None:  # the next `horizon` values after the latest rows, with their times
-            return self.series.answer(model_input, self.model.predict(self.series.window(model_input), verbose=0)[0])
+            return self.series.forecast(model_input, lambda window: self.model.predict(window, verbose=0)[0])
         if self.plan is not None:
             rows = self.plan.encode(pd.DataFrame(model_input))
         else:

@@ -129,7 +129,9 @@ class SeriesPlan:
     def window(self, raw: Any, where: str = "input") -> np.ndarray:
         """The model's input for the next `horizon` steps after the latest of `raw`'s rows: (1, lookback,
         features) float32. At least `span` rows on the grid are needed, and no missing cell in them."""
-        frame, _ = self.frame(raw, where)
+        return self._window(self.frame(raw, where)[0], where)
+
+    def _window(self, frame: pd.DataFrame, where: str) -> np.ndarray:
         if len(frame) < self.span:
             raise SeriesError(f"{where}: {len(frame)} row(s) on the series' time grid; a forecast reads the latest "
                               f"{self.span} (lookback {self.lookback} x sampling rate {self.sampling_rate})")
@@ -148,9 +150,17 @@ class SeriesPlan:
             return None
         return list(self.grid_times(last, self.horizon + 1)[1:])
 
+    def forecast(self, raw: Any, predict: Any) -> pd.DataFrame:
+        """`predict` (window -> one row of outputs) on the latest rows of `raw`, answered as a table; the rows
+        are put on the time grid once."""
+        frame, _ = self.frame(raw, "input")
+        return self._answer(frame, predict(self._window(frame, "input")))
+
     def answer(self, raw: Any, predicted: np.ndarray) -> pd.DataFrame:
         """One forecast as a table: a row per step ahead, the time (where regular) and each target."""
-        frame, _ = self.frame(raw, "input")
+        return self._answer(self.frame(raw, "input")[0], predicted)
+
+    def _answer(self, frame: pd.DataFrame, predicted: np.ndarray) -> pd.DataFrame:
         steps = np.asarray(predicted, dtype="float64").reshape(self.horizon, len(self.targets))
         out = pd.DataFrame(steps, columns=list(self.targets))
         out.insert(0, "step", range(1, self.horizon + 1))
