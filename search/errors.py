@@ -31,6 +31,11 @@ class TrialPruned(KerasweepError):
     """The engine's pruner stopped this trial early."""
 
 
+class DiskFull(KerasweepError):
+    """The disk under the store (or a file a trial writes) filled up: no trial's fault, and every later write
+    would fail too, so the sweep stops with one line instead of failing trial after trial."""
+
+
 class SweepAborted(KerasweepError):
     """Going on would waste compute; the message says why and what to check."""
 

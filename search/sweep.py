@@ -18,12 +18,12 @@ from pydantic import ValidationError
 
 from kerasweep.search.config import DEFAULT_STORE, SweepConfig
 from kerasweep.search.engines import ENGINES, engines_taking, get_engine
-from kerasweep.search.errors import KerasweepError, UserInputError
+from kerasweep.search.errors import KerasweepError, SweepAborted, UserInputError
 from kerasweep.search.interrupts import clear_interrupt
-from kerasweep.search.lifecycle import tracker_of
+from kerasweep.search.lifecycle import out_of_time, tracker_of
 from kerasweep.search.results import SweepResult
 from kerasweep.search.space import CHECKED, Space
-from kerasweep.search.store import Store, check_store
+from kerasweep.search.store import Store, check_store, disk_full, is_disk_full
 from kerasweep.search.tracking import TRIAL_TAG, Tracker, artifact_root_for, tracking_uri_for
 from kerasweep.trainers import catalog
 from kerasweep.trainers.backend import backend_problem
@@ -228,6 +228,9 @@ def run_sweep(config: SweepConfig, reporter: Any | None = None, stores_checked: 
             reporter.resumed(before)
         engine.run(config, reporter.progress if reporter else (lambda result: None))
         after = engine.results(config)
+        problem = shortfall(config, after)
+        if problem:
+            raise SweepAborted(problem)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
@@ -236,13 +239,33 @@ def run_sweep(config: SweepConfig, reporter: Any | None = None, stores_checked: 
         reason = str(exc)
         raise
     except Exception as exc:
+        if is_disk_full(exc):  # MLflow's or Optuna's write on a full disk: one line, not 56 of traceback
+            full = disk_full(config.store, exc)
+            reason = str(full)
+            raise full from None
         reason = f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        _finish(config, tracker, after, status, reason, engine)
+        try:
+            _finish(config, tracker, after, status, reason, engine)
+        except Exception as exc:  # the parent's last rows did not fit either: the next start closes it
+            if not is_disk_full(exc):
+                raise
     if reporter:
         reporter.finished(after)
     return after
+
+
+def shortfall(config: SweepConfig, result: SweepResult) -> str | None:
+    """Why a sweep whose engine returned is short of its budget, or None: it never ends quietly short of it
+    (a command that exited 0 at "10/12 trials, 2 running" left a dead command's trials RUNNING)."""
+    budget = config.space.budget.trials
+    if result.done >= budget or out_of_time(config):
+        return None
+    counts = result.counts
+    running = f", {counts['running']} still running in a command this one cannot see end" if counts["running"] else ""
+    return (f"the sweep stopped at {result.done} of {budget} trials ({counts['failed']} failed{running}); re-run the "
+            "same command to continue")
 
 
 def check_stores_agree(config: SweepConfig, tracker: Tracker) -> None:

@@ -175,7 +175,7 @@ def test_crashes_at_the_narrowest_moments_are_repaired_on_rerun(tmp_path: Path) 
 
 def test_a_retry_takes_over_the_copy_it_continues_from(tmp_path: Path) -> None:
     """A retry killed before saving a copy of its own must still find the one it continued from."""
-    from kerasweep.search.engines.optuna import _take_over_backup
+    from kerasweep.search.engines.optuna_recovery import take_over_backup as _take_over_backup
     from kerasweep.search.space import load_space
     from kerasweep.search.sweep import make_config
     from kerasweep.trainers.fit import ResumePoint, latest_backup

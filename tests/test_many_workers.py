@@ -126,7 +126,7 @@ def test_a_worker_that_stops_beating_is_found_stale_by_the_others(tmp_path: Path
     fails its trial in Optuna and MLflow, and picks up the retry from its backup."""
     import subprocess
 
-    from kerasweep.search.engines.optuna import GRACE_S, HEARTBEAT_S, STALE_REASON
+    from kerasweep.search.engines.optuna_recovery import GRACE_S, HEARTBEAT_S, STALE_REASON
     from kerasweep.trainers.fit import latest_backup
 
     store = tmp_path / "store"
@@ -183,3 +183,50 @@ def test_a_worker_that_stops_beating_is_found_stale_by_the_others(tmp_path: Path
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+@pytest.mark.slow  # about a minute; CI runs it with make test-slow
+def test_the_command_left_after_another_is_killed_meets_the_budget(tmp_path: Path) -> None:
+    """Two commands on one store, one killed with SIGKILL mid-trial: the other used to end "2/3 trials,
+    1 running", exit 0, the dead command's trial RUNNING in both stores."""
+    import os
+    import signal
+
+    store = tmp_path / "store"
+    slow = SPACE.replace("epochs: 2", "epochs: 60").replace(f"trials: {TRIALS}", "trials: 3") + "    fixed: {batch_size: 1, patience: 100}\n"
+    space = write_space(tmp_path, slow)  # 150 steps an epoch: a trial trains for about 20 s
+    args = ("sweep", str(space), "--checkpoint-every", "0", "--store", str(store))
+    first = start_cli(*args)
+
+    def running_of(pid: int) -> int | None:
+        try:
+            running = optuna.load_study(study_name="many", storage=read_only_url(store / "optuna.db")).get_trials(
+                deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        except Exception:  # noqa: BLE001 - not created yet
+            return None
+        mine = [t for t in running if t.user_attrs.get("kerasweep.owner", "").endswith(f":{pid}") and
+                t.intermediate_values]
+        return mine[0].number if mine else None
+
+    victim = wait_for(lambda: running_of(first.pid), first, 240, 0.2, "the first command's trial training")
+    second = start_cli(*args)
+    try:
+        wait_for(lambda: running_of(second.pid), second, 240, 0.2, "the second command's trial training")
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+        out, err = wait_or_kill(second, 400)
+    finally:
+        for proc in (first, second):
+            proc.kill() if proc.poll() is None else None
+    # Rule: the command left meets the budget and ends well; its start-up took the other's live trial for live
+    assert second.returncode == 0, out + err
+    trials = optuna.load_study(study_name="many", storage=f"sqlite:///{store / 'optuna.db'}").get_trials(deepcopy=False)
+    states = {t.number: t.state.name for t in trials}
+    assert sum(s in ("COMPLETE", "PRUNED") for s in states.values()) == 3 and "RUNNING" not in states.values()
+    assert states[victim] == "FAIL"
+    _, runs = sweep_runs(mlflow_client(store), "many", "many")
+    by_number = {int(r.data.tags["kerasweep.trial"]): r for r in runs}
+    # Rule: the killed command's trial is failed in MLflow too, and continued from its backup
+    assert by_number[victim].data.tags["kerasweep.error"] == "worker process died during the trial"
+    assert [r.data.tags.get("kerasweep.retry_of") for r in runs].count(str(victim)) == 1
+    assert not [r for r in runs if r.info.status == "RUNNING"]

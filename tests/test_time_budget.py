@@ -23,9 +23,10 @@ def test_no_trial_starts_after_the_time_budget(tmp_path: Path, engine: str) -> N
           learning_rate: {type: float, low: 1.0e-3, high: 1.0e-1, log: true}
     """)
     store = tmp_path / "store"
-    # Ray takes seconds to start, and a trial it was asked for seconds to start in its worker: a longer
+    # the clock runs from the start (Keras loading included: seconds on a loaded 2-core machine). Ray takes
+    # seconds more to start, and a trial it was asked for seconds to start in its worker: a longer
     # budget, and a trial's run may open up to five seconds after the deadline its searcher respected
-    minutes, lag_ms = (0.25, 5_000) if engine == "ray" else (0.1, 1_000)
+    minutes, lag_ms = (0.5, 5_000) if engine == "ray" else (0.25, 1_000)
     proc = (run_cli if engine == "ray" else invoke_cli)("sweep", str(space), "--engine", engine, "--minutes",
                                                         str(minutes), "--store", str(store))
     # Rule: the time budget ends the run like a met budget: exit 0, the best exported, and it says so

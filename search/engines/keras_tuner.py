@@ -18,13 +18,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kerasweep.search.engines.internals import defaults_first, keras_tuner_tracebacks
-from kerasweep.search.errors import UserInputError
+from kerasweep.search.errors import SweepAborted, UserInputError
 from kerasweep.search.interrupts import deferred_interrupts, interruptible, stop_reason
 from kerasweep.search.lifecycle import FailureStreak, Progress, TrialLife, TrialStart, out_of_time, results_from_mlflow
 from kerasweep.search.results import SweepResult, TrialState
@@ -319,8 +318,8 @@ def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
         with deferred_interrupts():  # let through only while a trial trains (`run_trial`)
             tuner.search()
         counted = sum(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
-        print(f"keras-tuner: the oracle has no untried values left after {counted} of "
-              f"{sweep.space.budget.trials} trials; widen the space or lower --trials", file=sys.stderr)
+        raise SweepAborted(f"keras-tuner: the oracle has no untried values left after {counted} of "
+                           f"{sweep.space.budget.trials} trials; widen the space or lower --trials")
     except _BudgetMet:
         pass
     except KeyboardInterrupt:

@@ -3,20 +3,17 @@
 The only place that translates a `Space` into Optuna's terms (`_suggest`, `make_sampler`,
 `make_pruner`). Each epoch is reported to the trial; the pruner's decision stops that trial's
 training. The budget counts complete + pruned trials, so failed or crashed trials never eat it.
-Crash safety: each running trial records its owner (host:pid) and a heartbeat; on the next start,
-trials whose owner is gone are marked failed in both Optuna and MLflow.
+Crash safety: each running trial records its owner and a heartbeat; see `optuna_recovery` and `owners`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import functools
 import math
 import multiprocessing
 import os
-import shutil
-import socket
+import random
 import sys
 import threading
 import time
@@ -32,23 +29,30 @@ from kerasweep.search.engines._optuna_space import (chosen_features, live_sugges
                                                    suggest)
 from kerasweep.search.errors import KerasweepError, SweepAborted, UserInputError
 from kerasweep.search.interrupts import deferred_interrupts, interruptible, raise_if_interrupted, stop_reason
-from kerasweep.search.lifecycle import (
-    ORPHAN_REASON,
-    FailureStreak,
-    Progress,
-    TrialLife,
-    TrialStart,
-    directions_of,
-    out_of_time,
-    remove_if_empty,
+from kerasweep.search.engines.optuna_recovery import (
+    CRASHES_ATTR,
+    DISCARDED_ATTR,
+    GRACE_S,
+    HEARTBEAT_S,
+    RETRIES_ATTR,
+    RETRY_OF_ATTR,
+    RUN_ATTR,
+    STATES,
+    abandon,
+    fail_dead_owners,
+    fail_orphans,
+    recover_dead_worker,
+    resume_point,
+    resume_unfinished,
+    stale_trial_failed,
 )
+from kerasweep.search.engines.owners import checkable, this_process
+from kerasweep.search.lifecycle import FailureStreak, Progress, TrialLife, TrialStart, directions_of, out_of_time
 from kerasweep.search.results import SweepResult, TrialResult, TrialState
 from kerasweep.search.space import Space
-from kerasweep.search.store import sqlite_url
-from kerasweep.search.tracking import TRIAL_TAG
+from kerasweep.search.store import disk_full, is_disk_full, sqlite_url
 from kerasweep.search.trial import builder_style, resolve_values, run_trial
 from kerasweep.trainers.backend import visible_gpus, worker_environment
-from kerasweep.trainers.fit import ResumePoint, latest_backup
 
 if TYPE_CHECKING:
     from kerasweep.search.config import SweepConfig
@@ -57,6 +61,8 @@ if TYPE_CHECKING:
 SAMPLERS = ("tpe", "random", "cmaes", "qmc", "nsga2", "grid")  # Optuna's samplers; the first is the default
 DEFAULT_PRUNER = "hyperband"
 MULTI_OBJECTIVE = True  # several objectives: Optuna's multi-objective study (TPE, NSGA-II, random, QMC)
+WAIT_S = 2.0  # how often a worker whose budget is running elsewhere looks again
+SEEDS_ATTR = "kerasweep.sampler_seeds"  # the sampler seed of each command that ran the sweep, in order
 
 
 @dataclass(frozen=True)
@@ -114,19 +120,6 @@ def check(space: Space, options: Options) -> list[str]:
     return problems + sampler_problems(space)
 
 
-STATES = {
-    OptunaState.COMPLETE: TrialState.COMPLETE,
-    OptunaState.PRUNED: TrialState.PRUNED,
-    OptunaState.FAIL: TrialState.FAILED,
-    OptunaState.RUNNING: TrialState.RUNNING,
-}
-OWNER_ATTR, RUN_ATTR, DISCARDED_ATTR = "kerasweep.owner", "kerasweep.mlflow_run_id", "kerasweep.discarded"
-RETRIES_ATTR, RETRY_OF_ATTR = "kerasweep.retries", "kerasweep.retry_of"
-HEARTBEAT_S, GRACE_S = 10, 60  # a trial whose worker stopped beating for a minute is stale
-OWNERLESS_GRACE_S = 3.0  # a live worker names itself owner milliseconds after asking
-STALE_REASON = f"worker stopped sending heartbeats for {GRACE_S} s (its process or machine died)"
-
-
 # --- translating the space ---------------------------------------------------------------------
 def make_pruner(space: Space) -> optuna.pruners.BasePruner:
     """The space's pruner with epochs (1..budget.epochs) as the resource; none with several objectives
@@ -162,7 +155,7 @@ def make_storage(sweep: SweepConfig) -> optuna.storages.BaseStorage:
         with chosen_features(), _schema_lock(url):
             return optuna.storages.RDBStorage(
                 url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                heartbeat_stale_trial_callback=functools.partial(_stale_trial_failed, sweep),
+                heartbeat_stale_trial_callback=functools.partial(stale_trial_failed, sweep),
             )
     except Exception as exc:  # noqa: BLE001 - bad URLs surface as many different driver errors
         flag = "--storage" if sweep.options.storage else f"{sweep.store.optuna_db} (the store's Optuna file)"
@@ -187,12 +180,6 @@ def _schema_lock(url: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _stale_trial_failed(sweep: SweepConfig, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    """Optuna's heartbeat check failed a trial whose worker stopped beating (a dead process, a lost
-    machine): close its MLflow run too, and let it continue from its backup when one is reachable."""
-    _fail_and_continue(sweep, study, trial, STALE_REASON)
 
 
 def _study(sweep: SweepConfig, storage: optuna.storages.BaseStorage, worker: int = 0) -> optuna.Study:
@@ -287,18 +274,34 @@ def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
     with deferred_interrupts():  # store work is never cut short by Ctrl-C (see search.interrupts)
         storage = make_storage(sweep)
         study = _study(sweep, storage)
+        sweep = _reseeded(sweep, study)
         if not study.get_trials(deepcopy=False):
             # --warm-start / --enqueue first, then a known-good trial: the space's declared defaults
             defaults = sweep.space.default_values() if sweep.space.search.sampler != "grid" else {}  # the grid has all
             for point in (*sweep.first_points, defaults):
                 if point:
                     study.enqueue_trial(point, skip_if_exists=True)
-        _fail_orphans(sweep, study)
-        _resume_unfinished(sweep, study)
+        fail_orphans(sweep, study)
+        resume_unfinished(sweep, study)
     if sweep.options.workers == 1:
         work(sweep, 0, on_progress)
         return
     _run_workers(sweep, study, storage, on_progress, placed)
+
+
+def _reseeded(sweep: SweepConfig, study: optuna.Study) -> SweepConfig:
+    """A new sweep draws from the space's seed (reproducible); each later command from a new seed, recorded
+    in the study: with one fixed seed every resume replayed the same configs, a process-killing one
+    included (7 resumes, 7 kills)."""
+    seeds = list(study.user_attrs.get(SEEDS_ATTR, []))
+    seed = sweep.space.search.seed if not study.get_trials(deepcopy=False) else random.SystemRandom().randrange(2**31)
+    study.set_user_attr(SEEDS_ATTR, [*seeds, seed])
+    if sweep.parent_run_id:  # beside the space file the parent run holds, which names only the first seed
+        TrialLife(sweep).tracker.tag(sweep.parent_run_id, SEEDS_ATTR, ",".join(map(str, [*seeds, seed])))
+    if seeds or study.get_trials(deepcopy=False):
+        print(f"Resuming with sampler seed {seed} (the space's seed {sweep.space.search.seed} draws a sweep's "
+              "first configs; each resume draws anew, or it would repeat them).", file=sys.stderr)
+    return dataclasses.replace(sweep, space=sweep.space.with_overrides(seed=seed))
 
 
 def _settled(sweep: SweepConfig, placed: Placement) -> SweepConfig:
@@ -332,17 +335,20 @@ def _run_workers(sweep: SweepConfig, study: optuna.Study, storage: optuna.storag
 
     for slot in range(sweep.options.workers):
         start(slot)
-    replacements, recovered = sweep.options.workers, set()
+    replacements, recovered, last_check = sweep.options.workers, set(), time.monotonic()
     try:
         while True:
             with deferred_interrupts():
                 for slot, process in list(processes.items()):
                     if process.exitcode is not None and process.exitcode < 0 and process.pid not in recovered:
-                        _recover_dead_worker(sweep, study, process.pid)  # killed by a signal
+                        recover_dead_worker(sweep, study, process.pid)  # killed by a signal
                         recovered.add(process.pid)
                         if replacements:
                             replacements -= 1
                             start(slot)
+                if time.monotonic() - last_check > HEARTBEAT_S:  # another command's process died here
+                    fail_dead_owners(sweep, study)
+                    last_check = time.monotonic()
                 on_progress(results(sweep, storage))  # the open storage: no schema check a second
             if not any(p.is_alive() for p in processes.values()):
                 break
@@ -355,27 +361,16 @@ def _run_workers(sweep: SweepConfig, study: optuna.Study, storage: optuna.storag
             if process.is_alive():
                 process.kill()
                 process.join()
-        _fail_orphans(sweep, study)
+        fail_orphans(sweep, study)
         raise
     codes = [p.exitcode for p in processes.values()]
     if all(code != 0 for code in codes):
         raise SweepAborted(f"all {len(codes)} workers stopped with errors (exit codes {codes}); rerun with --verbose to see why")
-
-
-def _recover_dead_worker(sweep: SweepConfig, study: optuna.Study, pid: int) -> None:
-    """The running trial of a worker that died ends failed in Optuna and MLflow, and gets a retry that
-    continues from its backup when it saved one."""
-    owner = f"{socket.gethostname()}:{pid}"
-    for t in study.get_trials(deepcopy=False, states=(OptunaState.RUNNING,)):
-        if t.user_attrs.get(OWNER_ATTR) == owner:
-            _fail_and_continue(sweep, study, t, ORPHAN_REASON)
-
-
-def _fail_and_continue(sweep: SweepConfig, study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: str) -> None:
-    """A trial whose worker died: failed in both stores, and retried from its backup when it saved one."""
-    _abandon(sweep, study, trial, TrialLife(sweep), reason)
-    if latest_backup(sweep.store.backups(sweep.name, trial.number)):
-        _continue_later(study, trial)
+    done = results(sweep, storage).done
+    if recovered and done < sweep.space.budget.trials and not out_of_time(sweep):
+        raise SweepAborted(f"worker processes were killed {len(recovered)} times (out of memory? see `dmesg`) and the "
+                           f"sweep stopped at {done} of {sweep.space.budget.trials} trials; re-run the same command "
+                           "to continue, with fewer --workers if memory ran out")
 
 
 def _worker_main(sweep: SweepConfig, worker: int) -> None:
@@ -386,7 +381,7 @@ def _worker_main(sweep: SweepConfig, worker: int) -> None:
     silence(sweep.verbose)
     import_keras_quietly()
     try:
-        work(sweep, worker, lambda result: None)
+        work(sweep, worker, lambda result: None, watch_owners=False)
     except KeyboardInterrupt:  # the parent reports the interruption once
         raise SystemExit(130) from None
     except KerasweepError as exc:
@@ -395,8 +390,13 @@ def _worker_main(sweep: SweepConfig, worker: int) -> None:
 
 
 @deferred_interrupts()  # Ctrl-C gets through while a trial trains (`_run_one`), not while the stores are used
-def work(sweep: SweepConfig, worker: int, on_progress: ProgressCallback) -> None:
-    """One worker's loop: ask, train with pruning and logging, tell; until the budget is met."""
+def work(sweep: SweepConfig, worker: int, on_progress: ProgressCallback, watch_owners: bool = True) -> None:
+    """One worker's loop: ask, train with pruning and logging, tell; until the budget is met.
+
+    Trials running elsewhere that could meet the budget are waited for, not counted as done: a command
+    killed meanwhile leaves them RUNNING until this one finds them dead (its pid, here, or Optuna's
+    heartbeat) and asks again. `watch_owners`: fail trials whose owner is dead here (the command's own
+    process does; its worker processes leave it to the command)."""
     from kerasweep.search.quiet import import_keras_quietly
     from kerasweep.trainers.fit import configure_runtime
 
@@ -416,28 +416,73 @@ def work(sweep: SweepConfig, worker: int, on_progress: ProgressCallback) -> None
         if time.monotonic() - last_stale_check > HEARTBEAT_S:  # staleness takes GRACE_S: no need per trial
             with chosen_features():
                 optuna.storages.fail_stale_trials(study)
+            if watch_owners:
+                fail_dead_owners(sweep, study)
             last_stale_check = time.monotonic()
         trials = study.get_trials(deepcopy=False)
         counted = sum(1 for t in trials if t.state in (OptunaState.COMPLETE, OptunaState.PRUNED))
-        running = sum(1 for t in trials if t.state is OptunaState.RUNNING)
-        if counted + running >= budget or out_of_time(sweep):
+        running = [t for t in trials if t.state is OptunaState.RUNNING]
+        if counted >= budget or out_of_time(sweep):
             return
+        if counted + len(running) >= budget:  # the rest runs elsewhere: wait until it ends or is found dead
+            if not _can_wait_for(storage, running):
+                return  # the sweep's end says it is short, and why
+            time.sleep(WAIT_S)
+            continue
         trial = None
         try:
             with chosen_features():
                 trial = study.ask()
-            # at once: a trial without an owner looks orphaned to the next start
-            trial.set_user_attr(OWNER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
+            # at once: a trial without an owner or a heartbeat looks orphaned to the next start
+            for key, value in this_process().items():
+                trial.set_user_attr(key, value)
+            _beat_once(storage, study, trial)
             if _over_budget(study, trial, budget):
-                return
+                continue  # another worker took the last place: wait with the others for the budget to be met
             error = _run_one(sweep, study, storage, trial, life)
         except KeyboardInterrupt:  # whatever moment Ctrl-C hits, the asked trial ends failed everywhere
             if trial is not None:
-                _abandon(sweep, study, trial, life, stop_reason())
+                abandon(sweep, study, trial, life, stop_reason())
             raise
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            full = disk_full(sweep.store, exc)
+            if trial is not None:
+                _abandon_if_it_can(sweep, study, trial, life, str(full))
+            raise full from None
         progress()
         streak.add(error)
         streak.check()
+
+
+def _abandon_if_it_can(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, life: TrialLife,
+                       reason: str) -> None:
+    """Fail the trial in both stores while the disk is full: the partly written files were removed, so a
+    few rows usually fit; when even they do not, the next start finds the trial's process gone."""
+    try:
+        abandon(sweep, study, trial, life, reason)
+    except Exception as exc:  # noqa: BLE001 - the stores' own errors on a full disk: the next start cleans up
+        if not is_disk_full(exc):
+            raise
+
+
+def _can_wait_for(storage: optuna.storages.BaseStorage, running: list[optuna.trial.FrozenTrial]) -> bool:
+    """Whether a running trial's end will be seen: a storage with heartbeats tells of every one, and a
+    trial whose owner's pid is readable here is failed when that pid is gone."""
+    return bool(getattr(storage, "get_heartbeat_interval", lambda: None)()) or all(
+        checkable(t.user_attrs) for t in running)
+
+
+def _beat_once(storage: optuna.storages.BaseStorage, study: optuna.Study, trial: optuna.Trial) -> None:
+    """A first heartbeat as soon as a trial is asked: a trial that never beat is never stale to Optuna."""
+    if getattr(storage, "get_heartbeat_interval", lambda: None)():
+        storage.record_heartbeat(_trial_id(storage, study, trial))
+
+
+def _trial_id(storage: optuna.storages.BaseStorage, study: optuna.Study, trial: optuna.Trial) -> int:
+    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name),
+                                                           trial.number)
 
 
 def _over_budget(study: optuna.Study, trial: optuna.Trial, budget: int) -> bool:
@@ -463,7 +508,7 @@ def _run_one(sweep: SweepConfig, study: optuna.Study, storage: optuna.storages.B
     asked = live_suggestions(trial, space) if builder_style(space) != "values" else None  # define-by-run
     values = dict(space.fixed) if asked is not None else resolve_values(space, suggest(trial, space))
     source = trial.user_attrs.get(RETRY_OF_ATTR)  # a retry continues from the last backup of the trial it retries
-    resume = _resume_point(sweep, source, trial.number) if source is not None else None
+    resume = resume_point(sweep, source, trial.number) if source is not None else None
     previous = study.get_trials(deepcopy=False)[source] if resume is not None else None
     run_id = life.open(TrialStart(trial.number, values, retry_of=source, resume=resume,
                                   source_run=previous.user_attrs.get(RUN_ATTR) if previous else None))
@@ -499,75 +544,9 @@ def _run_one(sweep: SweepConfig, study: optuna.Study, storage: optuna.storages.B
         study.tell(trial, state=OptunaState.FAIL)
     life.close(run_id, outcome, asked=asked, files=files, retry_coming=retry)
     if retry:  # the same values again, continuing from the last backup
-        study.enqueue_trial(trial.params, user_attrs={RETRIES_ATTR: retries + 1, RETRY_OF_ATTR: trial.number})
+        study.enqueue_trial(trial.params, user_attrs={RETRIES_ATTR: retries + 1, RETRY_OF_ATTR: trial.number,
+                                                      CRASHES_ATTR: int(trial.user_attrs.get(CRASHES_ATTR, 0))})
     return outcome.error
-
-
-def _resume_point(sweep: SweepConfig, source: int, number: int) -> ResumePoint | None:
-    """Where a retry of trial `source` continues: that trial's backup, moved to trial `number`."""
-    backups = sweep.store.backups(sweep.name, source)
-    found = latest_backup(backups)
-    if found is not None and found.epoch >= sweep.space.budget.epochs:  # re-run with fewer --epochs: afresh
-        shutil.rmtree(backups, ignore_errors=True)
-        return None
-    # the copy moves to the trial that continues it: killed too, that one resumes from it
-    return _take_over_backup(sweep, source, number) if found is not None else None
-
-
-def _take_over_backup(sweep: SweepConfig, source: int, number: int) -> ResumePoint | None:
-    """Move trial `source`'s resumable copy to trial `number`, which continues it; returns it there."""
-    target = sweep.store.backups(sweep.name, number)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(target, ignore_errors=True)
-    try:
-        os.replace(sweep.store.backups(sweep.name, source), target)
-    except OSError:  # another worker took it first, or it was removed: start afresh
-        return None
-    remove_if_empty(sweep.store.trial_folder(sweep.name, source))
-    return latest_backup(target)
-
-
-def _resume_unfinished(sweep: SweepConfig, study: optuna.Study) -> None:
-    """Trials that a crash or Ctrl-C cut short and that left a backup continue on this run, as Ray Tune's
-    restore resumes errored trials: each gets a retry that starts from its last saved epoch."""
-    trials = study.get_trials(deepcopy=False)
-    retried = {t.user_attrs.get(RETRY_OF_ATTR) for t in trials}
-    for t in trials:
-        if t.state is OptunaState.FAIL and t.number not in retried and latest_backup(
-                sweep.store.backups(sweep.name, t.number)):
-            _continue_later(study, t)
-
-
-def _continue_later(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    """Enqueue a retry of a trial cut short by a crash; it continues from the trial's backup."""
-    retries = int(trial.user_attrs.get(RETRIES_ATTR, 0))  # a crash is not the trial's failure: no retry used up
-    study.enqueue_trial(trial.params, user_attrs={RETRIES_ATTR: retries, RETRY_OF_ATTR: trial.number})
-
-
-@deferred_interrupts()
-def _abandon(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial | optuna.trial.FrozenTrial, life: TrialLife,
-             reason: str) -> None:
-    """End a trial that will not finish as failed in Optuna and MLflow, whichever it is still open in."""
-    frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
-    if frozen.state is OptunaState.RUNNING:  # finished meanwhile by another process: it stays as told
-        study.tell(trial.number, state=OptunaState.FAIL, skip_if_finished=True)
-    run_id = frozen.user_attrs.get(RUN_ATTR)
-    if run_id:
-        life.abandon(run_id, reason)
-    elif sweep.parent_run_id:
-        _log_lost_trials(life, [frozen], reason)
-
-
-def _log_lost_trials(life: TrialLife, trials: list[optuna.trial.FrozenTrial], reason: str) -> None:
-    """Trials that ended before their MLflow run was opened get a failed run, so both stores list them;
-    a run opened but not yet recorded in Optuna is failed too."""
-    logged = {r.data.tags.get(TRIAL_TAG): r for r in life.tracker.trial_runs(life.sweep.parent_run_id)}
-    for t in trials:
-        run = logged.get(str(t.number))
-        if run is None:
-            life.log_lost(t.number, t.params, reason)
-        else:
-            life.abandon(run.info.run_id, reason)
 
 
 @contextmanager
@@ -577,8 +556,7 @@ def _heartbeat(storage: optuna.storages.BaseStorage, study: optuna.Study, trial:
     if not getattr(storage, "get_heartbeat_interval", lambda: None)():
         yield
         return
-    study_id = storage.get_study_id_from_name(study.study_name)
-    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+    trial_id = _trial_id(storage, study, trial)
     stop = threading.Event()
 
     def beat() -> None:
@@ -593,84 +571,3 @@ def _heartbeat(storage: optuna.storages.BaseStorage, study: optuna.Study, trial:
     finally:
         stop.set()
         thread.join()
-
-
-def _fail_orphans(sweep: SweepConfig, study: optuna.Study) -> None:
-    """Trials left RUNNING by a process of this machine that no longer exists end as failed, everywhere.
-
-    A process killed between `ask` and naming itself owner leaves an ownerless trial; one still
-    ownerless after a short grace is an orphan too. An orphan that never got its MLflow run gets
-    one (failed), so both stores always hold the same trials.
-    """
-    host = socket.gethostname()
-    running = study.get_trials(deepcopy=False, states=(OptunaState.RUNNING,))
-    if any(OWNER_ATTR not in t.user_attrs for t in running):
-        time.sleep(OWNERLESS_GRACE_S)
-        running = study.get_trials(deepcopy=False, states=(OptunaState.RUNNING,))
-    orphans = []
-    for t in running:
-        if not _owner_alive(t, host):
-            try:
-                study.tell(t.number, state=OptunaState.FAIL)
-            except (ValueError, RuntimeError):  # finished by someone else meanwhile: it stays as they told it
-                continue
-            orphans.append(t)
-    if not sweep.parent_run_id:
-        return
-    life = TrialLife(sweep)
-    _close_runs_of_finished_trials(sweep, study, life.tracker, host)
-
-    @functools.cache
-    def trials() -> dict[int, optuna.trial.FrozenTrial]:
-        return {t.number: t for t in study.get_trials(deepcopy=False)}
-
-    # a run is kept while its trial's process lives. The trials are read after MLflow's search (the first
-    # `keep` call), so every run found belongs to a trial read: a run another command opened a moment before
-    # the search is kept (read before it, that trial was unknown here and its live run was failed)
-    life.fail_orphans(keep=lambda number: number in trials() and _owner_alive(trials()[number], host))
-    if orphans:
-        _log_lost_trials(life, orphans, ORPHAN_REASON)
-
-
-def _close_runs_of_finished_trials(sweep: SweepConfig, study: optuna.Study, tracker: Any, host: str) -> None:
-    """A process killed while logging (after telling Optuna, before closing the MLflow run) left a
-    RUNNING run for a finished trial: close it as Optuna recorded the trial, checkpoint included.
-
-    Not one a live command is closing at this moment (it logs the checkpoint this would remove): only
-    runs whose owner is gone, or that stayed open a heartbeat grace after their trial finished."""
-    finished = {t.user_attrs[RUN_ATTR]: t for t in study.get_trials(deepcopy=False) if RUN_ATTR in t.user_attrs
-                and t.state in (OptunaState.COMPLETE, OptunaState.PRUNED, OptunaState.FAIL)
-                and (not _owner_alive(t, host) or _finished_before(t, GRACE_S))}
-    for run in tracker.trial_runs(sweep.parent_run_id):
-        t = finished.get(run.info.run_id)
-        if t is None or run.info.status != "RUNNING":
-            continue
-        state = STATES[t.state]
-        checkpoint = sweep.store.checkpoint(sweep.name, t.number)
-        tracker.finish_trial(run.info.run_id, state, t.values[0] if t.values else _last_value(t),
-                             checkpoint if state is TrialState.COMPLETE else None,
-                             t.user_attrs.get("kerasweep.error") or (ORPHAN_REASON if state is TrialState.FAILED else None))
-        checkpoint.unlink(missing_ok=True)
-
-
-def _finished_before(trial: optuna.trial.FrozenTrial, seconds: float) -> bool:
-    """Whether the trial finished more than `seconds` ago (Optuna records local time)."""
-    done = trial.datetime_complete
-    return done is not None and (datetime.datetime.now() - done).total_seconds() > seconds
-
-
-def _owner_alive(trial: optuna.trial.FrozenTrial, host: str) -> bool:
-    """Whether the process that owns a trial may still run it: one of this machine that exists, or one of
-    another machine (Optuna's heartbeat tells for those); an ownerless trial has none."""
-    owner_host, _, pid = str(trial.user_attrs.get(OWNER_ATTR, f"{host}:")).partition(":")
-    return owner_host != host or (pid.isdigit() and _alive(int(pid)))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
