@@ -7,6 +7,7 @@ Exit codes: 0 success, 2 bad input (space file, flags, data, unknown sweep), 130
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,9 +17,11 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+from kerasweep.search.config import DEFAULT_STORE
 from kerasweep.search.engines import ENGINES
 from kerasweep.search.errors import KerasweepError
 from kerasweep.search.interrupts import stop_on_sigterm, terminated
+from kerasweep.search.outages import outage
 from kerasweep.search.quiet import silence
 from kerasweep.search.space import PRUNERS, SAMPLERS
 
@@ -37,7 +40,15 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return command(*args, **kwargs)
+            try:
+                return command(*args, **kwargs)
+            except (KerasweepError, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # a full disk or an MLflow server gone, before or after the sweep: one line
+                error = outage(kwargs.get("store") or DEFAULT_STORE, os.environ.get("MLFLOW_TRACKING_URI"), exc)
+                if error is None:
+                    raise
+                raise error from None
         except KerasweepError as exc:
             for line in str(exc).splitlines():  # user text may hold [brackets]: never read as markup
                 err_console.print(f"[red]error:[/] {escape(line)}", highlight=False, markup=True, soft_wrap=True)

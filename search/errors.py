@@ -36,6 +36,10 @@ class DiskFull(KerasweepError):
     would fail too, so the sweep stops with one line instead of failing trial after trial."""
 
 
+class TrackingUnreachable(KerasweepError):
+    """The MLflow tracking server stopped answering: every later log would fail too."""
+
+
 class SweepAborted(KerasweepError):
     """Going on would waste compute; the message says why and what to check."""
 

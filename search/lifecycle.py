@@ -160,7 +160,9 @@ class TrialLife:
 
 
 def out_of_time(sweep: SweepConfig) -> bool:
-    """Whether the run's time budget (`budget.minutes`) is spent: no new trial starts then."""
+    """Whether the run's time budget (`budget.minutes`) is spent: no new trial starts then, but for the
+    sweep's first (the clock runs from the command's start, and on a loaded machine loading Keras in a
+    fresh worker took longer than a short budget: the sweep ended with nothing to export)."""
     return sweep.deadline is not None and time.time() >= sweep.deadline
 
 

@@ -6,18 +6,15 @@ work (a path through a file, a read-only disk, a damaged database) costs one lin
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from kerasweep.search.errors import DiskFull, UserInputError
+from kerasweep.search.errors import UserInputError
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 MIN_FREE_BYTES = 100 * 2**20  # a small sweep's databases, checkpoints and resumable copies
-FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
-FULL_MESSAGES = ("no space left on device", "database or disk is full", "disk quota exceeded")
 URL_UNSAFE = "?#%"  # would end or re-encode the path inside an SQLite URL (MLflow and Optuna parse it)
 
 
@@ -135,36 +132,6 @@ def check_store(store: Path | Store) -> None:
 
 def megabytes(size: int) -> str:
     return f"{size / 2**20:.1f} MB"
-
-
-def is_disk_full(exc: BaseException | None) -> bool:
-    """Whether an error, or one it was raised from, says the disk is full (an OSError's errno, SQLite's
-    "database or disk is full", or the same words inside another library's error)."""
-    return any(isinstance(e, DiskFull) or (isinstance(e, OSError) and e.errno in FULL_ERRNOS)
-               or any(words in str(e).lower() for words in FULL_MESSAGES) for e in _chain(exc))
-
-
-def disk_full(store: Path | Store, exc: BaseException) -> DiskFull:
-    """One line for a full disk: the store, the file being written when known, the free space, the fix."""
-    if isinstance(exc, DiskFull):
-        return exc
-    root = store.root if isinstance(store, Store) else Path(store)
-    filename = next((e.filename for e in _chain(exc) if isinstance(e, OSError) and e.filename), None)
-    writing = f" writing {filename}" if filename else ""
-    try:
-        free = megabytes(shutil.disk_usage(root if root.exists() else Path.cwd()).free)
-    except OSError:
-        free = "unknown"
-    return DiskFull(f"{root}: the disk is full{writing} ({free} free): free at least {megabytes(MIN_FREE_BYTES)} "
-                    "there, or pass --store on another disk, then re-run the same command to continue")
-
-
-def _chain(exc: BaseException | None) -> list[BaseException]:
-    found: list[BaseException] = []
-    while exc is not None and exc not in found:
-        found.append(exc)
-        exc = exc.__cause__ or exc.__context__
-    return found
 
 
 def check_sqlite_file(path: Path) -> None:

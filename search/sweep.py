@@ -18,12 +18,13 @@ from pydantic import ValidationError
 
 from kerasweep.search.config import DEFAULT_STORE, SweepConfig
 from kerasweep.search.engines import ENGINES, engines_taking, get_engine
-from kerasweep.search.errors import KerasweepError, SweepAborted, UserInputError
+from kerasweep.search.errors import KerasweepError, SweepAborted, TrackingUnreachable, UserInputError
 from kerasweep.search.interrupts import clear_interrupt
 from kerasweep.search.lifecycle import out_of_time, tracker_of
 from kerasweep.search.results import SweepResult
 from kerasweep.search.space import CHECKED, Space
-from kerasweep.search.store import Store, check_store, disk_full, is_disk_full
+from kerasweep.search.outages import is_outage, outage
+from kerasweep.search.store import Store, check_store
 from kerasweep.search.tracking import TRIAL_TAG, Tracker, artifact_root_for, tracking_uri_for
 from kerasweep.trainers import catalog
 from kerasweep.trainers.backend import backend_problem
@@ -236,20 +237,21 @@ def run_sweep(config: SweepConfig, reporter: Any | None = None, stores_checked: 
         status = "KILLED"
         raise
     except KerasweepError as exc:
-        reason = str(exc)
+        reason, status = str(exc), "UNREACHABLE" if isinstance(exc, TrackingUnreachable) else status
         raise
     except Exception as exc:
-        if is_disk_full(exc):  # MLflow's or Optuna's write on a full disk: one line, not 56 of traceback
-            full = disk_full(config.store, exc)
-            reason = str(full)
-            raise full from None
+        error = outage(config.store, config.tracking_uri, exc)  # a full disk, an MLflow server gone: one line
+        if error is not None:
+            reason, status = str(error), "UNREACHABLE" if isinstance(error, TrackingUnreachable) else status
+            raise error from None
         reason = f"{type(exc).__name__}: {exc}"
         raise
     finally:
         try:
-            _finish(config, tracker, after, status, reason, engine)
+            if status != "UNREACHABLE":  # each MLflow call would retry for minutes: the next start closes it
+                _finish(config, tracker, after, status, reason, engine)
         except Exception as exc:  # the parent's last rows did not fit either: the next start closes it
-            if not is_disk_full(exc):
+            if not is_outage(exc):
                 raise
     if reporter:
         reporter.finished(after)

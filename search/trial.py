@@ -18,7 +18,7 @@ from typing import Any
 from kerasweep.search.interrupts import raise_if_interrupted
 from kerasweep.search.results import TrialState
 from kerasweep.search.space import CategoricalParam, Space, resolve_data_path
-from kerasweep.search.store import is_disk_full
+from kerasweep.search.outages import is_outage
 from kerasweep.search.tracking import BACKEND_TAG, DEVICES_TAG, PRECISION_TAG
 from kerasweep.trainers.fit import BackupPolicy, ResumePoint, TrainSpec
 
@@ -149,7 +149,7 @@ def run_trial(space: Space, values: dict[str, Any], hooks: Sequence[EpochHook] =
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - any error in one trial is that trial's failure
-        if is_disk_full(exc):  # but a full disk is no config's failure: the sweep stops, with one line
+        if is_outage(exc):  # but a full disk or a lost MLflow server is no config's failure: the sweep stops
             raise
         kind = "out of memory" if type(exc).__name__ == "ResourceExhaustedError" else type(exc).__name__
         return TrialOutcome(TrialState.FAILED, error=f"{kind}: {exc}".strip()[:1000], details=traceback.format_exc())
@@ -162,7 +162,7 @@ def run_trial(space: Space, values: dict[str, Any], hooks: Sequence[EpochHook] =
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - a repeat's error is the trial's failure
-            if is_disk_full(exc):
+            if is_outage(exc):
                 raise
             return TrialOutcome(TrialState.FAILED, error=f"repeat: {type(exc).__name__}: {exc}".strip()[:1000],
                                 details=traceback.format_exc())

@@ -230,3 +230,21 @@ def test_the_command_left_after_another_is_killed_meets_the_budget(tmp_path: Pat
     assert by_number[victim].data.tags["kerasweep.error"] == "worker process died during the trial"
     assert [r.data.tags.get("kerasweep.retry_of") for r in runs].count(str(victim)) == 1
     assert not [r for r in runs if r.info.status == "RUNNING"]
+
+
+@pytest.mark.slow  # about 40 s: three worker processes start one after another
+def test_a_worker_process_hands_over_to_a_fresh_one_after_its_share_of_trials(tmp_path: Path) -> None:
+    """Each trial leaves about 6 MB in its process that nothing frees (1.3 GB at 18 trials, 3.7 GB at 300 were
+    measured): a process trains KERASWEEP_TRIALS_PER_PROCESS trials, then a fresh one goes on."""
+    store = tmp_path / "store"
+    space = write_space(tmp_path, SPACE.replace(f"trials: {TRIALS}", "trials: 5").replace("epochs: 2", "epochs: 1"))
+    proc = run_cli("sweep", str(space), "--store", str(store), env={"KERASWEEP_TRIALS_PER_PROCESS": "2"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    trials = optuna.load_study(study_name="many", storage=f"sqlite:///{store / 'optuna.db'}").get_trials()
+    counted = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+    owners = Counter(t.user_attrs["kerasweep.owner"] for t in counted)
+    # Rule: the budget exactly, in processes of two trials at most (2, 2, 1), none left running
+    assert len(counted) == 5 and sorted(owners.values()) == [1, 2, 2], owners
+    assert "RUNNING" not in [t.state.name for t in trials]
+    _, runs = sweep_runs(mlflow_client(store), "many", "many")
+    assert sum(r.data.tags["kerasweep.state"] in ("complete", "pruned") for r in runs) == 5

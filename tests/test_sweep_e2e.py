@@ -322,3 +322,61 @@ def test_sweep_logs_to_a_real_mlflow_server(tmp_path: Path) -> None:
         complete = [r for r in trial_runs if r.data.tags[STATE_TAG] == "complete"]
         path = client.download_artifacts(complete[0].info.run_id, "checkpoint/model.keras", str(tmp_path))
         assert Path(path).stat().st_size > 0
+
+
+@pytest.mark.slow  # about a minute: a real `mlflow server`, stopped mid-sweep and started again
+def test_an_mlflow_server_gone_mid_sweep_is_one_line_and_the_rerun_leaves_nothing_running(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server down longer than the client's retries: 260 lines, exit 1, runs RUNNING."""
+    import optuna
+    from mlflow.tracking import MlflowClient
+
+    from tests.conftest import free_port, mlflow_server, read_only_url, start_cli, wait_for, wait_or_kill, write_space
+
+    port, store = free_port(), tmp_path / "store"
+    space = write_space(tmp_path, """
+        name: gone
+        model: mlp
+        data: iris
+        budget: {trials: 2, epochs: 60}
+        search: {sampler: random, pruner: none}
+        params:
+          learning_rate: {type: float, low: 1.0e-3, high: 1.0e-1, log: true}
+        fixed: {batch_size: 1, patience: 100}
+    """)  # 150 steps an epoch: a trial trains for about 20 s
+    args = ("sweep", str(space), "--store", str(store))
+    server = (tmp_path / "server.db", tmp_path / "server-artifacts", port)
+    for name, value in {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
+                        "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}.items():
+        monkeypatch.setenv(name, value)  # the client's retries, short for the test
+    with mlflow_server(*server) as url:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        proc = start_cli(*args)
+
+        def training() -> bool:
+            try:
+                study = optuna.load_study(study_name="gone", storage=read_only_url(store / "optuna.db"))
+            except Exception:  # noqa: BLE001 - not created yet
+                return False
+            return any(t.intermediate_values for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)))
+
+        wait_for(training, proc, 240, 0.2, "a trial training")
+    out, err = wait_or_kill(proc, 300)  # the server is gone now
+    lines = [line for line in err.splitlines() if line.strip()]
+    # Rule: one line saying what happened and what to do, exit 1, no traceback
+    assert proc.returncode == 1, out + err
+    assert "Traceback" not in err and len(lines) <= 2, err
+    assert "the MLflow server" in err and "stopped answering" in err and "re-run the same command" in err
+    study = optuna.load_study(study_name="gone", storage=f"sqlite:///{store / 'optuna.db'}")
+    # Rule: the running trial is failed in Optuna, not left RUNNING
+    assert "RUNNING" not in [t.state.name for t in study.get_trials()]
+
+    with mlflow_server(*server) as url:
+        rerun = run_cli(*args, env={"MLFLOW_TRACKING_URI": url})
+        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        client = MlflowClient(tracking_uri=url)
+        parents, runs = sweep_runs(client, "gone", "gone")
+        # Rule: once the server is back and the command re-run, the budget is met and nothing is RUNNING
+        assert [p.info.status for p in parents] == ["FINISHED"]
+        assert not [r for r in runs if r.info.status == "RUNNING"], [(r.data.tags, r.info.status) for r in runs]
+        assert sum(r.data.tags.get(STATE_TAG) == "complete" for r in runs) == 2

@@ -202,7 +202,7 @@ def _tuner_class() -> type:
 
         def pre_create_trial(self) -> None:
             counted = sum(t.status == "COMPLETED" for t in self.oracle.trials.values())
-            if counted >= self.sweep.space.budget.trials or out_of_time(self.sweep):
+            if counted >= self.sweep.space.budget.trials or (counted and out_of_time(self.sweep)):
                 raise _BudgetMet
 
         def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> dict[str, float]:

@@ -150,7 +150,8 @@ def _budget_searcher_class() -> type:
             return self.searcher.set_max_concurrency(max_concurrent)
 
         def suggest(self, trial_id: str) -> dict | str | None:
-            if len(self.counted) >= self.budget or self.streak.message or _time_is_up():
+            started = self.counted or self.live  # a first trial runs whatever the clock says
+            if len(self.counted) >= self.budget or self.streak.message or (started and _time_is_up()):
                 return Searcher.FINISHED
             if len(self.counted) + len(self.live) >= self.budget:
                 return None  # a running trial may still fail and need replacing
