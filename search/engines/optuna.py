@@ -64,6 +64,7 @@ DEFAULT_PRUNER = "hyperband"
 MULTI_OBJECTIVE = True  # several objectives: Optuna's multi-objective study (TPE, NSGA-II, random, QMC)
 WAIT_S = 2.0  # how often a worker whose budget is running elsewhere looks again
 SEEDS_ATTR = "kerasweep.sampler_seeds"  # the sampler seed of each command that ran the sweep, in order
+RSS_ATTR = "kerasweep.worker_peak_rss_mb"  # the trial's process's peak memory when the trial ended
 RECYCLE_EXIT = 75  # a worker that ran its share of trials exits with this, and a fresh one takes its place
 
 
@@ -490,6 +491,12 @@ def _abandon_in_an_outage(sweep: SweepConfig, study: optuna.Study, trial: optuna
             raise
 
 
+def _peak_rss_mb() -> float:
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
+
+
 def _can_wait_for(storage: optuna.storages.BaseStorage, running: list[optuna.trial.FrozenTrial]) -> bool:
     """Whether a running trial's end will be seen: a storage with heartbeats tells of every one, and a
     trial whose owner's pid is readable here is failed when that pid is gone."""
@@ -556,6 +563,7 @@ def _run_one(sweep: SweepConfig, study: optuna.Study, storage: optuna.storages.B
     with _heartbeat(storage, study, trial), interruptible():
         outcome = run_trial(space, values, hooks=[life.epoch_logger(run_id), report], files=files, resume=resume,
                             suggestions=asked, debug=sweep.debug)
+    trial.set_user_attr(RSS_ATTR, _peak_rss_mb())  # the worker's memory after it, to see growth per trial
     retries = int(trial.user_attrs.get(RETRIES_ATTR, 0))
     retry = outcome.state is TrialState.FAILED and retries < sweep.max_failures  # --max-failures
     if outcome.state is TrialState.COMPLETE:
