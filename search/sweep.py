@@ -236,23 +236,16 @@ def run_sweep(config: SweepConfig, reporter: Any | None = None, stores_checked: 
     except KeyboardInterrupt:
         status = "KILLED"
         raise
-    except KerasweepError as exc:
-        reason, status = str(exc), "UNREACHABLE" if isinstance(exc, TrackingUnreachable) else status
-        raise
     except Exception as exc:
-        error = outage(config.store, config.tracking_uri, exc)  # a full disk, an MLflow server gone: one line
-        if error is not None:
-            reason, status = str(error), "UNREACHABLE" if isinstance(error, TrackingUnreachable) else status
-            raise error from None
-        reason = f"{type(exc).__name__}: {exc}"
-        raise
+        error = exc if isinstance(exc, KerasweepError) else outage(config.store, config.tracking_uri, exc)
+        reason = str(error) if error is not None else f"{type(exc).__name__}: {exc}"
+        if isinstance(error, TrackingUnreachable):
+            status = "UNREACHABLE"
+        if error is None or error is exc:
+            raise
+        raise error from None  # a full disk, an MLflow server gone: one line
     finally:
-        try:
-            if status != "UNREACHABLE":  # each MLflow call would retry for minutes: the next start closes it
-                _finish(config, tracker, after, status, reason, engine)
-        except Exception as exc:  # the parent's last rows did not fit either: the next start closes it
-            if not is_outage(exc):
-                raise
+        _finish_unless_unreachable(config, tracker, after, status, reason, engine)
     if reporter:
         reporter.finished(after)
     return after
@@ -285,6 +278,19 @@ def check_stores_agree(config: SweepConfig, tracker: Tracker) -> None:
     problem = check(config, logged, parent is not None)
     if problem:
         raise UserInputError(f"sweep {config.name!r}: {problem}")
+
+
+def _finish_unless_unreachable(config: SweepConfig, tracker: Tracker, result: SweepResult | None, status: str,
+                               reason: str | None, engine: Any) -> None:
+    """Close the parent run, but not on an MLflow server that is gone (each call would retry for minutes) nor
+    when its last rows do not fit on a full disk: the next start closes it then."""
+    if status == "UNREACHABLE":
+        return
+    try:
+        _finish(config, tracker, result, status, reason, engine)
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
 
 
 def _finish(config: SweepConfig, tracker: Tracker, result: SweepResult | None, status: str, reason: str | None,
