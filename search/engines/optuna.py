@@ -441,6 +441,8 @@ def work(sweep: SweepConfig, worker: int, on_progress: ProgressCallback, watch_o
         running = [t for t in trials if t.state is OptunaState.RUNNING]
         if counted >= budget or (counted and out_of_time(sweep)):  # a first trial runs whatever the clock says
             return False
+        if max_trials is not None and ran >= max_trials:  # its share done, and trials left: a fresh process goes on
+            return True
         if counted + len(running) >= budget:  # the rest runs elsewhere: wait until it ends or is found dead
             if not _can_wait_for(storage, running):
                 return False  # the sweep's end says it is short, and why
@@ -472,8 +474,6 @@ def work(sweep: SweepConfig, worker: int, on_progress: ProgressCallback, watch_o
         streak.add(error)
         streak.check()
         ran += 1
-        if max_trials is not None and ran >= max_trials:
-            return True
 
 
 def _abandon_in_an_outage(sweep: SweepConfig, study: optuna.Study, trial: optuna.Trial, life: TrialLife,
