@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -9,7 +11,7 @@ import optuna
 import pytest
 
 from kerasweep.search.store import Store
-from tests.conftest import mlflow_client, read_only_url, run_cli, start_cli, sweep_runs, wait_or_kill, write_space, wait_for
+from tests.conftest import QUIET_ENV, mlflow_client, read_only_url, run_cli, start_cli, sweep_runs, wait_or_kill, write_space, wait_for
 
 TRIALS = 8
 SPACE = f"""
@@ -122,9 +124,15 @@ def _age_heartbeat(db: Path, study: str, number: int, seconds: int) -> None:
 
 @pytest.mark.slow  # about half a minute; CI runs it with make test-slow
 def test_a_worker_that_stops_beating_is_found_stale_by_the_others(tmp_path: Path) -> None:
-    """Two sweep commands on one storage, as on two machines: one dies, the other's heartbeat check
-    fails its trial in Optuna and MLflow, and picks up the retry from its backup."""
+    """Two sweep commands on one storage, as on two machines (the first in a PID namespace of its own, as in
+    a container with the same host name): one dies, the other's heartbeat check fails its trial in Optuna
+    and MLflow, and picks up the retry from its backup. Its pid, meaningless outside its namespace, is not
+    taken for dead before that (a pid of another namespace had failed live trials)."""
+    import shutil
     import subprocess
+    import sys
+
+    from kerasweep.search.engines import owners
 
     from kerasweep.search.engines.optuna_recovery import GRACE_S, HEARTBEAT_S, STALE_REASON
     from kerasweep.trainers.fit import latest_backup
@@ -143,28 +151,35 @@ def test_a_worker_that_stops_beating_is_found_stale_by_the_others(tmp_path: Path
         except Exception:  # noqa: BLE001 - not created yet
             return []
 
-    first = start_cli(*command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    isolated = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", str(Path(sys.executable).with_name("kerasweep"))]
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"],
+                                                         capture_output=True).returncode != 0:
+        pytest.skip("needs unshare --pid (root or user namespaces) for a second PID namespace")
+    first = subprocess.Popen([*isolated, *command], cwd=Path(__file__).parents[1], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, env={**os.environ, **QUIET_ENV})
     assert wait_for(lambda: [t for t in trials() if t.state.name == "COMPLETE"], first, 240, 0.3, "a complete trial")
     second = start_cli(*command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        owner = f":{first.pid}"
+        def of_the_first(t) -> bool:  # its pid names nothing here: only its scope tells it apart
+            return t.user_attrs.get(owners.SCOPE_ATTR) not in (None, owners.scope())
 
         def victim():
-            owners = {t.user_attrs.get("kerasweep.owner", "") for t in trials() if t.state.name == "RUNNING"}
-            if not any(o.endswith(f":{second.pid}") for o in owners):
+            scopes = {t.user_attrs.get(owners.SCOPE_ATTR) for t in trials() if t.state.name == "RUNNING"}
+            if owners.scope() not in scopes:
                 return None  # the second command must be past its start-up (it would see a dead owner there)
             for t in trials():
                 backup = latest_backup(Store(store).backups("many", t.number))
-                if t.state.name == "RUNNING" and t.user_attrs.get("kerasweep.owner", "").endswith(owner) \
-                        and backup is not None and 2 <= backup.epoch <= 10:  # 20 epochs left: not ending as it is killed
+                if t.state.name == "RUNNING" and of_the_first(t) and backup is not None and 2 <= backup.epoch <= 10:  # 20 epochs left: not ending as it is killed
                     return t.number
             return None
 
         number = wait_for(victim, second, 240, 0.3, "a backed-up trial of the first command")
         assert number is not None, "no trial of the first command saved a backup in time"
-        first.kill()  # as if its machine died: no exit code reaches the other command
+        first.kill()  # as if its machine died (the namespace's every process ends): no exit code reaches the other
         first.wait()
-        assert trials()[number].state.name == "RUNNING"  # its beat is fresh: still inside the grace
+        time.sleep(2 * HEARTBEAT_S)  # two of the other command's checks for owners dead here
+        # Rule: a pid of another namespace is not taken for dead: the trial waits for its heartbeat's grace
+        assert trials()[number].state.name == "RUNNING"
         _age_heartbeat(store / "optuna.db", "many", number, GRACE_S + HEARTBEAT_S)
         # Rule: once its last beat is older than the grace, the other command's next check fails it
         assert wait_for(lambda: trials()[number].state.name == "FAIL", second, 90, 0.3, "the stale trial failed")
