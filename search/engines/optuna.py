@@ -39,6 +39,7 @@ from kerasweep.search.engines.optuna_recovery import (
     RUN_ATTR,
     STATES,
     abandon,
+    last_value,
     fail_dead_owners,
     fail_orphans,
     recover_dead_worker,
@@ -218,7 +219,7 @@ def results(sweep: SweepConfig, storage: optuna.storages.BaseStorage | None = No
         TrialResult(
             number=t.number,
             state=STATES.get(t.state, TrialState.FAILED),
-            value=t.values[0] if t.values else _last_value(t),
+            value=t.values[0] if t.values else last_value(t),
             values=tuple(t.values) if t.values and len(t.values) > 1 else None,
             params={**sweep.space.fixed, **t.params},
             mlflow_run_id=t.user_attrs.get(RUN_ATTR),
@@ -271,11 +272,6 @@ def _discarded(trial: optuna.trial.FrozenTrial) -> bool:
     return bool(trial.user_attrs.get(DISCARDED_ATTR) or trial.system_attrs.get(DISCARDED_ATTR))
 
 
-def _last_value(trial: optuna.trial.FrozenTrial) -> float | None:
-    steps = trial.intermediate_values
-    return steps[max(steps)] if steps else None
-
-
 # --- running ------------------------------------------------------------------------------------
 def run(sweep: SweepConfig, on_progress: ProgressCallback) -> None:
     """Fail what a dead process left running, then run the workers until the budget is met."""
@@ -303,12 +299,12 @@ def _reseeded(sweep: SweepConfig, study: optuna.Study) -> SweepConfig:
     """A new sweep draws from the space's seed (reproducible); each later command from a new seed, recorded
     in the study: with one fixed seed every resume replayed the same configs, a process-killing one
     included (7 resumes, 7 kills)."""
-    seeds = list(study.user_attrs.get(SEEDS_ATTR, []))
-    seed = sweep.space.search.seed if not study.get_trials(deepcopy=False) else random.SystemRandom().randrange(2**31)
+    seeds, fresh = list(study.user_attrs.get(SEEDS_ATTR, [])), not study.get_trials(deepcopy=False)
+    seed = sweep.space.search.seed if fresh else random.SystemRandom().randrange(2**31)
     study.set_user_attr(SEEDS_ATTR, [*seeds, seed])
     if sweep.parent_run_id:  # beside the space file the parent run holds, which names only the first seed
         TrialLife(sweep).tracker.tag(sweep.parent_run_id, SEEDS_ATTR, ",".join(map(str, [*seeds, seed])))
-    if seeds or study.get_trials(deepcopy=False):
+    if seeds or not fresh:
         print(f"Resuming with sampler seed {seed} (the space's seed {sweep.space.search.seed} draws a sweep's "
               "first configs; each resume draws anew, or it would repeat them).", file=sys.stderr)
     return dataclasses.replace(sweep, space=sweep.space.with_overrides(seed=seed))
@@ -500,14 +496,18 @@ def _peak_rss_mb() -> float:
 def _can_wait_for(storage: optuna.storages.BaseStorage, running: list[optuna.trial.FrozenTrial]) -> bool:
     """Whether a running trial's end will be seen: a storage with heartbeats tells of every one, and a
     trial whose owner's pid is readable here is failed when that pid is gone."""
-    return bool(getattr(storage, "get_heartbeat_interval", lambda: None)()) or all(
-        checkable(t.user_attrs) for t in running)
+    return _beats(storage) or all(checkable(t.user_attrs) for t in running)
 
 
 def _beat_once(storage: optuna.storages.BaseStorage, study: optuna.Study, trial: optuna.Trial) -> None:
     """A first heartbeat as soon as a trial is asked: a trial that never beat is never stale to Optuna."""
-    if getattr(storage, "get_heartbeat_interval", lambda: None)():
+    if _beats(storage):
         storage.record_heartbeat(_trial_id(storage, study, trial))
+
+
+def _beats(storage: optuna.storages.BaseStorage) -> bool:
+    """Whether the storage keeps heartbeats (RDB with an interval; the journal file keeps none)."""
+    return bool(getattr(storage, "get_heartbeat_interval", lambda: None)())
 
 
 def _trial_id(storage: optuna.storages.BaseStorage, study: optuna.Study, trial: optuna.Trial) -> int:
@@ -584,7 +584,7 @@ def _run_one(sweep: SweepConfig, study: optuna.Study, storage: optuna.storages.B
 def _heartbeat(storage: optuna.storages.BaseStorage, study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
     """Beat for a running trial so other workers can tell a live trial from a dead one (Optuna beats only
     inside `study.optimize`; ask-and-tell beats through the storage's public heartbeat API)."""
-    if not getattr(storage, "get_heartbeat_interval", lambda: None)():
+    if not _beats(storage):
         yield
         return
     trial_id = _trial_id(storage, study, trial)

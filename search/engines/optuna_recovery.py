@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import os
 import shutil
 import time
 from typing import TYPE_CHECKING, Any
@@ -202,7 +203,7 @@ def close_runs_of_finished_trials(sweep: SweepConfig, study: optuna.Study, track
             continue
         state = STATES[t.state]
         checkpoint = sweep.store.checkpoint(sweep.name, t.number)
-        tracker.finish_trial(run.info.run_id, state, t.values[0] if t.values else _last_value(t),
+        tracker.finish_trial(run.info.run_id, state, t.values[0] if t.values else last_value(t),
                              checkpoint if state is TrialState.COMPLETE else None,
                              t.user_attrs.get("kerasweep.error") or (ORPHAN_REASON if state is TrialState.FAILED else None))
         checkpoint.unlink(missing_ok=True)
@@ -214,7 +215,7 @@ def _finished_before(trial: optuna.trial.FrozenTrial, seconds: float) -> bool:
     return done is not None and (datetime.datetime.now() - done).total_seconds() > seconds
 
 
-def _last_value(trial: optuna.trial.FrozenTrial) -> float | None:
+def last_value(trial: optuna.trial.FrozenTrial) -> float | None:
     steps = trial.intermediate_values
     return steps[max(steps)] if steps else None
 
@@ -232,8 +233,6 @@ def resume_point(sweep: SweepConfig, source: int, number: int) -> ResumePoint | 
 
 def take_over_backup(sweep: SweepConfig, source: int, number: int) -> ResumePoint | None:
     """Move trial `source`'s resumable copy to trial `number`, which continues it; returns it there."""
-    import os
-
     target = sweep.store.backups(sweep.name, number)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(target, ignore_errors=True)
