@@ -23,12 +23,27 @@ TEST_ENGINES = "random=tests.random_engine"
 os.environ["KERASWEEP_ENGINES"] = TEST_ENGINES  # read when search.engines is first imported, here and in the CLI
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run `kerasweep ARGS` exactly as a user would (console script in this venv)."""
-    full_env = {**os.environ, **QUIET_ENV, **(env or {})}
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT, timeout: int = 540) -> subprocess.CompletedProcess:
+    """Run `kerasweep ARGS` exactly as a user would (console script in this venv). One that outlives
+    `timeout` (under pytest-timeout's 600 s, so this fires first) fails the test with where each of its
+    threads was (faulthandler, on SIGABRT) and the end of its output, never a bare timeout."""
+    full_env = {**os.environ, **QUIET_ENV, "PYTHONFAULTHANDLER": "1", **(env or {})}
     full_env.pop("MLFLOW_TRACKING_URI", None) if "MLFLOW_TRACKING_URI" not in (env or {}) else None
     command = [str(Path(sys.executable).with_name("kerasweep")), *args]
-    return subprocess.run(command, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.Popen(command, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack to stderr
+        try:
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        stacks = "\n".join(line for line in (err or "").splitlines() if not line.startswith("Extension modules:"))
+        pytest.fail(f"kerasweep {' '.join(args)}: still running after {timeout} s\nstdout:\n{(out or '')[-4000:]}"
+                    f"\nstderr:\n{stacks[-12000:]}")
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
 
 
 def run_bench(script: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
