@@ -19,13 +19,14 @@ WORKERS ?=
 SAMPLER ?=
 SWEEP   ?=
 CONFIG  ?=
+SERVICE_DIR ?= $(or $(KERASWEEP_SERVICE_DIR),service)
 
 SWEEP_FLAGS = --engine $(ENGINE) --store $(STORE) \
 	$(if $(TRIALS),--trials $(TRIALS)) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(MINUTES),--minutes $(MINUTES)) \
 	$(if $(NAME),--name $(NAME)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(SAMPLER),--sampler $(SAMPLER))
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock sweep status export train ui tensorboard dashboard cluster-local bench bench-quick bench-gpu docs test test-slow test-jax test-strict test-torch test-gpu clean
+.PHONY: help install lock sweep status export train ui tensorboard dashboard cluster-local service-up service-down bench bench-quick bench-gpu docs test test-slow test-jax test-strict test-torch test-gpu clean
 
 help: ## List the targets with one line each
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -79,6 +80,12 @@ dashboard: $(STAMP) ## Serve optuna-dashboard over a sweep's storage: make dashb
 
 cluster-local: $(STAMP) ## Start a 2-node Ray cluster on 127.0.0.1, sweep on it, show which node ran each trial, stop
 	$(BIN)/python cluster/local_cluster.py
+
+service-up: $(STAMP) ## Start the team service (PostgreSQL, MLflow with auth, Ray head) under SERVICE_DIR; writes client.env
+	$(BIN)/kerasweep service up --dir $(SERVICE_DIR)
+
+service-down: $(STAMP) ## Stop everything the team service under SERVICE_DIR started
+	$(BIN)/kerasweep service down --dir $(SERVICE_DIR)
 
 bench: $(STAMP) ## All benchmarks, side by side with the peers (about 2 hours; tables, JSON and PNGs under STORE/bench)
 	$(BIN)/python benchmarks/bench_overhead.py --store $(STORE) $(if $(TRIALS),--trials $(TRIALS)) $(if $(EPOCHS),--epochs $(EPOCHS))

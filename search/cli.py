@@ -1,4 +1,5 @@
-"""`kerasweep sweep | status | export | train | ui`: parse arguments, call library functions, print.
+"""`kerasweep sweep | status | export | train | ui`: parse arguments, call library functions, print. The team
+service's commands (`service`, `submit`, `jobs`, `logs`, `cancel`) are in `search.cli_service`.
 
 Exit codes: 0 success, 2 bad input (space file, flags, data, unknown sweep), 130 Ctrl-C, 143 SIGTERM,
 1 anything else.
@@ -7,60 +8,18 @@ Exit codes: 0 success, 2 bad input (space file, flags, data, unknown sweep), 130
 from __future__ import annotations
 
 import functools
-import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.markup import escape
 
-from kerasweep.search.config import DEFAULT_STORE
+from kerasweep.search.cli_shared import console, err_console, reports_errors, store_option
 from kerasweep.search.engines import ENGINES
-from kerasweep.search.errors import KerasweepError
-from kerasweep.search.interrupts import stop_on_sigterm, terminated
-from kerasweep.search.outages import outage
+from kerasweep.search.interrupts import stop_on_sigterm
 from kerasweep.search.quiet import silence
 from kerasweep.search.space import PRUNERS, SAMPLERS
-
-console = Console()
-err_console = Console(stderr=True)
-
-store_option = click.option(
-    "--store", type=click.Path(path_type=Path), envvar="KERASWEEP_STORE", default="runs", show_default=True,
-    help="Folder for all local state: Optuna storage, MLflow store, checkpoints, exports (env KERASWEEP_STORE).",
-)
-
-
-def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn kerasweep's own errors into one clear message and the right exit code, no traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            try:
-                return command(*args, **kwargs)
-            except (KerasweepError, KeyboardInterrupt):
-                raise
-            except Exception as exc:  # a full disk or an MLflow server gone, before or after the sweep: one line
-                error = outage(kwargs.get("store") or DEFAULT_STORE, os.environ.get("MLFLOW_TRACKING_URI"), exc)
-                if error is None:
-                    raise
-                raise error from None
-        except KerasweepError as exc:
-            for line in str(exc).splitlines():  # user text may hold [brackets]: never read as markup
-                err_console.print(f"[red]error:[/] {escape(line)}", highlight=False, markup=True, soft_wrap=True)
-            sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            if terminated():
-                err_console.print("Stopped by SIGTERM. Re-run the same command to resume.")
-                sys.exit(143)
-            err_console.print("Interrupted. Re-run the same command to resume.")
-            sys.exit(130)
-
-    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -200,8 +159,14 @@ def _against(report: Any) -> str:
 @store_option
 @reports_errors
 def status(name: str | None, store: Path) -> None:
-    """Sweeps in the store with counts per state and the best value (or one sweep, in detail)."""
+    """Sweeps in the store with counts per state and the best value (or one sweep, in detail); on a client of
+    the team service (KERASWEEP_SERVICE set), the service's sweeps."""
     silence()
+    from kerasweep.search.service.jobs import on_service, run_on_head
+
+    if on_service(name, store):
+        click.echo(run_on_head(["status", *([name] if name else [])], "status"), nl=False)
+        return
     from rich.table import Table
 
     from kerasweep.search.api import sweeps
@@ -238,13 +203,34 @@ def status(name: str | None, store: Path) -> None:
 @click.option("--where", multiple=True, metavar="CONSTRAINT",
               help='Only trials that meet it, e.g. "latency_ms < 5" or "model_params < 200000" (repeatable); a '
                    "model measure (model_params, model_bytes, latency_ms) or a metric training logs, at the best epoch.")
+@click.option("--stdout", "to_stdout", is_flag=True, help="Print the config(s) instead of writing files.")
 @store_option
 @reports_errors
-def export(name: str, output: Path | None, top: int, store: Path, where: tuple[str, ...]) -> None:
-    """Write the best trial of sweep NAME as a config that `kerasweep train` takes as it is."""
+def export(name: str, output: Path | None, top: int, store: Path, where: tuple[str, ...], to_stdout: bool) -> None:
+    """Write the best trial of sweep NAME as a config that `kerasweep train` takes as it is; on a client of the
+    team service, the service's sweep, written here."""
     silence()
+    from kerasweep.search.service.jobs import EXPORT_END, EXPORT_MARK, exports_in, on_service, run_on_head
+
+    if on_service(name, store) and not to_stdout:
+        where_args = [arg for constraint in where for arg in ("--where", constraint)]
+        printed = run_on_head(["export", name, "--top", str(top), *where_args, "--stdout"], "export")
+        folder = output.parent if output else store / "exports"
+        for number, (filename, text) in enumerate(exports_in(printed)):
+            path = output if output and number == 0 else folder / filename
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            console.print(f"Exported {path} (from the service)")
+        return
     from kerasweep.search.api import export as export_best
 
+    if to_stdout:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as scratch:
+            for path in export_best(name, store, Path(scratch) / f"{name}.yaml", top, where):
+                click.echo(f"{EXPORT_MARK}{path.name}\n{path.read_text().rstrip()}\n{EXPORT_END}")
+        return
     for path in export_best(name, store, output, top, where):
         console.print(f"Exported {path}")
 
@@ -316,6 +302,11 @@ def dashboard(name: str, port: int, store: Path) -> None:
     console.print(f"optuna-dashboard on http://127.0.0.1:{port}; Ctrl-C to stop.")
     sys.exit(serve(command, guarded=(port, inner)))
 
+
+from kerasweep.search.cli_service import cancel, list_jobs, logs, service, submit  # noqa: E402 - after main
+
+for command in (service, submit, list_jobs, logs, cancel):
+    main.add_command(command)
 
 if __name__ == "__main__":
     main()
