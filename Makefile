@@ -93,6 +93,7 @@ bench: $(STAMP) ## All benchmarks, side by side with the peers (about 2 hours; t
 	$(BIN)/python benchmarks/bench_bookkeeping.py --store $(STORE) --trials 1000
 	$(BIN)/python benchmarks/bench_install.py --store $(STORE)
 	$(BIN)/python benchmarks/bench_search_quality.py --store $(STORE) --seeds 10 --budgets 10,30,100
+	$(BIN)/python benchmarks/bench_tracking.py --store $(STORE) --epochs 200
 
 bench-quick: $(STAMP) ## The same benchmarks, smaller: one seed, fewer trials (about 15 minutes)
 	$(BIN)/python benchmarks/bench_overhead.py --store $(STORE) --trials 4 --epochs 2
@@ -100,6 +101,7 @@ bench-quick: $(STAMP) ## The same benchmarks, smaller: one seed, fewer trials (a
 	$(BIN)/python benchmarks/bench_bookkeeping.py --store $(STORE) --trials 150
 	$(BIN)/python benchmarks/bench_install.py --store $(STORE) --trials 4 --epochs 3
 	$(BIN)/python benchmarks/bench_search_quality.py --store $(STORE) --tasks 3945,7593,167190 --seeds 3 --budgets 10,30
+	$(BIN)/python benchmarks/bench_tracking.py --store $(STORE) --epochs 50
 
 bench-gpu: $(STAMP) ## Trials packed per GPU (1, 4, 8) and the CPU cores, on a GPU machine (KERAS_BACKEND picks the backend)
 	$(BIN)/python benchmarks/bench_gpu.py --store $(STORE) --space cnn --packings 1,4,8 --cpu

@@ -27,7 +27,8 @@ def service() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="The address every component binds to (one of this machine's).")
 @click.option("--port-base", type=int, default=7100, show_default=True,
-              help="PostgreSQL on this port, MLflow on +1, Ray's GCS on +2, Ray's Job API on +3.")
+              help="PostgreSQL on this port, MLflow on +1, Ray's GCS on +2, Ray's Job API on +3, Ray's agent and "
+                   "client server on +4 and +5.")
 @reports_errors
 def up(folder: Path, host: str, port_base: int) -> None:
     """Start every component that is not running; write DIR/client.env for clients."""

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from kerasweep.search.epoch_writer import EpochWriter
 from kerasweep.search.errors import UserInputError
 from kerasweep.search.interrupts import deferred_interrupts
 from kerasweep.search.results import TrialResult, TrialState
@@ -175,7 +176,7 @@ def _migrating_elsewhere(chain: tuple[BaseException | None, ...]) -> bool:
 class Tracker:
     """Writes sweeps and trials to one MLflow tracking store; cheap to create once per worker process."""
 
-    def __init__(self, tracking_uri: str, artifact_root: Path | None = None) -> None:
+    def __init__(self, tracking_uri: str, artifact_root: Path | None = None, queue_epochs: bool | None = None) -> None:
         for noisy in ("mlflow", "alembic", "sqlalchemy"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
         from mlflow.tracking import MlflowClient
@@ -186,6 +187,10 @@ class Tracker:
         self.artifact_root = artifact_root
         self._experiment_of: dict[str, str] = {}  # parent run id -> its experiment id
         self.client = self._open(MlflowClient)
+        # on a tracking server, epochs are written off the training thread (search.epoch_writer); a trial's
+        # writes are awaited before anything reads or ends its run
+        remote = tracking_uri.startswith(("http://", "https://"))
+        self._writer = EpochWriter() if (remote if queue_epochs is None else queue_epochs) else None
 
     def _open(self, client_class: type, attempts: int = 20) -> Any:
         """A client that touched the store once, retrying while another process creates or migrates a
@@ -418,8 +423,15 @@ class Tracker:
 
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, epoch) for k, v in metrics.items() if isinstance(v, (int, float))]
-        if batch:
+        if batch and self._writer is not None:
+            self._writer.submit(run_id, self.client.log_batch, run_id, metrics=batch)
+        elif batch:
             self.client.log_batch(run_id, metrics=batch)
+
+    def flush(self, run_id: str) -> None:
+        """Wait until every queued epoch of the run is written (a failed write is raised here)."""
+        if self._writer is not None:
+            self._writer.flush(run_id)
 
     @deferred_interrupts()
     def finish_trial(self, run_id: str, state: TrialState, value: float | None = None,
@@ -432,6 +444,7 @@ class Tracker:
         `runtime`: what it trained on (backend and precision tags)."""
         from mlflow.entities import Metric, RunTag
 
+        self.flush(run_id)
         tags = [RunTag(STATE_TAG, state.value)]  # one write for all tags and measures: once per trial
         tags += [RunTag(k, v) for k, v in sorted((runtime or {}).items())]
         if value is not None:
@@ -458,6 +471,7 @@ class Tracker:
         history reads as one run: each epoch once, in order."""
         from mlflow.entities import Metric
 
+        self.flush(source_run_id)
         batch = [Metric(m.key, m.value, m.timestamp, m.step) for key in keys
                  for m in self.client.get_metric_history(source_run_id, key) if 1 <= m.step <= epochs]
         for start in range(0, len(batch), 1000):  # MLflow's limit per batch
@@ -469,10 +483,12 @@ class Tracker:
 
     def metric_history(self, run_id: str, key: str) -> dict[int, float]:
         """A run's values of one metric by step (epoch)."""
+        self.flush(run_id)
         return {m.step: m.value for m in self.client.get_metric_history(run_id, key)}
 
     def latest_metrics(self, run_id: str) -> dict[str, float]:
         """A run's metrics, each at its latest value (a trial's measures are logged once)."""
+        self.flush(run_id)
         return dict(self.client.get_run(run_id).data.metrics)
 
     def runtime(self, run_id: str) -> dict[str, str]:

@@ -188,8 +188,9 @@ def optuna_trials(store: Path, study: str):
     return optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
 
 
-# tests that start Ray without "ray" in their name: the overhead bench runs the ray engine and plain Ray Tune
-STARTS_RAY = ("tests/test_benchmarks.py::test_overhead_bench",)
+# tests that start Ray without "ray" in their name: the overhead bench runs the ray engine and plain Ray Tune,
+# the tracking bench a team service (its Ray head)
+STARTS_RAY = ("tests/test_benchmarks.py::test_overhead_bench", "tests/test_benchmarks.py::test_tracking_bench")
 
 
 def starts_ray(nodeid: str) -> bool:

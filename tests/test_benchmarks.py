@@ -100,3 +100,16 @@ def test_search_quality_bench(tmp_path: Path) -> None:
     assert all(r["epochs_spent"] == 52 * r["budget"] and 0 < r["incumbent"] <= 1 and r["trials"] >= 1 for r in records)
     assert set(document["median_regret"]) == runners and "kerasweep" in document["against_peer"]
     assert (tmp_path / "bench" / "search_quality.png").stat().st_size > 5_000
+
+
+def test_tracking_bench_compares_sqlite_and_the_service_over_http(tmp_path: Path) -> None:
+    proc = run_bench("bench_tracking.py", "--epochs", "20", "--store", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "bench" / "tracking.json").read_text())["results"]
+    # Rule: one row per tracking store, side by side, each with both figures; every epoch arrived (the
+    # script checks it) and the service it started is gone
+    assert [r["store"] for r in results] == ["embedded SQLite", "service over HTTP, synchronous",
+                                             "service over HTTP, kerasweep's Tracker (queued)"]
+    assert all(r["ms_per_epoch_on_thread"] > 0 and r["ms_per_epoch_until_written"] >= r["ms_per_epoch_on_thread"]
+               for r in results)
+    assert "Logging 20 epochs" in proc.stdout

@@ -10,6 +10,7 @@ import random
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -38,9 +39,9 @@ SLOW_SPACE = """
 def _free_base() -> int:
     for _ in range(50):
         base = random.randrange(20000, 40000)
-        if all(_free(port) for port in range(base, base + 4)):
+        if all(_free(port) for port in range(base, base + 6)):
             return base
-    raise RuntimeError("no 4 free ports in a row")
+    raise RuntimeError("no 6 free ports in a row")
 
 
 def _free(port: int) -> bool:
@@ -187,6 +188,26 @@ def test_a_joined_node_and_a_submitted_sweep_finish_its_budget(service, tmp_path
     # Rule: every run of the submitted sweep is in the service's MLflow, read over HTTP with client.env alone
     assert [p.info.status for p in parents] == ["FINISHED"]
     assert sum(t.data.tags["kerasweep.state"] in ("complete", "pruned") for t in trials) == 4
+    # Rule: with two nodes of 2 CPUs and 4 trials at once, both nodes ran trials
+    assert len({t.data.tags.get("kerasweep.node") for t in trials}) == 2, [t.data.tags.get("kerasweep.node") for t in trials]
+
+    status = client("status", "svc-mlp", env=env, cwd=tmp_path)
+    assert status.returncode == 0 and "svc-mlp" in status.stdout, status.stderr
+    exported = client("export", "svc-mlp", env=env, cwd=tmp_path)
+    assert exported.returncode == 0 and "(from the service)" in exported.stdout, exported.stderr
+    config = tmp_path / "client-store" / "exports" / "svc-mlp.yaml"
+    trained = client("train", str(config), "--epochs", "2", env=env, cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    registered = trained.stdout.split("models:/", 1)[1].split()[0]
+    # Rule: the registered model loads over HTTP in a fresh process with only client.env, and answers raw rows
+    code = ("import mlflow; from sklearn.datasets import load_breast_cancer\n"
+            "rows = load_breast_cancer(as_frame=True).frame.drop(columns=['target']).head(5)\n"
+            f"import json; print(json.dumps([int(x) for x in mlflow.pyfunc.load_model('models:/{registered}').predict(rows)]))")
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                            env={**os.environ, **env, "PYTHONWARNINGS": "ignore"}, timeout=300)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    answers = json.loads(loaded.stdout.strip().splitlines()[-1])
+    assert len(answers) == 5 and set(answers) <= {0, 1}, answers
 
 
 def test_a_cancelled_sweep_is_killed_and_its_resubmit_finishes_the_exact_budget(service, tmp_path: Path) -> None:
@@ -216,6 +237,40 @@ def test_a_cancelled_sweep_is_killed_and_its_resubmit_finishes_the_exact_budget(
     assert len(numbers) == len(set(numbers))  # no trial counted twice
 
 
+def test_a_killed_ray_head_is_started_again_and_the_resubmit_finishes_the_exact_budget(service, tmp_path: Path) -> None:
+    folder, env = service["dir"], service["env"]
+    write_space(tmp_path, SLOW_SPACE.replace("slowsvc", "headkill").replace("epochs: 30", "epochs: 12"))
+    sent = client("submit", "space.yaml", env=env, cwd=tmp_path)
+    assert sent.returncode == 0, sent.stderr
+    wait_for(lambda: any(r.data.tags.get("kerasweep.state") == "running" and r.data.tags.get("kerasweep.role") == "trial"
+                         for r in _runs(env, "headkill")), timeout=240, what="a running trial",
+             describe=lambda: client("logs", "headkill", env=env, cwd=tmp_path).stdout[-3000:])
+    head = json.loads((folder / "service.json").read_text())["pids"]["ray"]
+    ray_dir = str(folder / "ray").encode()
+    marked = {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline_has(p, ray_dir)}
+    for pid in descendants(head) | marked:  # kill -9 of the head: its GCS, raylet, the job's driver and trials
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    wait_for(lambda: "DOWN" in run_cli("service", "status", "--dir", str(folder)).stdout, timeout=60,
+             what="the head to be down", describe=lambda: "")
+    again = run_cli("service", "up", "--dir", str(folder), timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("already up") == 2 and "(started)" in again.stdout  # only the head started again
+    resumed = client("submit", "space.yaml", "--epochs", "2", env=env, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    wait_for(lambda: "SUCCEEDED" in client("jobs", env=env, cwd=tmp_path).stdout, timeout=400,
+             what="the resubmitted job to succeed",
+             describe=lambda: client("logs", "headkill", env=env, cwd=tmp_path).stdout[-3000:])
+    trials = [r for r in _runs(env, "headkill") if r.data.tags.get("kerasweep.role") == "trial"]
+    numbers = [int(r.data.tags["kerasweep.trial"]) for r in trials]
+    # Rule: the exact budget, no trial number twice, nothing left RUNNING in MLflow
+    assert sum(t.data.tags["kerasweep.state"] in ("complete", "pruned") for t in trials) == 3
+    assert len(numbers) == len(set(numbers))
+    assert "RUNNING" not in [r.info.status for r in _runs(env, "headkill")]
+
+
 def test_no_secret_in_any_log_and_down_leaves_nothing_listening(service) -> None:
     folder, env = service["dir"], service["env"]
     secrets = [env["MLFLOW_TRACKING_PASSWORD"], env["RAY_AUTH_TOKEN"],
@@ -240,6 +295,13 @@ def test_no_secret_in_any_log_and_down_leaves_nothing_listening(service) -> None
     assert all(_free(port) for port in (base, base + 1, base + 3))
     status = run_cli("service", "status", "--dir", str(folder))
     assert status.returncode == 1 and status.stdout.count("DOWN") == 3
+
+
+def _cmdline_has(proc: Path, text: bytes) -> bool:
+    try:
+        return text in (proc / "cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def _alive_nodes(env: dict[str, str]) -> int:

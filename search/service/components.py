@@ -36,13 +36,25 @@ def ray_head_command(where: ServiceDir, host: str, ports: Ports) -> list[str]:
     """A Ray head with its Job API on `host`; token authentication comes from the environment."""
     return [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", "--node-ip-address", host,
             "--port", str(ports.ray), "--dashboard-host", host, "--dashboard-port", str(ports.jobs),
-            "--include-dashboard", "true", "--temp-dir", str(where.ray_temp), "--disable-usage-stats"]
+            "--include-dashboard", "true", "--temp-dir", str(where.ray_temp), "--disable-usage-stats",
+            "--dashboard-agent-listen-port", str(ports.agent or ports.jobs + 1),
+            "--ray-client-server-port", str(ports.ray_client or ports.jobs + 2)]
 
 
 def ray_worker_command(head: str, temp_dir: Path, host: str) -> list[str]:
-    """A Ray worker node that joins `head` (host:port) and takes trials."""
+    """A Ray worker node that joins `head` (host:port) and takes trials (its agent on a free port: Ray's
+    fixed default is the head's when both run on one machine)."""
     return [str(Path(sys.executable).with_name("ray")), "start", "--address", head, "--block",
-            "--node-ip-address", host, "--temp-dir", str(temp_dir), "--disable-usage-stats"]
+            "--node-ip-address", host, "--temp-dir", str(temp_dir), "--disable-usage-stats",
+            "--dashboard-agent-listen-port", str(_free_port(host))]
+
+
+def _free_port(host: str) -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
 
 
 def server_env(where: ServiceDir, host: str, ports: Ports, keys: Secrets) -> dict[str, str]:

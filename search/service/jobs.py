@@ -76,10 +76,24 @@ def submit(space: str, name: str, budget: int, sweep_args: Sequence[str], code: 
         client.delete_job(name)  # Ray keeps one job per submission_id: the ended one makes way for its resume
     entrypoint = " ".join(["kerasweep", "sweep", _quote(space), "--engine", "ray", "--name", _quote(name),
                            *(_quote(arg) for arg in sweep_args)])
-    return client.submit_job(entrypoint=entrypoint, submission_id=name,
-                             runtime_env={"working_dir": str(code), "excludes": IGNORED},
-                             metadata={SWEEP_KEY: str(budget), "kerasweep.space": space,
-                                       "kerasweep.direction": direction})
+    return _submit(client, entrypoint=entrypoint, submission_id=name,
+                   runtime_env={"working_dir": str(code), "excludes": IGNORED},
+                   metadata={SWEEP_KEY: str(budget), "kerasweep.space": space, "kerasweep.direction": direction})
+
+
+def _submit(client: Any, retry_s: float = 60.0, **job: Any) -> str:
+    """`submit_job`, again while Ray says no agent is ready yet (a node that just joined or a head that just
+    started); any other refusal is one line."""
+    deadline = time.monotonic() + retry_s
+    while True:
+        try:
+            return client.submit_job(**job)
+        except RuntimeError as exc:
+            if "No available agent" in str(exc) and time.monotonic() < deadline:
+                time.sleep(2)
+                continue
+            raise KerasweepError(f"{SERVICE_ENV}: the service refused the job: {str(exc).splitlines()[0][:300]}") \
+                from None
 
 
 def jobs() -> list[JobRow]:
@@ -151,7 +165,7 @@ def run_on_head(args: Sequence[str], label: str, timeout_s: float = 600.0) -> st
 
     client = job_client()
     job = f"{label}-{secrets.token_hex(4)}"
-    client.submit_job(entrypoint=" ".join(["kerasweep", *(_quote(arg) for arg in args)]), submission_id=job)
+    _submit(client, entrypoint=" ".join(["kerasweep", *(_quote(arg) for arg in args)]), submission_id=job)
     deadline = time.monotonic() + timeout_s
     while str(client.get_job_status(job)) in LIVE and time.monotonic() < deadline:
         time.sleep(0.5)

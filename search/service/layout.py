@@ -21,23 +21,27 @@ DEFAULT_PORT_BASE = 7100
 COMPONENTS = ("postgres", "mlflow", "ray")
 ADMIN = "admin"  # MLflow basic-auth's admin user
 DB_USER = "kerasweep"  # PostgreSQL's superuser in the service's private cluster
-MAX_RAY_DIR = 60  # Ray's socket paths (the dir, a session name, sockets/plasma_store) must fit in 107 bytes
+MAX_RAY_DIR = 40  # Ray's socket paths (DIR/ray, a 41-character session name, /sockets/plasma_store) fit in 107 bytes
 
 
 @dataclass(frozen=True)
 class Ports:
-    """PostgreSQL, the MLflow server, Ray's GCS and Ray's Job API (the dashboard), from `--port-base`."""
+    """PostgreSQL, the MLflow server, Ray's GCS, Ray's Job API (the dashboard), and two Ray ports that are
+    fixed elsewhere (the head's dashboard agent, Ray's client server), from `--port-base`: two services or a
+    local Ray on one machine never meet on them."""
 
     postgres: int
     mlflow: int
     ray: int
     jobs: int
+    agent: int = 0
+    ray_client: int = 0
 
     @classmethod
     def from_base(cls, base: int) -> Ports:
         if not 1024 <= base <= 65530:
-            raise UserInputError(f"--port-base: expected a port between 1024 and 65530 (it uses 4 ports), got {base}")
-        return cls(base, base + 1, base + 2, base + 3)
+            raise UserInputError(f"--port-base: expected a port between 1024 and 65530 (it uses 6 ports), got {base}")
+        return cls(base, base + 1, base + 2, base + 3, base + 4, base + 5)
 
 
 @dataclass(frozen=True)

@@ -54,9 +54,11 @@ def up(where: ServiceDir, host: str, port_base: int) -> list[ComponentStatus]:
     postgres.create_databases(where, host, ports.postgres)
     pids["postgres"] = postgres.server_pid(where) or 0
     if not before["mlflow"]:
+        components.stop_processes(pids.get("mlflow"), where.artifacts)  # what is left of one that died
         command, extra = components.mlflow_command(where, host, ports, keys)
         pids["mlflow"] = components.start_detached(command, where.log("mlflow"), {**env, **extra})
-    if not before["ray"]:
+    if not before["ray"]:  # a head partly killed (its GCS alive, its Job API gone) would refuse to start again
+        components.stop_processes(pids.get("ray"), where.ray_temp)
         pids["ray"] = components.start_detached(components.ray_head_command(where, host, ports), where.log("ray"), env)
     ServiceState(host, ports, pids).save(where)
     write_private(where.client_env, client_env(host, ports, keys))
@@ -105,10 +107,11 @@ def down(where: ServiceDir) -> list[str]:
 
 def _check_ports_free(host: str, ports: Ports) -> None:
     for name, port in (("postgres", ports.postgres), ("mlflow", ports.mlflow), ("ray", ports.ray),
-                       ("Job API", ports.jobs)):
+                       ("Job API", ports.jobs), ("Ray's dashboard agent", ports.agent),
+                       ("Ray's client server", ports.ray_client)):
         if _listening(host, port):
             raise UserInputError(f"--port-base: port {port} ({name}) on {host} is taken by another program; pass "
-                                 "another --port-base (the service uses 4 ports from it)")
+                                 "another --port-base (the service uses 6 ports from it)")
 
 
 def _wait_until_up(where: ServiceDir, state: ServiceState) -> None:
