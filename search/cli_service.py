@@ -24,13 +24,12 @@ def service() -> None:
 
 @service.command()
 @dir_option
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="The address every component binds to (one of this machine's).")
-@click.option("--port-base", type=int, default=7100, show_default=True,
-              help="PostgreSQL on this port, MLflow on +1, Ray's GCS on +2, Ray's Job API on +3, Ray's agent and "
-                   "client server on +4 and +5.")
+@click.option("--host", help="The address every component binds to (one of this machine's; default 127.0.0.1, "
+                             "then the folder's).")
+@click.option("--port-base", type=int, help="PostgreSQL on this port, MLflow on +1, Ray's GCS on +2, Ray's Job API on "
+              "+3, Ray's agent and client server on +4 and +5 (default 7100, then the folder's).")
 @reports_errors
-def up(folder: Path, host: str, port_base: int) -> None:
+def up(folder: Path, host: str | None, port_base: int | None) -> None:
     """Start every component that is not running; write DIR/client.env for clients."""
     from kerasweep.search.service.layout import ServiceDir
     from kerasweep.search.service.manage import up as start

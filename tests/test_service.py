@@ -50,6 +50,17 @@ def test_service_commands_refuse_bad_input_in_one_line(args: list[str], expected
     assert not (short_dir / "svc").exists()
 
 
+def test_a_service_folder_keeps_its_host_and_ports(short_dir: Path) -> None:
+    from kerasweep.search.service.layout import ServiceState
+
+    where = ServiceDir(short_dir / "svc")
+    where.root.mkdir()
+    ServiceState("127.0.0.1", Ports.from_base(7300), {}).save(where)
+    result = invoke_cli("service", "up", "--dir", str(where.root), "--port-base", "7400")
+    # Rule: a port base other than the folder's is refused, not ignored (its clients' client.env names it)
+    assert result.returncode == 2 and "runs with --port-base 7300" in result.stderr, result.stderr
+
+
 def test_a_service_folder_too_long_for_rays_sockets_is_refused(tmp_path: Path) -> None:
     result = invoke_cli("service", "up", "--dir", str(tmp_path / ("x" * 40)))
     assert result.returncode == 2 and "too long for Ray's socket paths" in result.stderr, result.stderr

@@ -18,6 +18,7 @@ from pathlib import Path
 from kerasweep.search.errors import UserInputError
 
 DEFAULT_PORT_BASE = 7100
+DEFAULT_HOST = "127.0.0.1"
 COMPONENTS = ("postgres", "mlflow", "ray")
 ADMIN = "admin"  # MLflow basic-auth's admin user
 DB_USER = "kerasweep"  # PostgreSQL's superuser in the service's private cluster

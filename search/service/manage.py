@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from kerasweep.search.errors import UserInputError
 from kerasweep.search.service import components, postgres
 from kerasweep.search.service.layout import (
-    COMPONENTS, Ports, ServiceDir, ServiceState, check_dir, check_host, client_env, load_or_make_secrets,
+    COMPONENTS, DEFAULT_HOST, DEFAULT_PORT_BASE, Ports, ServiceDir, ServiceState, check_dir, check_host, client_env, load_or_make_secrets,
     write_private,
 )
 
@@ -31,15 +31,17 @@ class ComponentStatus:
     started_now: bool = False
 
 
-def up(where: ServiceDir, host: str, port_base: int) -> list[ComponentStatus]:
+def up(where: ServiceDir, host: str | None = None, port_base: int | None = None) -> list[ComponentStatus]:
     """Start every component that is not running (none twice); write `client.env`. A service folder keeps the
-    host and ports of its first start, so clients' `client.env` stays true."""
+    host and ports of its first start (default 127.0.0.1 and 7100), so clients' `client.env` stays true: other
+    ones asked for later are refused, not ignored."""
     check_dir(where)
     state = ServiceState.load(where)
     if state is not None:
+        _check_same(where, state, host, port_base)
         host, ports = state.host, state.ports
     else:
-        host, ports = check_host(host), Ports.from_base(port_base)
+        host, ports = check_host(host or DEFAULT_HOST), Ports.from_base(port_base or DEFAULT_PORT_BASE)
     before = {s.name: s.up for s in status(where, ServiceState(host, ports, state.pids if state else {}))}
     if not any(before.values()):
         _check_ports_free(host, ports)
@@ -103,6 +105,13 @@ def down(where: ServiceDir) -> list[str]:
             stopped.append(name)
     ServiceState(state.host, state.ports, {}).save(where)
     return stopped
+
+
+def _check_same(where: ServiceDir, state: ServiceState, host: str | None, port_base: int | None) -> None:
+    for flag, asked, kept in (("--host", host, state.host), ("--port-base", port_base, state.ports.postgres)):
+        if asked is not None and asked != kept:
+            raise UserInputError(f"{flag}: the service in {where.root} runs with {flag} {kept} (its clients' client.env "
+                                 f"says so); leave {flag} out, or `kerasweep service down` and use a new --dir")
 
 
 def _check_ports_free(host: str, ports: Ports) -> None:
