@@ -34,6 +34,9 @@ def silence(verbose: bool = False) -> None:
     strict_warnings()
     for name in ("tensorflow", "absl", "optuna", "mlflow", "alembic", "sqlalchemy", "ray", "keras_tuner", "h5py"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # MLflow logs a store's error with its traceback before raising it; kerasweep reports what it raises in
+    # one line (a full disk: 40 lines of SQLAlchemy before the one that says what to do)
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     try:
         import optuna
 
