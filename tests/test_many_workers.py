@@ -128,6 +128,7 @@ def test_a_worker_that_stops_beating_is_found_stale_by_the_others(tmp_path: Path
     a container with the same host name): one dies, the other's heartbeat check fails its trial in Optuna
     and MLflow, and picks up the retry from its backup. Its pid, meaningless outside its namespace, is not
     taken for dead before that (a pid of another namespace had failed live trials)."""
+    import shlex
     import shutil
     import subprocess
     import sys
@@ -151,17 +152,24 @@ def test_a_worker_that_stops_beating_is_found_stale_by_the_others(tmp_path: Path
         except Exception:  # noqa: BLE001 - not created yet
             return []
 
-    isolated = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", str(Path(sys.executable).with_name("kerasweep"))]
-    if shutil.which("unshare") is None or subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"],
+    # the first command's pid inside its namespace is made large (ns_last_pid), so that here it names no
+    # process at all: a check by pid alone (the old code) would take its live trial for dead
+    inner = f"echo 54320 > /proc/sys/kernel/ns_last_pid && {shlex.join([str(Path(sys.executable).with_name('kerasweep')), *command])}"
+    isolated = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", "sh", "-c", inner]
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c",
+                                                          "echo 54320 > /proc/sys/kernel/ns_last_pid"],
                                                          capture_output=True).returncode != 0:
         pytest.skip("needs unshare --pid (root or user namespaces) for a second PID namespace")
-    first = subprocess.Popen([*isolated, *command], cwd=Path(__file__).parents[1], stdout=subprocess.DEVNULL,
+    first = subprocess.Popen(isolated, cwd=Path(__file__).parents[1], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, env={**os.environ, **QUIET_ENV})
     assert wait_for(lambda: [t for t in trials() if t.state.name == "COMPLETE"], first, 240, 0.3, "a complete trial")
     second = start_cli(*command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         def of_the_first(t) -> bool:  # its pid names nothing here: only its scope tells it apart
             return t.user_attrs.get(owners.SCOPE_ATTR) not in (None, owners.scope())
+
+        pids = {int(t.user_attrs[owners.OWNER_ATTR].rsplit(":", 1)[1]) for t in trials() if of_the_first(t)}
+        assert pids and all(pid > 54320 and not Path(f"/proc/{pid}").exists() for pid in pids), pids  # as planned
 
         def victim():
             scopes = {t.user_attrs.get(owners.SCOPE_ATTR) for t in trials() if t.state.name == "RUNNING"}

@@ -212,8 +212,13 @@ class BackupPolicy:
 
 
 def latest_backup(folder: str | os.PathLike[str]) -> ResumePoint | None:
-    """The newest epoch backup `backup_callback` left in `folder`; None if none."""
-    found = [(int(m.group(1)), p) for p in Path(folder).glob("epoch-*.keras") if (m := BACKUP_PATTERN.fullmatch(p.name))]
+    """The newest epoch backup `backup_callback` left in `folder`; None if none (or if the folder went away
+    while it was read: its trial ended and removed its backups, in another process)."""
+    try:
+        found = [(int(m.group(1)), p) for p in Path(folder).glob("epoch-*.keras")
+                 if (m := BACKUP_PATTERN.fullmatch(p.name))]
+    except FileNotFoundError:
+        return None
     if not found:
         return None
     epoch, path = max(found)
