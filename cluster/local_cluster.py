@@ -29,21 +29,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(cpus_per_node: int = 1) -> str:
-    """Start a head node and one worker node on 127.0.0.1; returns the cluster address."""
+def start(folder: Path, cpus_per_node: int = 1) -> str:
+    """Start a head node and one worker node on 127.0.0.1, their files under `folder`; returns the cluster
+    address."""
     port = free_port()
     common = ["--node-ip-address=127.0.0.1", f"--num-cpus={cpus_per_node}", "--disable-usage-stats"]
-    subprocess.run([str(BIN / "ray"), "start", "--head", f"--port={port}", "--include-dashboard=false", *common],
-                   check=True, capture_output=True, env=QUIET)
+    subprocess.run([str(BIN / "ray"), "start", "--head", f"--port={port}", "--include-dashboard=false",
+                    f"--temp-dir={folder / 'head'}", *common], check=True, capture_output=True, env=QUIET)
     address = f"127.0.0.1:{port}"
-    subprocess.run([str(BIN / "ray"), "start", f"--address={address}", *common],
-                   check=True, capture_output=True, env=QUIET)
+    subprocess.run([str(BIN / "ray"), "start", f"--address={address}", f"--temp-dir={folder / 'worker'}",
+                    f"--dashboard-agent-listen-port={free_port()}", *common], check=True, capture_output=True, env=QUIET)
     return address
 
 
-def stop() -> None:
-    """Stop every Ray node this user started on this machine."""
-    subprocess.run([str(BIN / "ray"), "stop", "--force"], capture_output=True, env=QUIET)
+def stop(folder: Path) -> None:
+    """Stop the two nodes started under `folder`: every process whose command line names it. Never `ray stop`,
+    which stops every Ray on the machine (a team service's head, another sweep's local Ray)."""
+    from kerasweep.search.service.components import stop_processes
+
+    stop_processes(None, folder)
 
 
 def nodes_of(store: Path, space: str, sweep: str) -> dict[int, str]:
@@ -61,15 +65,15 @@ def nodes_of(store: Path, space: str, sweep: str) -> dict[int, str]:
 
 def main(store: Path | None = None, trials: int = 4) -> dict[int, str]:
     store = store or Path(tempfile.mkdtemp(prefix="kerasweep-cluster-")) / "store"
-    stop()
-    address = start()
+    folder = Path(tempfile.mkdtemp(prefix="kc-", dir="/tmp"))  # short: Ray's socket paths must fit
+    address = start(folder)
     try:
         print(f"Ray cluster up at {address}: a head node and a worker node, 1 CPU each")
         command = [str(BIN / "kerasweep"), "sweep", "mlp", "--engine", "ray", "--address", address,
                    "--trials", str(trials), "--epochs", "2", "--name", "cluster", "--store", str(store)]
         subprocess.run(command, check=True, env=QUIET)
     finally:
-        stop()
+        stop(folder)
     nodes = nodes_of(store, "mlp", "cluster")
     short = {node: f"node-{i}" for i, node in enumerate(sorted(set(nodes.values())))}
     for number, node in sorted(nodes.items()):

@@ -182,6 +182,8 @@ def test_a_joined_node_and_a_submitted_sweep_finish_its_budget(service, tmp_path
     assert "4/4 trials" in listed, listed  # Rule: progress beside the state, against the budget
     logs = client("logs", "svc-mlp", env=env, cwd=tmp_path)
     assert "4/4 trials" in logs.stdout, logs.stdout[-2000:]
+    followed = client("logs", "svc-mlp", "--follow", env=env, cwd=tmp_path, timeout=120)
+    assert followed.returncode == 0 and "4/4 trials" in followed.stdout  # --follow ends with the job
     runs = _runs(env, "svc-mlp")
     trials = [r for r in runs if r.data.tags.get("kerasweep.role") == "trial"]
     parents = [r for r in runs if r.data.tags.get("kerasweep.role") == "sweep"]

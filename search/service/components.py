@@ -105,6 +105,40 @@ def stop_processes(pid: int | None, marker: Path, timeout: float = 20.0) -> None
             time.sleep(0.2)
 
 
+def stop_nodes_of(port: int, timeout: float = 20.0) -> None:
+    """Stop this machine's Ray processes that belong to the cluster whose GCS listens on `port` (a joined
+    worker node of a head that died): Ray refuses to start a head where such a process names its address
+    ("already running"), and the old nodes cannot join the new head anyway."""
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        targets = _members(port)
+        for target in targets:
+            try:
+                os.kill(target, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + wait
+        while targets and time.monotonic() < deadline and _members(port):
+            time.sleep(0.2)
+
+
+def _members(port: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        for index, arg in enumerate(args):
+            named = arg.split("=", 1)[1] if arg.startswith(("--gcs-address=", "--gcs_address=", "--address=")) else (
+                args[index + 1] if arg == "--address" and index + 1 < len(args) else "")
+            if named.rsplit(":", 1)[-1] == str(port) and alive(int(entry.name)):
+                found.append(int(entry.name))
+                break
+    return found
+
+
 def alive(pid: int | None) -> bool:
     """Whether `pid` runs (a zombie, which has ended, counts as gone)."""
     if pid is None:

@@ -61,6 +61,7 @@ def up(where: ServiceDir, host: str | None = None, port_base: int | None = None)
         pids["mlflow"] = components.start_detached(command, where.log("mlflow"), {**env, **extra})
     if not before["ray"]:  # a head partly killed (its GCS alive, its Job API gone) would refuse to start again
         components.stop_processes(pids.get("ray"), where.ray_temp)
+        components.stop_nodes_of(ports.ray)  # this machine's nodes of the dead head would block its restart
         pids["ray"] = components.start_detached(components.ray_head_command(where, host, ports), where.log("ray"), env)
     ServiceState(host, ports, pids).save(where)
     write_private(where.client_env, client_env(host, ports, keys))
