@@ -90,11 +90,6 @@ def stop_processes(pid: int | None, marker: Path, timeout: float = 20.0) -> None
         targets = _belonging(pid, marker)
         if not targets:
             return
-        if pid is not None:
-            try:
-                os.killpg(pid, sig)
-            except (ProcessLookupError, PermissionError):
-                pass
         for target in targets:
             try:
                 os.kill(target, sig)
@@ -139,6 +134,13 @@ def _members(port: int) -> list[int]:
     return found
 
 
+def _command_line(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return None
+
+
 def alive(pid: int | None) -> bool:
     """Whether `pid` runs (a zombie, which has ended, counts as gone)."""
     if pid is None:
@@ -151,6 +153,11 @@ def alive(pid: int | None) -> bool:
 
 
 def _belonging(pid: int | None, marker: Path) -> list[int]:
+    """Processes of the group `pid` led, and every process whose command line names `marker`. A recorded pid
+    that now belongs to another program (reused after a reboot) names no group of ours: its group is left
+    alone (while any member of our old group lives, the kernel does not give its id to a new process)."""
+    if pid is not None and _command_line(pid) is not None and str(marker) not in _command_line(pid):
+        pid = None
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
