@@ -84,22 +84,41 @@ def test_gpu_bench_runs_the_same_sweep_per_packing_and_on_the_cpu(tmp_path: Path
     assert len([line for line in table if line.startswith("| ")]) == 3  # the header and one row per run
 
 
-def test_search_quality_bench(tmp_path: Path) -> None:
+def _search_quality(tmp_path: Path, runners: set[str]) -> None:
     out = tmp_path / "out.json"
     proc = run_bench("bench_search_quality.py", "--tasks", "3945", "--seeds", "2", "--budgets", "1,3",
-                     "--json", str(out), "--store", str(tmp_path))
+                     "--runners", ",".join(sorted(runners)), "--json", str(out), "--store", str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     document = json.loads(out.read_text())
     records = document["results"]
-    runners = {"kerasweep", "optuna-tpe-hyperband", "random"}
+    assert document["not_run"] == {}  # the test extra installs DEHB and SMAC3
     # Rule: one record per runner, task, seed and budget, each with the fields other tools read
     assert {(r["runner"], r["task"], r["seed"], r["budget"]) for r in records} == \
         {(runner, 3945, seed, budget) for runner in runners for seed in (0, 1) for budget in (1, 3)}
-    assert all({"incumbent", "trials", "epochs_spent", "regret"} <= set(r) for r in records)
+    assert all({"incumbent", "trials", "epochs_spent", "regret", "search_s"} <= set(r) for r in records)
     # Rule: every runner spent its whole budget of epochs (52 per full run) and found something
     assert all(r["epochs_spent"] == 52 * r["budget"] and 0 < r["incumbent"] <= 1 and r["trials"] >= 1 for r in records)
-    assert set(document["median_regret"]) == runners and "kerasweep" in document["against_peer"]
+    assert set(document["median_regret"]) == runners and set(document["seconds_per_search"]) == runners
     assert (tmp_path / "bench" / "search_quality.png").stat().st_size > 5_000
+
+
+#: the runners on Ray Tune: a test of their own, in the group of tests that start Ray (tests/conftest.py)
+RAY_RUNNERS = {"ray-asha-optuna", "ray-asha-optuna-4-concurrent"}
+
+
+def test_search_quality_bench(tmp_path: Path) -> None:
+    from benchmarks.search_runners import PEER, RUNNERS
+
+    _search_quality(tmp_path, set(RUNNERS) - RAY_RUNNERS)  # with the next test: every runner
+    document = json.loads((tmp_path / "out.json").read_text())
+    assert PEER in document["median_regret"] and "kerasweep" in document["against_peer"]
+
+
+def test_search_quality_bench_ray_runners(tmp_path: Path) -> None:
+    from benchmarks.search_runners import RUNNERS
+
+    assert RAY_RUNNERS <= set(RUNNERS)
+    _search_quality(tmp_path, RAY_RUNNERS)
 
 
 def test_tracking_bench_compares_sqlite_and_the_service_over_http(tmp_path: Path) -> None:
