@@ -122,9 +122,10 @@ def test_search_quality_bench_ray_runners(tmp_path: Path) -> None:
 
 
 def test_tracking_bench_compares_sqlite_and_the_service_over_http(tmp_path: Path) -> None:
-    proc = run_bench("bench_tracking.py", "--epochs", "20", "--store", str(tmp_path))
+    proc = run_bench("bench_tracking.py", "--epochs", "20", "--trials", "5", "--store", str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    results = json.loads((tmp_path / "bench" / "tracking.json").read_text())["results"]
+    document = json.loads((tmp_path / "bench" / "tracking.json").read_text())
+    results = document["results"]
     # Rule: one row per tracking store, side by side, each with both figures; every epoch arrived (the
     # script checks it) and the service it started is gone
     assert [r["store"] for r in results] == ["embedded SQLite", "service over HTTP, synchronous",
@@ -132,3 +133,8 @@ def test_tracking_bench_compares_sqlite_and_the_service_over_http(tmp_path: Path
     assert all(r["ms_per_epoch_on_thread"] > 0 and r["ms_per_epoch_until_written"] >= r["ms_per_epoch_on_thread"]
                for r in results)
     assert "Logging 20 epochs" in proc.stdout
+    # Rule: whole stubbed sweeps on the embedded stores and on the service's, each of every trial (the script
+    # checks that every trial reached MLflow)
+    assert [(r["stores"], r["trials"]) for r in document["sweeps"]] == [
+        ("embedded: SQLite (Optuna and MLflow)", 5), ("service: PostgreSQL (Optuna), MLflow over HTTP", 5)]
+    assert all(r["trials_per_s"] > 0 for r in document["sweeps"])
