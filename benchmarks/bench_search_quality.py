@@ -77,21 +77,28 @@ def measure(runners: list[str], tasks: list[int], seeds: int, budgets: list[int]
     return records
 
 
+def _regrets(records: list[dict[str, Any]], runner: str, budget: int) -> dict[tuple[int, int], float]:
+    return {(x["task"], x["seed"]): x["regret"] for x in records if x["runner"] == runner and x["budget"] == budget}
+
+
 def summarise(records: list[dict[str, Any]], runners: list[str], budgets: list[int]) -> dict[str, Any]:
-    """Median regret per runner and budget, and per task the win/loss count against the Optuna peer."""
+    """Median regret per runner and budget (None where a runner was not measured at a budget), and per
+    task the win/loss count against the Optuna peer over the seeds both ran."""
     from scipy.stats import wilcoxon
 
-    median = {r: {b: float(np.median([x["regret"] for x in records if x["runner"] == r and x["budget"] == b]))
+    median = {r: {b: float(np.median(list(found.values()))) if (found := _regrets(records, r, b)) else None
                   for b in budgets} for r in runners}
     versus: dict[str, dict[str, dict[str, int]]] = {}
     for runner in (r for r in runners if r != PEER and PEER in runners):
         versus[runner] = {}
         for budget in budgets:
+            ours_all, theirs_all = _regrets(records, runner, budget), _regrets(records, PEER, budget)
+            if not ours_all:
+                continue
             tally = {"win": 0, "loss": 0, "tie": 0, "median_lower": 0}
-            for task in sorted({x["task"] for x in records}):
-                ours, theirs = (np.array([x["regret"] for x in sorted(records, key=lambda x: x["seed"])
-                                          if x["runner"] == who and x["task"] == task and x["budget"] == budget])
-                                for who in (runner, PEER))
+            for task in sorted({task for task, _ in ours_all}):
+                pairs = sorted(key for key in ours_all if key[0] == task and key in theirs_all)
+                ours, theirs = (np.array([found[key] for key in pairs]) for found in (ours_all, theirs_all))
                 differs = len(ours) > 1 and not np.allclose(ours, theirs)
                 p = wilcoxon(ours, theirs).pvalue if differs else 1.0
                 better = np.median(ours) < np.median(theirs)
@@ -109,14 +116,42 @@ def plot(records: list[dict[str, Any]], runners: list[str], budgets: list[int], 
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for runner in runners:
-        ax.plot(budgets, [np.median([x["regret"] for x in records if x["runner"] == runner and x["budget"] == b])
-                          for b in budgets], marker="o", label=runner)
+        measured = [b for b in budgets if _regrets(records, runner, b)]
+        ax.plot(measured, [np.median(list(_regrets(records, runner, b).values())) for b in measured], marker="o",
+                label=runner)
     ax.set(xscale="log", xlabel="budget (full 52-epoch runs)", ylabel="median normalised regret",
            title="LCBench: regret against compute")
-    ax.legend()
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def _parse(args: argparse.Namespace) -> tuple[list[str], list[int], list[int]]:
+    problem = lcbench.available()
+    if problem:
+        raise SystemExit(f"bench_search_quality: {problem}")
+    runners = [r for r in args.runners.split(",") if r]
+    unknown = [r for r in runners if r not in RUNNERS]
+    if unknown:
+        raise SystemExit(f"--runners: unknown {', '.join(unknown)}; expected some of {', '.join(RUNNERS)}")
+    return runners, [int(t) for t in args.tasks.split(",")], sorted(int(b) for b in args.budgets.split(","))
+
+
+def merged(files: list[Path]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The records and not-run runners of several runs' JSON files; a (runner, task, seed, budget) twice is
+    an error (the same search measured twice)."""
+    records, not_run, seen = [], {}, set()
+    for file in files:
+        document = json.loads(file.read_text())
+        not_run.update(document.get("not_run", {}))
+        for record in document["results"]:
+            key = (record["runner"], record["task"], record["seed"], record["budget"])
+            if key in seen:
+                raise SystemExit(f"--merge: {file}: {key} is already in an earlier file")
+            seen.add(key)
+            records.append(record)
+    return records, not_run
 
 
 def main() -> None:
@@ -127,30 +162,32 @@ def main() -> None:
     parser.add_argument("--runners", default=",".join(RUNNERS))
     parser.add_argument("--json", type=Path, help="also write the records here")
     parser.add_argument("--store", type=Path, default=Path("runs"))
+    parser.add_argument("--merge", help="measure nothing: report on the records of these JSON files (FILE,FILE), "
+                        "runs made side by side in several processes")
     args = parser.parse_args()
-    problem = lcbench.available()
-    if problem:
-        raise SystemExit(f"bench_search_quality: {problem}")
-    runners = [r for r in args.runners.split(",") if r]
-    unknown = [r for r in runners if r not in RUNNERS]
-    if unknown:
-        raise SystemExit(f"--runners: unknown {', '.join(unknown)}; expected some of {', '.join(RUNNERS)}")
-    tasks, budgets = [int(t) for t in args.tasks.split(",")], sorted(int(b) for b in args.budgets.split(","))
-    not_run = could_not_run(runners)
-    for runner, reason in not_run.items():
-        print(f"{runner}: not run, {reason}", file=sys.stderr)
-    runners = [r for r in runners if r not in not_run]
-    records = measure(runners, tasks, args.seeds, budgets)
+    if args.merge:
+        records, not_run = merged([Path(f) for f in args.merge.split(",")])
+        runners = list(dict.fromkeys(x["runner"] for x in records))
+        tasks, budgets = sorted({x["task"] for x in records}), sorted({x["budget"] for x in records})
+    else:
+        runners, tasks, budgets = _parse(args)
+        not_run = could_not_run(runners)
+        for runner, reason in not_run.items():
+            print(f"{runner}: not run, {reason}", file=sys.stderr)
+        runners = [r for r in runners if r not in not_run]
+        records = measure(runners, tasks, args.seeds, budgets)
     summary = summarise(records, runners, budgets)
     seconds = {r: float(np.median([x["search_s"] for x in records if x["runner"] == r])) for r in runners}
     print_table("Median normalised regret on LCBench (0: best of 5,000 random configs, 1: their median)",
-                ["runner", *(f"budget {b}" for b in budgets), "s per search"],
-                [[r, *(f"{summary['median_regret'][r][b]:.3f}" for b in budgets), f"{seconds[r]:.1f}"]
-                 for r in runners])
+                ["runner", *(f"budget {b}" for b in budgets), "searches", "s per search"],
+                [[r, *("-" if summary["median_regret"][r][b] is None else f"{summary['median_regret'][r][b]:.3f}"
+                       for b in budgets), str(len({(x["task"], x["seed"]) for x in records if x["runner"] == r})),
+                  f"{seconds[r]:.1f}"] for r in runners])
     for runner, tallies in summary["against_peer"].items():
         print(f"{runner} against {PEER}, per task (win/loss/tie, Wilcoxon p < 0.05; median lower): " + ", ".join(
             f"budget {b}: {t['win']}/{t['loss']}/{t['tie']}; {t['median_lower']}" for b, t in tallies.items()))
-    payload = {"tasks": tasks, "seeds": args.seeds, "budgets": budgets, "runners": runners, "not_run": not_run,
+    seeds = max(len({x["seed"] for x in records if x["runner"] == r}) for r in runners)
+    payload = {"tasks": tasks, "seeds": seeds, "budgets": budgets, "runners": runners, "not_run": not_run,
                "results": records, "seconds_per_search": seconds, **summary}
     out = write_results(args.store, "search_quality", payload)
     plot(records, runners, budgets, out.with_suffix(".png"))

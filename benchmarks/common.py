@@ -42,4 +42,6 @@ def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
         table.add_column(column, justify="left" if index == 0 else "right")
     for row in rows:
         table.add_row(*row)
-    Console().print(table)
+    console = Console()
+    console.width = max(console.width, 140)  # a log or a pipe: runner names whole, not cut to 80 columns
+    console.print(table)

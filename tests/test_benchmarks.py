@@ -112,6 +112,15 @@ def test_search_quality_bench(tmp_path: Path) -> None:
     _search_quality(tmp_path, set(RUNNERS) - RAY_RUNNERS)  # with the next test: every runner
     document = json.loads((tmp_path / "out.json").read_text())
     assert PEER in document["median_regret"] and "kerasweep" in document["against_peer"]
+    # Rule: --merge reports on runs already made (several processes side by side) exactly as the run itself did
+    merged = tmp_path / "merged"
+    proc = run_bench("bench_search_quality.py", "--merge", str(tmp_path / "out.json"), "--store", str(merged))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    again = json.loads((merged / "bench" / "search_quality.json").read_text())
+    assert (again["median_regret"], again["against_peer"]) == (document["median_regret"], document["against_peer"])
+    twice = run_bench("bench_search_quality.py", "--merge", f"{tmp_path / 'out.json'},{tmp_path / 'out.json'}",
+                      "--store", str(merged))
+    assert twice.returncode != 0 and "is already in an earlier file" in twice.stderr
 
 
 def test_search_quality_bench_ray_runners(tmp_path: Path) -> None:
