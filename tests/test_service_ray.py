@@ -212,6 +212,49 @@ def test_a_joined_node_and_a_submitted_sweep_finish_its_budget(service, tmp_path
     assert len(answers) == 5 and set(answers) <= {0, 1}, answers
 
 
+def test_a_crashed_worker_node_ends_its_trial_and_the_sweep_meets_the_budget(service, tmp_path: Path) -> None:
+    folder, env = service["dir"], service["env"]
+    if _alive_nodes(env) < 2:  # run alone: the joined-node test did not run first
+        assert run_cli("service", "join", "--dir", str(folder / "node"), env=env).returncode == 0
+        wait_for(lambda: _alive_nodes(env) == 2, timeout=120, what="the second node to join", describe=lambda: "")
+    worker = _worker_node(env)
+    write_space(tmp_path, SLOW_SPACE.replace("slowsvc", "nodekill").replace("trials: 3", "trials: 4"))
+    sent = client("submit", "space.yaml", env=env, cwd=tmp_path)
+    assert sent.returncode == 0, sent.stderr
+
+    def on_worker() -> bool:
+        return any(r.data.tags.get("kerasweep.node") == worker and r.data.tags.get("kerasweep.state") == "running"
+                   for r in _runs(env, "nodekill"))
+
+    wait_for(on_worker, timeout=300, what="a trial running on the worker node",
+             describe=lambda: client("logs", "nodekill", env=env, cwd=tmp_path).stdout[-3000:])
+    node_dir = str(folder / "node").encode()
+    for pid in {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline_has(p, node_dir)}:
+        try:  # kill -9 of the whole worker node: its raylet, object store and the trial's worker process
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    wait_for(lambda: _alive_nodes(env) == 1, timeout=120, what="the head to see the node dead", describe=lambda: "")
+    wait_for(lambda: _job_state(env, tmp_path, "nodekill") in ("SUCCEEDED", "FAILED", "STOPPED"), timeout=400,
+             what="the job to end", describe=lambda: client("logs", "nodekill", env=env, cwd=tmp_path).stdout[-3000:])
+    ended = _job_state(env, tmp_path, "nodekill")
+    print(f"the job after its worker node died: {ended}")  # shown by -rP: whether the resubmit below was needed
+    if ended != "SUCCEEDED":  # the documented remedy: resubmit, it resumes
+        assert client("submit", "space.yaml", env=env, cwd=tmp_path).returncode == 0
+        wait_for(lambda: _job_state(env, tmp_path, "nodekill") == "SUCCEEDED", timeout=400, what="the resubmit",
+                 describe=lambda: client("logs", "nodekill", env=env, cwd=tmp_path).stdout[-3000:])
+    runs = _runs(env, "nodekill")
+    trials = [r for r in runs if r.data.tags.get("kerasweep.role") == "trial"]
+    numbers = [int(r.data.tags["kerasweep.trial"]) for r in trials]
+    # Rule: the exact budget, on the head alone once the node died; no trial number twice; nothing RUNNING
+    assert sum(t.data.tags["kerasweep.state"] in ("complete", "pruned") for t in trials) == 4, \
+        [(t.data.tags.get("kerasweep.trial"), t.data.tags.get("kerasweep.state")) for t in trials]
+    assert len(numbers) == len(set(numbers))
+    assert "RUNNING" not in [r.info.status for r in runs] and "running" not in [r.data.tags.get("kerasweep.state")
+                                                                               for r in runs]
+    run_cli("service", "leave", "--dir", str(folder / "node"))  # its leftovers, if any
+
+
 def test_a_cancelled_sweep_is_killed_and_its_resubmit_finishes_the_exact_budget(service, tmp_path: Path) -> None:
     env = service["env"]
     write_space(tmp_path, SLOW_SPACE)
@@ -304,6 +347,28 @@ def _cmdline_has(proc: Path, text: bytes) -> bool:
         return text in (proc / "cmdline").read_bytes()
     except OSError:
         return False
+
+
+def _nodes(env: dict[str, str]) -> list[dict]:
+    request = urllib.request.Request(f"{env['KERASWEEP_SERVICE']}/nodes?view=summary",
+                                     headers={"Authorization": f"Bearer {env['RAY_AUTH_TOKEN']}"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.loads(answer.read())["data"]["summary"]
+
+
+def _worker_node(env: dict[str, str]) -> str:
+    """The node id of the live node that is not the head (the trials' `kerasweep.node` tag)."""
+    ids = [n["raylet"]["nodeId"] for n in _nodes(env)
+           if n.get("raylet", {}).get("state") == "ALIVE" and not n["raylet"].get("isHeadNode")]
+    assert len(ids) == 1, _nodes(env)
+    return ids[0]
+
+
+def _job_state(env: dict[str, str], cwd: Path, name: str) -> str:
+    """The state `kerasweep jobs` shows for the newest job of that name ('' when it shows none)."""
+    lines = [line for line in client("jobs", env=env, cwd=cwd).stdout.splitlines() if name in line.split()[:1]]
+    return next((word for word in lines[0].split() if word in ("PENDING", "RUNNING", "SUCCEEDED", "FAILED",
+                                                                 "STOPPED")), "") if lines else ""
 
 
 def _alive_nodes(env: dict[str, str]) -> int:
