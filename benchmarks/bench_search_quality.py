@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import lcbench  # noqa: E402
 from benchmarks.common import print_table, write_results  # noqa: E402
-from benchmarks.search_runners import NEEDS, PEER, RUNNERS, Ledger  # noqa: E402
+from benchmarks.search_runners import NEEDS, PEER, RUNNERS, WORKERS, Ledger  # noqa: E402
 
 def could_not_run(runners: list[str]) -> dict[str, str]:
     """The runners whose library is not installed here, with the reason."""
@@ -105,7 +105,33 @@ def summarise(records: list[dict[str, Any]], runners: list[str], budgets: list[i
                 tally["tie" if p >= 0.05 else "win" if better else "loss"] += 1
                 tally["median_lower"] += int(better)
             versus[runner][str(budget)] = tally
-    return {"median_regret": median, "against_peer": versus}
+    return {"median_regret": median, "against_peer": versus, "pooled": pooled(records, runners, budgets)}
+
+
+#: the one-worker twin of each parallel runner: the comparison the issue's parallel-workers goal asks for
+TWINS = {f"kerasweep-{WORKERS}-workers": "kerasweep", f"ray-asha-optuna-{WORKERS}-concurrent": "ray-asha-optuna"}
+
+
+def pooled(records: list[dict[str, Any]], runners: list[str], budgets: list[int]) -> list[dict[str, Any]]:
+    """Every runner against the Optuna peer, and each parallel runner against its one-worker twin, over all
+    (task, seed) pairs both ran: the Wilcoxon signed-rank p and where each was lower. With 3 seeds no single
+    task can reach p < 0.05; pooled over 20 tasks it can, so this is the test of seed noise."""
+    from scipy.stats import wilcoxon
+
+    pairs = [(r, PEER) for r in runners if r != PEER and PEER in runners]
+    pairs += [(r, twin) for r, twin in TWINS.items() if r in runners and twin in runners]
+    found = []
+    for runner, other in pairs:
+        for budget in budgets:
+            ours_all, theirs_all = _regrets(records, runner, budget), _regrets(records, other, budget)
+            keys = sorted(set(ours_all) & set(theirs_all))
+            if len(keys) < 6:
+                continue
+            ours, theirs = np.array([ours_all[k] for k in keys]), np.array([theirs_all[k] for k in keys])
+            p = float(wilcoxon(ours, theirs).pvalue) if not np.allclose(ours, theirs) else 1.0
+            found.append({"runner": runner, "against": other, "budget": budget, "pairs": len(keys), "p": p,
+                          "lower": int((ours < theirs).sum()), "higher": int((ours > theirs).sum())})
+    return found
 
 
 def plot(records: list[dict[str, Any]], runners: list[str], budgets: list[int], path: Path) -> None:
@@ -186,6 +212,10 @@ def main() -> None:
     for runner, tallies in summary["against_peer"].items():
         print(f"{runner} against {PEER}, per task (win/loss/tie, Wilcoxon p < 0.05; median lower): " + ", ".join(
             f"budget {b}: {t['win']}/{t['loss']}/{t['tie']}; {t['median_lower']}" for b, t in tallies.items()))
+    for row in summary["pooled"]:
+        verdict = "within seed noise" if row["p"] >= 0.05 else "lower" if row["lower"] > row["higher"] else "higher"
+        print(f"{row['runner']} against {row['against']}, budget {row['budget']}, {row['pairs']} (task, seed) pairs: "
+              f"lower in {row['lower']}, higher in {row['higher']}, Wilcoxon p = {row['p']:.3f} ({verdict})")
     seeds = max(len({x["seed"] for x in records if x["runner"] == r}) for r in runners)
     payload = {"tasks": tasks, "seeds": seeds, "budgets": budgets, "runners": runners, "not_run": not_run,
                "results": records, "seconds_per_search": seconds, **summary}

@@ -136,11 +136,13 @@ def _kerasweep(task: int, seed: int, ledger: Ledger, folder: Path, workers: int 
         engine.TrialLife, engine.run_trial, engine.out_of_time = kept
 
 
-def _optuna_loop(task: int, ledger: Ledger, sampler: Any, pruner: Any) -> None:
+def _optuna_loop(task: int, seed: int, ledger: Ledger, sampler: Any, pruner: Any) -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
+    # a study name of its own: Optuna's Hyperband puts a trial in a bracket by a hash of the study's name and
+    # the trial's number, so a generated name would make every run of the same seed differ
+    study = optuna.create_study(study_name=f"t{task}-s{seed}", direction="maximize", sampler=sampler, pruner=pruner)
 
     def objective(trial: optuna.Trial) -> float:
         config = {}
@@ -164,14 +166,14 @@ def run_optuna_peer(task: int, seed: int, ledger: Ledger, folder: Path) -> None:
     """What a user writes by hand: Optuna's TPE with its Hyperband pruner over the same epochs."""
     import optuna
 
-    _optuna_loop(task, ledger, optuna.samplers.TPESampler(seed=seed),
+    _optuna_loop(task, seed, ledger, optuna.samplers.TPESampler(seed=seed),
                  optuna.pruners.HyperbandPruner(min_resource=1, max_resource=lcbench.EPOCHS, reduction_factor=3))
 
 
 def run_random(task: int, seed: int, ledger: Ledger, folder: Path) -> None:
     import optuna
 
-    _optuna_loop(task, ledger, optuna.samplers.RandomSampler(seed=seed), optuna.pruners.NopPruner())
+    _optuna_loop(task, seed, ledger, optuna.samplers.RandomSampler(seed=seed), optuna.pruners.NopPruner())
 
 
 def _ray_asha(task: int, seed: int, ledger: Ledger, folder: Path, concurrent: int = 1) -> None:
