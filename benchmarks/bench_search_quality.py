@@ -114,9 +114,10 @@ TWINS = {f"kerasweep-{WORKERS}-workers": "kerasweep", f"ray-asha-optuna-{WORKERS
 
 def pooled(records: list[dict[str, Any]], runners: list[str], budgets: list[int]) -> list[dict[str, Any]]:
     """Every runner against the Optuna peer, and each parallel runner against its one-worker twin, over all
-    (task, seed) pairs both ran: the Wilcoxon signed-rank p and where each was lower. With 3 seeds no single
-    task can reach p < 0.05; pooled over 20 tasks it can, so this is the test of seed noise."""
-    from scipy.stats import wilcoxon
+    (task, seed) pairs both ran: the Wilcoxon signed-rank p, and which side its rank sums favour (`verdict`:
+    lower or higher regret beyond seed noise, or within it). With 3 seeds no single task can reach p < 0.05;
+    pooled over 20 tasks it can, so this is the test of seed noise."""
+    from scipy.stats import rankdata, wilcoxon
 
     pairs = [(r, PEER) for r in runners if r != PEER and PEER in runners]
     pairs += [(r, twin) for r, twin in TWINS.items() if r in runners and twin in runners]
@@ -127,10 +128,15 @@ def pooled(records: list[dict[str, Any]], runners: list[str], budgets: list[int]
             keys = sorted(set(ours_all) & set(theirs_all))
             if len(keys) < 6:
                 continue
-            ours, theirs = np.array([ours_all[k] for k in keys]), np.array([theirs_all[k] for k in keys])
-            p = float(wilcoxon(ours, theirs).pvalue) if not np.allclose(ours, theirs) else 1.0
+            differences = np.array([ours_all[k] - theirs_all[k] for k in keys])
+            moved = differences[differences != 0]
+            p = float(wilcoxon(moved).pvalue) if len(moved) else 1.0
+            ranks = rankdata(np.abs(moved))
+            favours_ours = ranks[moved < 0].sum() > ranks[moved > 0].sum()  # the side the test's statistic leans to
             found.append({"runner": runner, "against": other, "budget": budget, "pairs": len(keys), "p": p,
-                          "lower": int((ours < theirs).sum()), "higher": int((ours > theirs).sum())})
+                          "lower": int((differences < 0).sum()), "higher": int((differences > 0).sum()),
+                          "median_difference": float(np.median(differences)),
+                          "verdict": "within seed noise" if p >= 0.05 else "lower" if favours_ours else "higher"})
     return found
 
 
@@ -213,9 +219,9 @@ def main() -> None:
         print(f"{runner} against {PEER}, per task (win/loss/tie, Wilcoxon p < 0.05; median lower): " + ", ".join(
             f"budget {b}: {t['win']}/{t['loss']}/{t['tie']}; {t['median_lower']}" for b, t in tallies.items()))
     for row in summary["pooled"]:
-        verdict = "within seed noise" if row["p"] >= 0.05 else "lower" if row["lower"] > row["higher"] else "higher"
         print(f"{row['runner']} against {row['against']}, budget {row['budget']}, {row['pairs']} (task, seed) pairs: "
-              f"lower in {row['lower']}, higher in {row['higher']}, Wilcoxon p = {row['p']:.3f} ({verdict})")
+              f"lower in {row['lower']}, higher in {row['higher']}, median difference {row['median_difference']:+.3f}, "
+              f"Wilcoxon p = {row['p']:.3f}: regret {row['verdict']}")
     seeds = max(len({x["seed"] for x in records if x["runner"] == r}) for r in runners)
     payload = {"tasks": tasks, "seeds": seeds, "budgets": budgets, "runners": runners, "not_run": not_run,
                "results": records, "seconds_per_search": seconds, **summary}

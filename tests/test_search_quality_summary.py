@@ -31,13 +31,21 @@ def test_a_runner_lower_on_every_pair_is_lower_beyond_seed_noise() -> None:
     # Rule: pooled over the 10 (task, seed) pairs, the difference is beyond seed noise
     (row,) = summary["pooled"]
     assert (row["runner"], row["against"], row["pairs"], row["lower"], row["higher"]) == ("kerasweep", PEER, 10, 10, 0)
-    assert row["p"] < 0.05
+    assert row["p"] < 0.05 and row["verdict"] == "lower"
+    # Rule: the verdict follows the test's rank sums, not the count of pairs: a few large losses outweigh
+    # many small wins
+    records = _records(0.2, 0.2, tasks=40)
+    for record in records:
+        if record["runner"] == "kerasweep":
+            record["regret"] += -0.01 if record["task"] < 21 else 0.5
+    (row,) = summarise(records, ["kerasweep", PEER], [10])["pooled"]
+    assert (row["lower"], row["higher"], row["verdict"]) == (21, 19, "higher") and row["p"] < 0.05
 
 
 def test_equal_runners_are_within_noise_and_a_budget_not_measured_is_none() -> None:
     summary = summarise(_records(0.2, 0.2), ["kerasweep", PEER], [10, 30])
     assert summary["median_regret"]["kerasweep"][30] is None  # not measured at 30: no figure, not 0
-    assert summary["pooled"][0]["p"] == 1.0 and summary["pooled"][0]["lower"] == 0
+    assert summary["pooled"][0]["p"] == 1.0 and summary["pooled"][0]["verdict"] == "within seed noise"
 
 
 def test_merge_refuses_the_same_search_twice(tmp_path: Path) -> None:
