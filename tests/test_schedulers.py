@@ -18,6 +18,15 @@ def test_optuna_pruners(pruner: str | None, expected: str) -> None:
     assert type(make_pruner(space)).__name__ == expected
 
 
+@pytest.mark.parametrize("epochs, first_rung", [(2, 1), (15, 1), (31, 1), (32, 2), (52, 3), (100, 6)])
+def test_optuna_hyperband_starts_at_a_sixteenth_of_the_epochs(epochs: int, first_rung: int) -> None:
+    from kerasweep.search.engines.optuna import make_pruner
+
+    pruner = make_pruner(load_space("mlp").with_overrides(epochs=epochs))
+    # Rule: the first rung is a sixteenth of the epochs, at least 1 (LCBench: docs/benchmarks.md, table 6)
+    assert (pruner._min_resource, pruner._max_resource) == (first_rung, epochs)
+
+
 @pytest.mark.parametrize("pruner, expected, brackets", [
     (None, "AsyncHyperBandScheduler", 1),  # ASHA by default
     ("successive_halving", "AsyncHyperBandScheduler", 1),
