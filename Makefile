@@ -87,20 +87,31 @@ service-up: $(STAMP) ## Start the team service (PostgreSQL, MLflow with auth, Ra
 service-down: $(STAMP) ## Stop everything the team service under SERVICE_DIR started
 	$(BIN)/kerasweep service down --dir $(SERVICE_DIR)
 
-bench: $(STAMP) ## All benchmarks, side by side with the peers (about 2 hours; tables, JSON and PNGs under STORE/bench)
+# the search-quality runners by cost (docs/benchmarks.md, table 6): the cheap ones get every seed and budget
+SQ_MAIN := kerasweep,optuna-tpe-hyperband,random,keras-tuner-hyperband,dehb
+SQ_MORE := kerasweep-median,kerasweep-successive-halving,kerasweep-random-hyperband,kerasweep-4-workers,smac3-hyperband
+SQ_RAY := ray-asha-optuna,ray-asha-optuna-4-concurrent
+SQ := $(BIN)/python benchmarks/bench_search_quality.py --store $(STORE)
+
+bench: $(STAMP) ## All benchmarks, side by side with the peers (about 4 hours; tables, JSON and PNGs under STORE/bench)
 	$(BIN)/python benchmarks/bench_overhead.py --store $(STORE) $(if $(TRIALS),--trials $(TRIALS)) $(if $(EPOCHS),--epochs $(EPOCHS))
 	$(BIN)/python benchmarks/bench_time_to_target.py --store $(STORE) --seeds 5 --budget 120
 	$(BIN)/python benchmarks/bench_bookkeeping.py --store $(STORE) --trials 1000
 	$(BIN)/python benchmarks/bench_install.py --store $(STORE)
-	$(BIN)/python benchmarks/bench_search_quality.py --store $(STORE) --seeds 10 --budgets 10,30,100
+	$(SQ) --seeds 10 --budgets 10,30,100 --runners $(SQ_MAIN) --json $(STORE)/bench/sq-main.json
+	$(SQ) --seeds 3 --budgets 10,30 --runners $(SQ_MORE) --json $(STORE)/bench/sq-more.json
+	$(SQ) --seeds 3 --budgets 10 --runners $(SQ_RAY) --json $(STORE)/bench/sq-ray.json
+	$(SQ) --merge $(STORE)/bench/sq-main.json,$(STORE)/bench/sq-more.json,$(STORE)/bench/sq-ray.json
 	$(BIN)/python benchmarks/bench_tracking.py --store $(STORE) --epochs 200
 
-bench-quick: $(STAMP) ## The same benchmarks, smaller: one seed, fewer trials (about 15 minutes)
+bench-quick: $(STAMP) ## The same benchmarks, smaller: one seed, fewer trials (about 25 minutes)
 	$(BIN)/python benchmarks/bench_overhead.py --store $(STORE) --trials 4 --epochs 2
 	$(BIN)/python benchmarks/bench_time_to_target.py --store $(STORE) --seeds 1 --budget 40
 	$(BIN)/python benchmarks/bench_bookkeeping.py --store $(STORE) --trials 150
 	$(BIN)/python benchmarks/bench_install.py --store $(STORE) --trials 4 --epochs 3
-	$(BIN)/python benchmarks/bench_search_quality.py --store $(STORE) --tasks 3945,7593,167190 --seeds 3 --budgets 10,30
+	$(SQ) --tasks 3945,7593,167190 --seeds 3 --budgets 10,30 --runners $(SQ_MAIN),$(SQ_MORE) --json $(STORE)/bench/sq-quick.json
+	$(SQ) --tasks 3945,7593,167190 --seeds 3 --budgets 10 --runners $(SQ_RAY) --json $(STORE)/bench/sq-quick-ray.json
+	$(SQ) --merge $(STORE)/bench/sq-quick.json,$(STORE)/bench/sq-quick-ray.json
 	$(BIN)/python benchmarks/bench_tracking.py --store $(STORE) --epochs 50
 
 bench-gpu: $(STAMP) ## Trials packed per GPU (1, 4, 8) and the CPU cores, on a GPU machine (KERAS_BACKEND picks the backend)

@@ -22,8 +22,10 @@ Optuna storage, MLflow off, as `bench_bookkeeping.py` runs it). The runners (`be
 Reported per (runner, task, seed, budget): the incumbent (best validation accuracy reported so far), the
 trials run and the epochs spent; per task the normalised regret `(y_best - y) / (y_best - y_median)` against
 5,000 random configurations at 52 epochs; a table of median regret per runner and budget, the win/loss count
-per task against the Optuna peer (a Wilcoxon signed-rank test across seeds, p < 0.05), and a PNG of anytime
-regret.
+per task against the Optuna peer (a Wilcoxon signed-rank test across seeds, p < 0.05), the same test pooled
+over every (task, seed) pair (against the peer, and of each parallel runner against its one-worker twin:
+the test of seed noise), and a PNG of regret against budget. `--merge A.json,B.json` reports on runs made
+side by side in several processes (as `make bench` does) instead of measuring.
 """
 
 from __future__ import annotations
